@@ -1,0 +1,175 @@
+"""The groups table: what the reconciler last made for each group, and a lease per group.
+
+The lease makes concurrent reconciles of one group safe: exactly one invocation holds it; the
+others mark the group ``pending`` and return, and the holder reconciles once more before it lets
+go. A crashed holder's lease expires, so nothing stays stuck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from tagpatch.adapters.clients import client, error_code
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+LEASE_SECONDS = 240
+
+
+@dataclass
+class GroupRecord:
+    group: str
+    slug: str = ""
+    status: str = "new"
+    fingerprint: str = ""
+    windows: dict[str, dict[str, str]] = field(default_factory=dict)
+    baseline_id: str = ""
+    reasons: list[str] = field(default_factory=list)
+    instance_count: int = -1
+    empty_since: str = ""
+    updated_at: str = ""
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> GroupRecord:
+        plain = {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
+        return cls(
+            group=str(plain["group"]),
+            slug=str(plain.get("slug", "")),
+            status=str(plain.get("status", "new")),
+            fingerprint=str(plain.get("fingerprint", "")),
+            windows={
+                str(role): {str(k): str(v) for k, v in ids.items()}
+                for role, ids in dict(plain.get("windows", {})).items()
+            },
+            baseline_id=str(plain.get("baseline_id", "")),
+            reasons=[str(reason) for reason in plain.get("reasons", [])],
+            instance_count=int(plain.get("instance_count", -1)),
+            empty_since=str(plain.get("empty_since", "")),
+            updated_at=str(plain.get("updated_at", "")),
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Every attribute but the key and the lease, ready for an update."""
+        return {
+            "slug": self.slug,
+            "status": self.status,
+            "fingerprint": self.fingerprint,
+            "windows": self.windows,
+            "baseline_id": self.baseline_id,
+            "reasons": self.reasons,
+            "instance_count": self.instance_count,
+            "empty_since": self.empty_since,
+            "updated_at": self.updated_at,
+        }
+
+
+def _key(group: str) -> dict[str, Any]:
+    return {"group": {"S": group}}
+
+
+class GroupsRepository:
+    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+        self._table = table_name
+        self._ddb = dynamodb_client or client("dynamodb")
+
+    def get(self, group: str) -> GroupRecord | None:
+        item = self._ddb.get_item(TableName=self._table, Key=_key(group), ConsistentRead=True).get("Item")
+        return GroupRecord.from_item(item) if item else None
+
+    def all(self) -> list[GroupRecord]:
+        pages = self._ddb.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True)
+        return [GroupRecord.from_item(item) for page in pages for item in page.get("Items", [])]
+
+    def acquire(self, group: str, owner: str, now: int) -> GroupRecord | None:
+        """Take the group's lease; the current record (new if none), or None when another holds it."""
+        try:
+            response = self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(group),
+                UpdateExpression="SET lock_owner = :owner, lock_expires = :expires REMOVE pending",
+                ConditionExpression="attribute_not_exists(lock_owner) OR lock_expires < :now",
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":expires": {"N": str(now + LEASE_SECONDS)},
+                    ":now": {"N": str(now)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return GroupRecord.from_item(response["Attributes"])
+
+    def mark_pending(self, group: str, now: int) -> bool:
+        """Ask the lease holder to reconcile once more; False when nobody holds the lease any longer."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(group),
+                UpdateExpression="SET pending = :yes",
+                ConditionExpression="attribute_exists(lock_owner) AND lock_expires >= :now",
+                ExpressionAttributeValues={":yes": {"BOOL": True}, ":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, record: GroupRecord, owner: str, *, force: bool = False) -> bool:
+        """Save ``record`` and give up the lease; False (nothing saved, lease kept, request cleared)
+        when another invocation asked for a rerun meanwhile, unless ``force``."""
+        state = record.state()
+        names = {f"#a{i}": name for i, name in enumerate(state)}
+        values = {f":v{i}": _SERIALIZER.serialize(value) for i, value in enumerate(state.values())}
+        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(state)))
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(record.group),
+                UpdateExpression=f"SET {assignments} REMOVE lock_owner, lock_expires"
+                + (", pending" if force else ""),
+                ConditionExpression="lock_owner = :owner"
+                + ("" if force else " AND attribute_not_exists(pending)"),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":owner": {"S": owner}},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            if force:
+                raise LeaseLost(record.group) from error
+            self._clear_pending(record.group, owner)
+            return False
+        return True
+
+    def _clear_pending(self, group: str, owner: str) -> None:
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(group),
+                UpdateExpression="REMOVE pending",
+                ConditionExpression="lock_owner = :owner",
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            raise LeaseLost(group) from error
+
+    def delete(self, group: str, owner: str) -> None:
+        self._ddb.delete_item(
+            TableName=self._table,
+            Key=_key(group),
+            ConditionExpression="lock_owner = :owner",
+            ExpressionAttributeValues={":owner": {"S": owner}},
+        )
+
+
+class LeaseLost(RuntimeError):
+    """Our lease expired and another invocation took the group over."""

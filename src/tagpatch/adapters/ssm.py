@@ -1,0 +1,135 @@
+"""The SSM calls the reconciler makes: maintenance windows, targets, tasks, parameters, baselines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tagpatch.adapters.clients import client, error_code
+
+_GONE = {"DoesNotExistException", "ParameterNotFound"}
+
+
+class SsmGateway:
+    def __init__(self, ssm_client: Any | None = None) -> None:
+        self._ssm = ssm_client or client("ssm")
+
+    # windows -------------------------------------------------------------------------------
+    def find_windows(self, name: str) -> list[dict[str, Any]]:
+        pages = self._ssm.get_paginator("describe_maintenance_windows").paginate(
+            Filters=[{"Key": "Name", "Values": [name]}], PaginationConfig={"PageSize": 100}
+        )
+        return [window for page in pages for window in page.get("WindowIdentities", [])]
+
+    def window_tags(self, window_id: str) -> dict[str, str]:
+        response = self._ssm.list_tags_for_resource(ResourceType="MaintenanceWindow", ResourceId=window_id)
+        return {tag["Key"]: tag["Value"] for tag in response.get("TagList", [])}
+
+    def get_window(self, window_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._ssm.get_maintenance_window(WindowId=window_id))
+        except ClientError as error:
+            if error_code(error) in _GONE:
+                return None
+            raise
+
+    def create_window(self, params: dict[str, Any]) -> str:
+        return str(self._ssm.create_maintenance_window(**params)["WindowId"])
+
+    def update_window(self, params: dict[str, Any]) -> None:
+        self._ssm.update_maintenance_window(**params)
+
+    def delete_window(self, window_id: str) -> None:
+        try:
+            self._ssm.delete_maintenance_window(WindowId=window_id)
+        except ClientError as error:
+            if error_code(error) not in _GONE:
+                raise
+
+    # targets -------------------------------------------------------------------------------
+    def targets(self, window_id: str) -> list[dict[str, Any]]:
+        pages = self._ssm.get_paginator("describe_maintenance_window_targets").paginate(
+            WindowId=window_id, PaginationConfig={"PageSize": 100}
+        )
+        return [target for page in pages for target in page.get("Targets", [])]
+
+    def register_target(self, params: dict[str, Any]) -> str:
+        return str(self._ssm.register_target_with_maintenance_window(**params)["WindowTargetId"])
+
+    def update_target(self, params: dict[str, Any]) -> None:
+        self._ssm.update_maintenance_window_target(**params)
+
+    def deregister_target(self, window_id: str, target_id: str) -> None:
+        try:
+            self._ssm.deregister_target_from_maintenance_window(
+                WindowId=window_id, WindowTargetId=target_id, Safe=False
+            )
+        except ClientError as error:
+            if error_code(error) not in _GONE:
+                raise
+
+    # tasks ---------------------------------------------------------------------------------
+    def task_ids(self, window_id: str) -> list[str]:
+        pages = self._ssm.get_paginator("describe_maintenance_window_tasks").paginate(
+            WindowId=window_id, PaginationConfig={"PageSize": 100}
+        )
+        return [task["WindowTaskId"] for page in pages for task in page.get("Tasks", [])]
+
+    def get_task(self, window_id: str, task_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._ssm.get_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id))
+        except ClientError as error:
+            if error_code(error) in _GONE:
+                return None
+            raise
+
+    def register_task(self, params: dict[str, Any]) -> str:
+        return str(self._ssm.register_task_with_maintenance_window(**params)["WindowTaskId"])
+
+    def update_task(self, params: dict[str, Any]) -> None:
+        self._ssm.update_maintenance_window_task(**params)
+
+    def deregister_task(self, window_id: str, task_id: str) -> None:
+        try:
+            self._ssm.deregister_task_from_maintenance_window(WindowId=window_id, WindowTaskId=task_id)
+        except ClientError as error:
+            if error_code(error) not in _GONE:
+                raise
+
+    # per-group overrides -------------------------------------------------------------------
+    def get_parameter(self, name: str) -> str | None:
+        try:
+            return str(self._ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        except ClientError as error:
+            if error_code(error) in _GONE:
+                return None
+            raise
+
+    def parameters_under(self, path: str) -> dict[str, str]:
+        pages = self._ssm.get_paginator("get_parameters_by_path").paginate(
+            Path=path.rstrip("/"), Recursive=False, PaginationConfig={"PageSize": 10}
+        )
+        return {p["Name"]: p["Value"] for page in pages for p in page.get("Parameters", [])}
+
+    # patch baselines -----------------------------------------------------------------------
+    def baselines_of(self, group: str) -> set[str]:
+        pages = self._ssm.get_paginator("describe_patch_groups").paginate(
+            Filters=[{"Key": "NAME_PREFIX", "Values": [group]}], PaginationConfig={"PageSize": 100}
+        )
+        return {
+            mapping["BaselineIdentity"]["BaselineId"]
+            for page in pages
+            for mapping in page.get("Mappings", [])
+            if mapping.get("PatchGroup") == group
+        }
+
+    def register_baseline(self, baseline_id: str, group: str) -> None:
+        self._ssm.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=group)
+
+    def deregister_baseline(self, baseline_id: str, group: str) -> None:
+        try:
+            self._ssm.deregister_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=group)
+        except ClientError as error:
+            if error_code(error) not in _GONE:
+                raise

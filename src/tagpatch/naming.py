@@ -1,0 +1,48 @@
+"""Deterministic, SSM-safe names for a patch group.
+
+A PatchGroup tag value may be up to 256 characters of any Unicode; maintenance-window and task
+names allow only ``[a-zA-Z0-9_.-]{3,128}`` and Parameter Store names a similar set. A value that
+is already safe is used as is. Any other value is folded to ASCII, unsafe runs become ``-``,
+it is shortened, and a hash of the original value is appended, so two different values never
+share a slug and the same value always gets the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+WINDOW_PREFIX = "TagPatch-"
+SCAN_SUFFIX = "-scan"
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9_.]+")
+_MAX_READABLE = 64
+_HASH_CHARS = 10
+
+
+def group_slug(group: str) -> str:
+    """The filesystem- and SSM-safe identity of ``group`` (at most 75 characters)."""
+    if _SAFE.match(group):
+        return group
+    folded = unicodedata.normalize("NFKD", group).encode("ascii", "ignore").decode("ascii")
+    readable = _UNSAFE_RUN.sub("-", folded).strip("-._")[:_MAX_READABLE].rstrip("-._")
+    digest = hashlib.sha256(group.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    return f"{readable}-{digest}" if readable else f"g-{digest}"
+
+
+def window_name(group: str, *, scan: bool = False) -> str:
+    return f"{WINDOW_PREFIX}{group_slug(group)}{SCAN_SUFFIX if scan else ''}"
+
+
+def target_name(group: str) -> str:
+    return f"{WINDOW_PREFIX}{group_slug(group)}-target"
+
+
+def task_name(group: str, *, scan: bool = False) -> str:
+    return f"{WINDOW_PREFIX}{group_slug(group)}-{'scan' if scan else 'patch'}"
+
+
+def short_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

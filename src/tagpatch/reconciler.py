@@ -1,0 +1,356 @@
+"""Converge SSM to one maintenance window, target and task per patch group.
+
+``Reconciler.reconcile_group`` is the one operation every trigger ends in. It is idempotent
+(the same call twice makes no second write), safe under concurrency (a lease per group in the
+groups table), and converges from any state SSM is in: missing, half-made, duplicated, drifted.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tagpatch import naming
+from tagpatch.adapters.ec2 import Ec2Gateway
+from tagpatch.adapters.groups import GroupRecord, GroupsRepository
+from tagpatch.adapters.ssm import SsmGateway
+from tagpatch.config import ReconcilerConfig
+from tagpatch.observability import logger
+from tagpatch.plan import Action, plan_target, plan_task, plan_window
+from tagpatch.settings import GroupSettings, InvalidSettings, parse_override
+from tagpatch.spec import OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
+
+_NOT_LOADED: Any = object()
+MAX_RERUNS = 5
+
+
+@dataclass
+class Outcome:
+    """What one reconcile of one group did; the handler logs it and turns it into metrics."""
+
+    group: str
+    status: str  # converged | unchanged | refused | deferred | empty | deleted | skipped | planned
+    actions: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        return len(self.actions) if self.status != "planned" else 0
+
+
+class _Executor:
+    """Carries out (or, in a dry run, only lists) the actions of a plan."""
+
+    def __init__(self, ssm: SsmGateway, dry_run: bool, token: str) -> None:
+        self.ssm = ssm
+        self.dry_run = dry_run
+        self.token = token
+        self.done: list[str] = []
+
+    def run(self, action: Action, call: Callable[[], Any], placeholder: str = "") -> Any:
+        self.done.append(action.describe())
+        if self.dry_run:
+            return placeholder
+        logger.info("applying", extra={"action": action.kind, "role": action.role, "drift": list(action.drift)})
+        return call()
+
+    def client_token(self, role: str, kind: str) -> str:
+        return f"{self.token}-{role}-{kind}"[:64]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: ReconcilerConfig,
+        ssm: SsmGateway,
+        groups: GroupsRepository,
+        ec2: Ec2Gateway,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.ssm = ssm
+        self.groups = groups
+        self.ec2 = ec2
+        self.clock = clock
+
+    # settings --------------------------------------------------------------------------------
+    def override_name(self, group: str) -> str:
+        return f"{self.config.group_settings_prefix}{naming.group_slug(group)}"
+
+    def settings_for(self, group: str, override_text: str | None) -> GroupSettings:
+        if override_text is None:
+            return self.config.defaults
+        return self.config.defaults.overridden(parse_override(override_text))
+
+    # one group -------------------------------------------------------------------------------
+    def reconcile_group(
+        self,
+        group: str,
+        *,
+        verify: bool,
+        dry_run: bool = False,
+        override_text: str | None = _NOT_LOADED,
+        instance_count: int | None = None,
+    ) -> Outcome:
+        if not group.strip():
+            reason = f"empty {self.config.tag_key} value: an empty tag value is not a patch group"
+            logger.warning("group refused", extra={"group": group, "reason": reason})
+            return Outcome(group, "skipped", reasons=[reason])
+        given_text: list[str | None] = [] if override_text is _NOT_LOADED else [override_text]
+        computed: list[GroupSpec] = []
+
+        def desired() -> GroupSpec:
+            """The spec from the settings as they are now; what was given or computed serves once."""
+            if computed:
+                return computed.pop()
+            text = given_text.pop() if given_text else self.ssm.get_parameter(self.override_name(group))
+            settings = self.settings_for(group, text)
+            return build_spec(group, settings, tag_key=self.config.tag_key, stack_name=self.config.stack_name)
+
+        if dry_run or not verify:
+            try:
+                spec = desired()
+            except InvalidSettings as error:
+                return self._refuse(group, error.reasons, dry_run)
+            if dry_run:
+                record = self.groups.get(group) or GroupRecord(group)
+                return self._converge(spec, record, _Executor(self.ssm, True, "dry-run"), "planned")
+            known = self.groups.get(group)
+            if known and known.status == "converged" and known.fingerprint == spec.fingerprint:
+                logger.debug("group already converged", extra={"group": group})
+                return Outcome(group, "unchanged")
+            computed.append(spec)
+
+        def attempt(record: GroupRecord) -> Outcome:
+            if instance_count is not None:
+                record.instance_count = instance_count
+                record.empty_since = ""
+            try:
+                spec = desired()
+            except InvalidSettings as error:
+                self._log_refusal(group, error.reasons)
+                record.status = "refused"
+                record.reasons = error.reasons
+                return Outcome(group, "refused", reasons=error.reasons)
+            return self._converge(spec, record, _Executor(self.ssm, False, uuid.uuid4().hex), "converged")
+
+        return self._with_lease(group, attempt)
+
+    def _with_lease(self, group: str, work: Callable[[GroupRecord], Outcome]) -> Outcome:
+        """Run ``work`` holding the group's lease, again while other invocations ask for a rerun."""
+        owner = uuid.uuid4().hex
+        record = None
+        for _ in range(3):
+            record = self.groups.acquire(group, owner, int(self.clock()))
+            if record is not None:
+                break
+            if self.groups.mark_pending(group, int(self.clock())):
+                logger.info("group is being reconciled by another invocation; asked it to rerun",
+                            extra={"group": group})
+                return Outcome(group, "deferred")
+        if record is None:
+            return Outcome(group, "deferred")
+        record.slug = naming.group_slug(group)
+        for run in range(1, MAX_RERUNS + 1):
+            try:
+                outcome = work(record)
+            except Exception as error:
+                record.status = "failed"
+                record.reasons = [f"{type(error).__name__}: {error}"[:1000]]
+                record.updated_at = _now()
+                self.groups.release(record, owner, force=True)
+                raise
+            record.updated_at = _now()
+            if self.groups.release(record, owner, force=run == MAX_RERUNS):
+                return outcome
+            logger.info("another invocation asked for a rerun while reconciling; reconciling again",
+                        extra={"group": group, "run": run})
+        raise AssertionError("unreachable: the last run releases the lease unconditionally")
+
+    def _log_refusal(self, group: str, reasons: list[str]) -> None:
+        logger.error(
+            "group settings refused; the last good window is kept",
+            extra={"group": group, "parameter": self.override_name(group), "reasons": reasons},
+        )
+
+    def _refuse(self, group: str, reasons: list[str], dry_run: bool) -> Outcome:
+        self._log_refusal(group, reasons)
+        if not dry_run:
+
+            def record_refusal(record: GroupRecord) -> Outcome:
+                record.status = "refused"
+                record.reasons = reasons
+                return Outcome(group, "refused", reasons=reasons)
+
+            self._with_lease(group, record_refusal)
+        return Outcome(group, "refused", reasons=reasons)
+
+    # convergence -----------------------------------------------------------------------------
+    def _converge(self, spec: GroupSpec, record: GroupRecord, run: _Executor, status: str) -> Outcome:
+        windows: dict[str, dict[str, str]] = {}
+        for bundle in spec.bundles:
+            windows[bundle.role] = self._converge_bundle(bundle, record.windows.get(bundle.role, {}), run)
+        for role, ids in record.windows.items():
+            if role not in windows:
+                self._remove_bundle(role, ids, run, spec.group)
+        self._converge_baseline(spec, record, run)
+        record.windows = windows
+        record.fingerprint = spec.fingerprint
+        record.baseline_id = spec.patch_baseline_id or ""
+        record.status = "converged"
+        record.reasons = []
+        return Outcome(spec.group, status, actions=run.done)
+
+    def _owned_windows(self, bundle: WindowBundle, recorded_id: str | None) -> list[dict[str, Any]]:
+        if recorded_id and (window := self.ssm.get_window(recorded_id)):
+            return [window]
+        owned = []
+        for identity in self.ssm.find_windows(bundle.window.name):
+            tags = self.ssm.window_tags(identity["WindowId"])
+            if tags.get(OWNER_TAG) != self.config.stack_name or tags.get(ROLE_TAG) != bundle.role:
+                logger.warning(
+                    "a window with TagPatch's name is not owned by this stack; leaving it alone",
+                    extra={"window_id": identity["WindowId"], "window_name": bundle.window.name},
+                )
+                continue
+            if window := self.ssm.get_window(identity["WindowId"]):
+                owned.append(window)
+        return owned
+
+    def _converge_bundle(self, bundle: WindowBundle, recorded: dict[str, str], run: _Executor) -> dict[str, str]:
+        role, ssm = bundle.role, self.ssm
+        step = plan_window(bundle.window, role, self._owned_windows(bundle, recorded.get("window_id")),
+                           recorded.get("window_id"))
+        window_id = step.keep_id or ""
+        created = step.keep_id is None
+        for action in step.actions:
+            if action.kind == "create_window":
+                params = bundle.window.create_params(run.client_token(role, "window"))
+                window_id = run.run(action, lambda p=params: ssm.create_window(p), "(new window)")
+                if not bundle.window.enabled:  # CreateMaintenanceWindow has no Enabled; disable after
+                    disable = Action("update_window", role, "window is paused by its settings", window_id)
+                    run.run(disable, lambda: ssm.update_window(bundle.window.update_params(window_id)))
+            elif action.kind == "update_window":
+                run.run(action, lambda: ssm.update_window(bundle.window.update_params(window_id)))
+            else:
+                run.run(action, lambda a=action: ssm.delete_window(str(a.resource_id)))
+
+        targets = [] if created else ssm.targets(window_id)
+        tstep = plan_target(bundle.target, role, targets)
+        target_id = tstep.keep_id or ""
+        later: list[Action] = []
+        for action in tstep.actions:
+            if action.kind == "register_target":
+                params = bundle.target.register_params(window_id, run.client_token(role, "target"))
+                target_id = run.run(action, lambda p=params: ssm.register_target(p), "(new target)")
+            elif action.kind == "update_target":
+                run.run(action, lambda: ssm.update_target(bundle.target.update_params(window_id, target_id)))
+            else:
+                later.append(action)  # deregister only once no task of ours can refer to it
+
+        tasks: list[dict[str, Any]] = []
+        if not created:
+            tasks = [task for tid in ssm.task_ids(window_id) if (task := ssm.get_task(window_id, tid))]
+        kstep = plan_task(bundle.task, role, tasks, target_id or None)
+        task_id = kstep.keep_id or ""
+        for action in kstep.actions:
+            if action.kind == "register_task":
+                params = bundle.task.register_params(window_id, target_id, run.client_token(role, "task"))
+                task_id = run.run(action, lambda p=params: ssm.register_task(p), "(new task)")
+            elif action.kind == "update_task":
+                run.run(action, lambda: ssm.update_task(bundle.task.update_params(window_id, task_id, target_id)))
+            else:
+                run.run(action, lambda a=action: ssm.deregister_task(window_id, str(a.resource_id)))
+        for action in later:
+            run.run(action, lambda a=action: ssm.deregister_target(window_id, str(a.resource_id)))
+        return {"window_id": window_id, "target_id": target_id, "task_id": task_id}
+
+    def _remove_bundle(self, role: str, ids: dict[str, str], run: _Executor, group: str) -> None:
+        window_id = ids.get("window_id", "")
+        if window_id:
+            action = Action("delete_window", role, "window no longer wanted", window_id)
+            run.run(action, lambda: self.ssm.delete_window(window_id))
+        logger.info("removed window", extra={"group": group, "role": role, "window_id": window_id})
+
+    def _converge_baseline(self, spec: GroupSpec, record: GroupRecord, run: _Executor) -> None:
+        wanted, recorded = spec.patch_baseline_id or "", record.baseline_id
+        if not wanted and not recorded:
+            return
+        current = self.ssm.baselines_of(spec.group)
+        if recorded and recorded != wanted and recorded in current:
+            action = Action("deregister_baseline", "baseline", "previous patch baseline", recorded)
+            run.run(action, lambda: self.ssm.deregister_baseline(recorded, spec.group))
+        if wanted and wanted not in current:
+            action = Action("register_baseline", "baseline", "patch baseline not registered", wanted)
+            run.run(action, lambda: self.ssm.register_baseline(wanted, spec.group))
+
+    # every group -----------------------------------------------------------------------------
+    def reconcile_all(self) -> list[Outcome]:
+        """Backfill and drift repair: every group on instances, and every known group that emptied."""
+        sizes = self.ec2.group_sizes(self.config.tag_key)
+        overrides = self.ssm.parameters_under(self.config.group_settings_prefix)
+        known = {record.group: record for record in self.groups.all()}
+        outcomes: list[Outcome] = []
+        for group in sorted(sizes):
+            text = overrides.get(self.override_name(group))
+            outcomes.append(
+                self._safely(group, lambda g=group, t=text: self.reconcile_group(
+                    g, verify=True, override_text=t, instance_count=sizes[g]))
+            )
+        for group, record in sorted(known.items()):
+            if group in sizes or (record.status == "empty" and not self.config.delete_empty_group_windows):
+                continue  # has instances, or its emptiness was already reported
+            outcomes.append(self._safely(group, lambda r=record: self.handle_empty_group(r)))
+        return outcomes
+
+    def _safely(self, group: str, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            return work()
+        except Exception as error:  # one failing group must not stop the others
+            logger.exception("group failed to reconcile", extra={"group": group})
+            return Outcome(group, "failed", reasons=[f"{type(error).__name__}: {error}"])
+
+    def handle_empty_group(self, record: GroupRecord) -> Outcome:
+        group = record.group
+        if not self.config.delete_empty_group_windows:
+            logger.warning(
+                "patch group has no instances left; its window is kept (DeleteWindowsOfEmptyGroups=false)",
+                extra={"group": group, "windows": record.windows},
+            )
+
+            def mark_empty(current: GroupRecord) -> Outcome:
+                current.status = "empty"
+                current.instance_count = 0
+                current.empty_since = current.empty_since or _now()
+                return Outcome(group, "empty", reasons=["no instances carry this group's tag"])
+
+            return self._with_lease(group, mark_empty)
+        owner = uuid.uuid4().hex
+        current = self.groups.acquire(group, owner, int(self.clock()))
+        if current is None:
+            return Outcome(group, "deferred")
+        run = _Executor(self.ssm, False, owner)
+        for role, ids in current.windows.items():
+            self._remove_bundle(role, ids, run, group)
+        if current.baseline_id:
+            action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
+            run.run(action, lambda: self.ssm.deregister_baseline(current.baseline_id, group))
+        self.groups.delete(group, owner)
+        logger.warning("patch group has no instances left; its windows were deleted", extra={"group": group})
+        return Outcome(group, "deleted", actions=run.done, reasons=["no instances carry this group's tag"])
+
+    def group_for_parameter(self, parameter_name: str) -> str | None:
+        """The known group whose override parameter is ``parameter_name``, if any."""
+        slug = parameter_name.removeprefix(self.config.group_settings_prefix)
+        for record in self.groups.all():
+            if naming.group_slug(record.group) == slug:
+                return record.group
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

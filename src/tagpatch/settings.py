@@ -1,0 +1,164 @@
+"""A group's window settings: stack defaults, per-group overrides, and their validation.
+
+Every field the seed guide sets by hand is a field here. The stack's Parameters give the
+defaults (through the reconciler's environment); an operator may override any of them for one
+group with a JSON object in Parameter Store. The merged result is validated as a whole, so an
+invalid override is refused with every reason at once and the last good window stays.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tagpatch.schedule import ScheduleError, is_cron, validate_schedule
+
+NotificationEvent = Literal["All", "InProgress", "Success", "TimedOut", "Cancelled", "Failed"]
+
+_MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
+_MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
+_BASELINE_ID = r"^[a-zA-Z0-9_\-:/]{20,128}$"
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$"
+_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+_PREFIX = r"^[A-Za-z0-9!_.*'()/-]{0,400}$"
+_TZ_NAME = re.compile(r"^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$")
+
+
+class InvalidSettings(ValueError):
+    """Settings that SSM would reject or that make no sense; ``reasons`` lists every problem."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class GroupSettings(BaseModel):
+    """Everything a group's maintenance window, target and task are made from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, alias_generator=None)
+
+    schedule: str
+    schedule_timezone: str = Field("UTC", alias="scheduleTimezone")
+    schedule_offset: int = Field(0, ge=0, le=6, alias="scheduleOffset")
+    duration: int = Field(ge=1, le=24)
+    cutoff: int = Field(ge=0, le=23)
+    enabled: bool = True
+    description: str | None = Field(None, min_length=1, max_length=128)
+    target_owner_information: str = Field(alias="targetOwnerInformation", min_length=1, max_length=128)
+    target_description: str | None = Field(None, alias="targetDescription", min_length=1, max_length=128)
+    priority: int = Field(ge=0, le=1000)
+    max_concurrency: str = Field(alias="maxConcurrency", pattern=_MAX_CONCURRENCY)
+    max_errors: str = Field(alias="maxErrors", pattern=_MAX_ERRORS)
+    service_role_arn: str = Field(alias="serviceRoleArn", pattern=_ROLE_ARN)
+    output_bucket: str = Field(alias="outputBucket", pattern=_BUCKET)
+    output_prefix: str = Field(alias="outputPrefix", pattern=_PREFIX)
+    notification_topic_arn: str = Field(alias="notificationTopicArn", pattern=_TOPIC_ARN)
+    notification_role_arn: str = Field(alias="notificationRoleArn", pattern=_ROLE_ARN)
+    notification_events: tuple[NotificationEvent, ...] = Field(alias="notificationEvents", min_length=1)
+    notification_type: Literal["Command", "Invocation"] = Field(alias="notificationType")
+    operation: Literal["Scan", "Install"]
+    reboot_option: Literal["RebootIfNeeded", "NoReboot"] = Field(alias="rebootOption")
+    comment: str = Field("", max_length=100)
+    timeout_seconds: int = Field(alias="timeoutSeconds", ge=30, le=2_592_000)
+    scan_schedule: str | None = Field(None, alias="scanSchedule")
+    patch_baseline_id: str | None = Field(None, alias="patchBaselineId", pattern=_BASELINE_ID)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return validate_schedule(value)
+
+    @field_validator("scan_schedule", "patch_baseline_id", "description", "target_description", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("scan_schedule")
+    @classmethod
+    def _scan_schedule(cls, value: str | None) -> str | None:
+        return None if value is None else validate_schedule(value)
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return validate_timezone(value)
+
+    @field_validator("notification_events", mode="before")
+    @classmethod
+    def _split_events(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("output_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> GroupSettings:
+        if self.cutoff >= self.duration:
+            raise ValueError(
+                f"cutoff ({self.cutoff}h) must be less than duration ({self.duration}h), "
+                "or no task could ever start"
+            )
+        if self.schedule_offset and not is_cron(self.schedule):
+            raise ValueError("scheduleOffset applies to cron schedules only")
+        if "All" in self.notification_events and len(self.notification_events) > 1:
+            raise ValueError("notificationEvents: 'All' cannot be combined with other events")
+        return self
+
+    def overridden(self, override: dict[str, Any]) -> GroupSettings:
+        """These settings with ``override`` (camelCase keys) applied, validated as a whole."""
+        merged = self.model_dump(by_alias=True)
+        merged.update(override)
+        return parse_settings(merged)
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        # Without a tz database nothing can be checked but the form of the name.
+        if available_timezones() or not _TZ_NAME.match(name):
+            raise ValueError(f"'{name}' is not an IANA time zone name") from error
+    return name
+
+
+def _reason(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if isinstance(error.get("ctx", {}).get("error"), ScheduleError):
+        message = str(error["ctx"]["error"])
+    return f"{where}: {message}"
+
+
+def parse_settings(data: dict[str, Any]) -> GroupSettings:
+    """Validate ``data`` into settings, or raise :class:`InvalidSettings` with every reason."""
+    try:
+        return GroupSettings.model_validate(data)
+    except ValidationError as error:
+        raise InvalidSettings([_reason(dict(item)) for item in error.errors()]) from error
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """The override object stored in Parameter Store, or :class:`InvalidSettings`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidSettings([f"override is not JSON: {error.msg} at position {error.pos}"]) from error
+    if not isinstance(value, dict):
+        raise InvalidSettings([f"override must be a JSON object, got {type(value).__name__}"])
+    unknown = sorted(set(value) - _ALIASES)
+    if unknown:
+        known = ", ".join(sorted(_ALIASES))
+        raise InvalidSettings([f"unknown setting {name!r} (known: {known})" for name in unknown])
+    return value
+
+
+_ALIASES = {field.alias or name for name, field in GroupSettings.model_fields.items()}

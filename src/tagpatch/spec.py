@@ -1,0 +1,266 @@
+"""The desired SSM state of one patch group, computed purely from its settings.
+
+For each window the group gets (the install window, and optionally a scan-only window) the spec
+holds the exact request parameters and the fields as SSM reports them back, so the planner can
+compare what is with what should be, field by field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from tagpatch import naming
+from tagpatch.settings import GroupSettings
+
+RUN_PATCH_BASELINE = "AWS-RunPatchBaseline"
+OWNER_TAG = "tagpatch:stack"
+GROUP_TAG = "tagpatch:group"
+ROLE_TAG = "tagpatch:window"
+SPEC_VERSION = "1"
+
+
+def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value not in (None, "", [], {})}
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    name: str
+    description: str
+    schedule: str
+    timezone: str
+    offset: int
+    duration: int
+    cutoff: int
+    enabled: bool
+    tags: tuple[tuple[str, str], ...]
+
+    def expected(self) -> dict[str, Any]:
+        """The fields GetMaintenanceWindow returns when the window is as it should be."""
+        return {
+            "Name": self.name,
+            "Description": self.description,
+            "Schedule": self.schedule,
+            "ScheduleTimezone": self.timezone,
+            "ScheduleOffset": self.offset or None,
+            "Duration": self.duration,
+            "Cutoff": self.cutoff,
+            "AllowUnassociatedTargets": False,
+            "Enabled": self.enabled,
+        }
+
+    def drift(self, actual: dict[str, Any]) -> list[str]:
+        return sorted(key for key, value in self.expected().items() if actual.get(key) != value)
+
+    def create_params(self, client_token: str) -> dict[str, Any]:
+        params = _drop_empty({**self.expected(), "Enabled": None})
+        params["AllowUnassociatedTargets"] = False
+        params["ClientToken"] = client_token
+        params["Tags"] = [{"Key": key, "Value": value} for key, value in self.tags]
+        return params
+
+    def update_params(self, window_id: str) -> dict[str, Any]:
+        params = _drop_empty(self.expected())
+        params.update(WindowId=window_id, Replace=True, AllowUnassociatedTargets=False, Enabled=self.enabled)
+        return params
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    description: str
+    owner_information: str
+    tag_key: str
+    group: str
+
+    def expected(self) -> dict[str, Any]:
+        return {
+            "ResourceType": "INSTANCE",
+            "Targets": [{"Key": f"tag:{self.tag_key}", "Values": [self.group]}],
+            "OwnerInformation": self.owner_information,
+            "Name": self.name,
+            "Description": self.description,
+        }
+
+    def drift(self, actual: dict[str, Any]) -> list[str]:
+        return sorted(key for key, value in self.expected().items() if actual.get(key) != value)
+
+    def register_params(self, window_id: str, client_token: str) -> dict[str, Any]:
+        return {**self.expected(), "WindowId": window_id, "ClientToken": client_token}
+
+    def update_params(self, window_id: str, target_id: str) -> dict[str, Any]:
+        params = {**self.expected(), "WindowId": window_id, "WindowTargetId": target_id, "Replace": True}
+        del params["ResourceType"]
+        return params
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    description: str
+    priority: int
+    max_concurrency: str
+    max_errors: str
+    service_role_arn: str
+    run_command: dict[str, Any] = field(hash=False)
+
+    def expected(self, target_id: str) -> dict[str, Any]:
+        """The fields GetMaintenanceWindowTask returns when the task is as it should be."""
+        return {
+            "TaskArn": RUN_PATCH_BASELINE,
+            "TaskType": "RUN_COMMAND",
+            "Targets": [{"Key": "WindowTargetIds", "Values": [target_id]}],
+            "ServiceRoleArn": self.service_role_arn,
+            "Priority": self.priority,
+            "MaxConcurrency": self.max_concurrency,
+            "MaxErrors": self.max_errors,
+            "Name": self.name,
+            "Description": self.description,
+            "TaskInvocationParameters": {"RunCommand": self.run_command},
+        }
+
+    def drift(self, actual: dict[str, Any], target_id: str) -> list[str]:
+        expected = self.expected(target_id)
+        changed = [key for key, value in expected.items() if key != "TaskInvocationParameters" and actual.get(key) != value]
+        actual_run = actual.get("TaskInvocationParameters", {}).get("RunCommand", {})
+        changed += [
+            f"RunCommand.{key}"
+            for key in sorted(set(self.run_command) | set(actual_run))
+            if _normalise(actual_run.get(key)) != _normalise(self.run_command.get(key))
+        ]
+        return sorted(changed)
+
+    def register_params(self, window_id: str, target_id: str, client_token: str) -> dict[str, Any]:
+        params = self.expected(target_id)
+        return {**params, "WindowId": window_id, "ClientToken": client_token}
+
+    def update_params(self, window_id: str, task_id: str, target_id: str) -> dict[str, Any]:
+        params = self.expected(target_id)
+        del params["TaskType"]
+        return {**params, "WindowId": window_id, "WindowTaskId": task_id, "Replace": True}
+
+
+def _normalise(value: Any) -> Any:
+    """Order-insensitive form of parameter maps and lists of strings."""
+    if isinstance(value, dict):
+        return {key: _normalise(item) for key, item in value.items() if item not in (None, "", [], {})} or None
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return sorted(value) or None
+    return value if value not in ("", [], {}) else None
+
+
+@dataclass(frozen=True)
+class WindowBundle:
+    """One maintenance window with its single target and single Run Command task."""
+
+    role: str  # "install" or "scan"
+    window: WindowSpec
+    target: TargetSpec
+    task: TaskSpec
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    group: str
+    slug: str
+    install: WindowBundle
+    scan: WindowBundle | None
+    patch_baseline_id: str | None
+    fingerprint: str
+
+    @property
+    def bundles(self) -> tuple[WindowBundle, ...]:
+        return (self.install,) if self.scan is None else (self.install, self.scan)
+
+
+def _group_tag_value(group: str) -> str:
+    """``group`` where SSM's tag-value rule (``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]{0,256}``) allows it, else its slug."""
+    allowed = all(ch.isalnum() or ch in "_.:/=+-@" or unicodedata.category(ch).startswith("Z") for ch in group)
+    return group if allowed and len(group) <= 256 else naming.group_slug(group)
+
+
+def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name: str) -> GroupSpec:
+    """The complete desired state of ``group``'s windows under ``settings``."""
+    slug = naming.group_slug(group)
+    shown = naming.short_text(group, 60)
+    output_prefix = f"{settings.output_prefix}/{slug}" if settings.output_prefix else slug
+
+    def bundle(role: str, schedule: str, operation: str, reboot_option: str) -> WindowBundle:
+        scan = role == "scan"
+        run_command = _drop_empty(
+            {
+                "Comment": settings.comment,
+                "OutputS3BucketName": settings.output_bucket,
+                "OutputS3KeyPrefix": output_prefix,
+                "Parameters": {"Operation": [operation], "RebootOption": [reboot_option]},
+                "TimeoutSeconds": settings.timeout_seconds,
+                "NotificationConfig": {
+                    "NotificationArn": settings.notification_topic_arn,
+                    "NotificationEvents": list(settings.notification_events),
+                    "NotificationType": settings.notification_type,
+                },
+                "ServiceRoleArn": settings.notification_role_arn,
+            }
+        )
+        purpose = "scan-only" if scan else "patching"
+        return WindowBundle(
+            role=role,
+            window=WindowSpec(
+                name=naming.window_name(group, scan=scan),
+                description=settings.description
+                or naming.short_text(f"TagPatch {purpose} window for patch group {shown}", 128),
+                schedule=schedule,
+                timezone=settings.schedule_timezone,
+                offset=settings.schedule_offset if schedule.startswith("cron(") else 0,
+                duration=settings.duration,
+                cutoff=settings.cutoff,
+                enabled=settings.enabled,
+                tags=((OWNER_TAG, stack_name), (GROUP_TAG, _group_tag_value(group)), (ROLE_TAG, role)),
+            ),
+            target=TargetSpec(
+                name=naming.target_name(group) + ("-scan" if scan else ""),
+                description=settings.target_description
+                or naming.short_text(f"Instances tagged {tag_key}={shown}", 128),
+                owner_information=settings.target_owner_information,
+                tag_key=tag_key,
+                group=group,
+            ),
+            task=TaskSpec(
+                name=naming.task_name(group, scan=scan),
+                description=naming.short_text(f"{RUN_PATCH_BASELINE} {operation} for {shown}", 128),
+                priority=settings.priority,
+                max_concurrency=settings.max_concurrency,
+                max_errors=settings.max_errors,
+                service_role_arn=settings.service_role_arn,
+                run_command=run_command,
+            ),
+        )
+
+    install = bundle("install", settings.schedule, settings.operation, settings.reboot_option)
+    scan = bundle("scan", settings.scan_schedule, "Scan", "NoReboot") if settings.scan_schedule else None
+    material = {
+        "version": SPEC_VERSION,
+        "group": group,
+        "baseline": settings.patch_baseline_id,
+        "bundles": [
+            {
+                "window": {**b.window.expected(), "Tags": b.window.tags},
+                "target": b.target.expected(),
+                "task": b.task.expected("-"),
+            }
+            for b in ((install,) if scan is None else (install, scan))
+        ],
+    }
+    fingerprint = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+    return GroupSpec(
+        group=group,
+        slug=slug,
+        install=install,
+        scan=scan,
+        patch_baseline_id=settings.patch_baseline_id,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,443 @@
+"""The reconciler against moto (plus the shared SSM fake), driven through the handler with events/."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tagpatch.handlers.reconciler import InvalidEvent, handle
+from tests.support.aws import World
+from tests.support.settings import PREFIX, STACK
+
+Loader = Callable[[str], Any]
+
+
+@pytest.fixture
+def world(aws: None) -> Iterator[World]:
+    yield World()
+
+
+def tag_event(load_event: Loader, group: str | None, instance_id: str = "i-0123456789abcdef0") -> dict[str, Any]:
+    """The sample "Tag Change on Resource" event for one instance, with PatchGroup set or deleted."""
+    event = copy.deepcopy(load_event("reconciler-tag-added.json"))
+    event["resources"] = [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"]
+    tags = {k: v for k, v in event["detail"]["tags"].items() if k != "PatchGroup"}
+    if group is not None:
+        tags["PatchGroup"] = group
+    event["detail"]["tags"] = tags
+    event["detail"]["changed-tag-keys"] = ["PatchGroup"]
+    return event
+
+
+def settings_event(load_event: Loader, name: str, operation: str = "Update") -> dict[str, Any]:
+    event = copy.deepcopy(load_event("reconciler-settings-change.json"))
+    event["detail"]["name"] = name
+    event["detail"]["operation"] = operation
+    return event
+
+
+def assert_single_bundle(world: World, name: str = "TagPatch-web") -> dict[str, Any]:
+    window = world.window_named(name)
+    targets = world.targets(window["WindowId"])
+    tasks = world.tasks(window["WindowId"])
+    assert len(targets) == 1, targets
+    assert len(tasks) == 1, tasks
+    assert tasks[0]["Targets"] == [{"Key": "WindowTargetIds", "Values": [targets[0]["WindowTargetId"]]}]
+    return {"window": window, "target": targets[0], "task": tasks[0]}
+
+
+# --- new group, converged group, duplicates ----------------------------------------------------
+
+
+def test_new_group_gets_one_window_target_and_task_as_the_seed_guide_configures(
+    world: World, load_event: Loader
+) -> None:
+    # Given an instance tagged PatchGroup=web
+    world.launch("web")
+    # When its tag event arrives
+    result = handle(tag_event(load_event, "web"), world.reconciler)
+    # Then the group is converged with one window, one target, one task
+    assert result["groups"][0]["status"] == "converged"
+    made = assert_single_bundle(world)
+    window, target, task = made["window"], made["target"], made["task"]
+    assert (window["Schedule"], window["ScheduleTimezone"], window["Duration"], window["Cutoff"]) == (
+        "cron(0 3 ? * SUN *)", "UTC", 4, 1)
+    assert window["AllowUnassociatedTargets"] is False
+    tags = {t["Key"]: t["Value"] for t in world.ssm.list_tags_for_resource(
+        ResourceType="MaintenanceWindow", ResourceId=window["WindowId"])["TagList"]}
+    assert tags == {"tagpatch:stack": STACK, "tagpatch:group": "web", "tagpatch:window": "install"}
+    assert target["Targets"] == [{"Key": "tag:PatchGroup", "Values": ["web"]}]
+    assert target["OwnerInformation"] == "TagPatch"
+    assert (task["TaskArn"], task["TaskType"], task["MaxConcurrency"], task["MaxErrors"]) == (
+        "AWS-RunPatchBaseline", "RUN_COMMAND", "10%", "10%")
+    run = task["TaskInvocationParameters"]["RunCommand"]
+    assert run["Parameters"] == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]}
+    assert run["OutputS3KeyPrefix"] == "patch-output/web"
+    assert world.record("web")["status"] == "converged"
+
+
+def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader) -> None:
+    world.launch("web")
+    event = tag_event(load_event, "web")
+    # new group
+    handle(event, world.reconciler)
+    new = (world.log.count("ssm", writes=False), world.log.count("ssm", writes=True), world.log.count("dynamodb"))
+    assert world.log.ops("ssm") == {
+        "GetParameter": 1, "DescribeMaintenanceWindows": 1,
+        "CreateMaintenanceWindow": 1, "RegisterTargetWithMaintenanceWindow": 1,
+        "RegisterTaskWithMaintenanceWindow": 1,
+    }
+    assert new == (2, 3, 3)  # GetItem (fast-path check), lease, save
+    # converged group, tag event: no SSM write, no window read at all
+    world.log.reset()
+    handle(event, world.reconciler)
+    assert world.log.ops("ssm") == {"GetParameter": 1}
+    assert world.log.ops("dynamodb") == {"GetItem": 1}
+    # converged group, full verification (scheduled run): reads only
+    world.log.reset()
+    handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert world.log.count("ssm", writes=True) == 0
+    assert world.log.ops("ssm") == {
+        "GetParametersByPath": 1, "GetMaintenanceWindow": 1, "DescribeMaintenanceWindowTargets": 1,
+        "DescribeMaintenanceWindowTasks": 1, "GetMaintenanceWindowTask": 1,
+    }
+    # drifted group: the schedule was changed in the console
+    window_id = world.window_named("TagPatch-web")["WindowId"]
+    world.ssm.update_maintenance_window(WindowId=window_id, Schedule="cron(0 5 ? * MON *)")
+    world.log.reset()
+    handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert world.log.ops("ssm")["UpdateMaintenanceWindow"] == 1
+    assert world.log.count("ssm", writes=True) == 1
+    assert world.window_named("TagPatch-web")["Schedule"] == "cron(0 3 ? * SUN *)"
+
+
+def test_same_event_twice_leaves_one_of_each(world: World, load_event: Loader) -> None:
+    world.launch("web")
+    event = tag_event(load_event, "web")
+    handle(event, world.reconciler)
+    second = handle(event, world.reconciler)
+    assert second["groups"][0]["status"] == "unchanged"
+    assert len(world.windows()) == 1
+    assert_single_bundle(world)
+
+
+def test_burst_of_200_events_for_one_new_group_makes_exactly_one_window(world: World, load_event: Loader) -> None:
+    # Given 200 instances that joined "web" at once, each with its own reconciler (own Lambda container)
+    ids = world.launch("web", count=50) * 4
+    reconcilers = [world.make_reconciler() for _ in range(8)]
+    events = [tag_event(load_event, "web", instance_id) for instance_id in ids]
+    # When all 200 events are handled concurrently
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda pair: handle(pair[1], reconcilers[pair[0] % 8]), enumerate(events)))
+    # Then exactly one window, target and task exist, and every event was accounted for
+    statuses = [r["groups"][0]["status"] for r in results]
+    assert set(statuses) <= {"converged", "unchanged", "deferred"}
+    assert statuses.count("converged") >= 1
+    assert len(world.windows()) == 1
+    assert_single_bundle(world)
+    assert world.log.ops("ssm")["CreateMaintenanceWindow"] == 1
+    record = world.record("web")
+    assert "lock_owner" not in record and "pending" not in record
+
+
+# --- half-made states and drift ---------------------------------------------------------------
+
+
+def converge(world: World, load_event: Loader) -> dict[str, Any]:
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    return assert_single_bundle(world)
+
+
+def scheduled(world: World, load_event: Loader) -> dict[str, Any]:
+    world.log.reset()
+    return handle(load_event("reconciler-scheduled.json"), world.reconciler)
+
+
+def test_missing_target_is_registered_and_the_task_repointed(world: World, load_event: Loader) -> None:
+    made = converge(world, load_event)
+    world.ssm.deregister_target_from_maintenance_window(
+        WindowId=made["window"]["WindowId"], WindowTargetId=made["target"]["WindowTargetId"], Safe=False)
+    scheduled(world, load_event)
+    after = assert_single_bundle(world)
+    assert after["window"]["WindowId"] == made["window"]["WindowId"]
+    assert world.log.count("ssm", writes=True) == 2  # register target, update task's target
+
+
+def test_task_deleted_by_hand_is_registered_again(world: World, load_event: Loader) -> None:
+    made = converge(world, load_event)
+    world.ssm.deregister_task_from_maintenance_window(
+        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"])
+    scheduled(world, load_event)
+    assert_single_bundle(world)
+    assert world.log.ops("ssm")["RegisterTaskWithMaintenanceWindow"] == 1
+    assert world.log.count("ssm", writes=True) == 1
+
+
+def test_window_deleted_by_hand_is_made_again(world: World, load_event: Loader) -> None:
+    made = converge(world, load_event)
+    world.ssm.delete_maintenance_window(WindowId=made["window"]["WindowId"])
+    scheduled(world, load_event)
+    after = assert_single_bundle(world)
+    assert after["window"]["WindowId"] != made["window"]["WindowId"]
+    assert world.record("web")["windows"]["install"]["window_id"] == after["window"]["WindowId"]
+
+
+def test_crash_after_window_creation_adopts_it_without_duplicate(world: World, load_event: Loader) -> None:
+    # Given a window this stack made whose id never reached the table (the Lambda died)
+    made = converge(world, load_event)
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "web"}})
+    world.ssm.deregister_task_from_maintenance_window(
+        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"])
+    # When the next event arrives
+    handle(tag_event(load_event, "web"), world.reconciler)
+    # Then the window is adopted, not duplicated
+    assert len(world.windows()) == 1
+    assert assert_single_bundle(world)["window"]["WindowId"] == made["window"]["WindowId"]
+
+
+def test_duplicate_windows_and_foreign_tasks_are_removed(world: World, load_event: Loader) -> None:
+    made = converge(world, load_event)
+    spare = world.ssm.create_maintenance_window(
+        Name="TagPatch-web", Schedule="rate(1 day)", Duration=2, Cutoff=1, AllowUnassociatedTargets=False,
+        Tags=[{"Key": "tagpatch:stack", "Value": STACK}, {"Key": "tagpatch:window", "Value": "install"}])["WindowId"]
+    world.ssm.register_task_with_maintenance_window(
+        WindowId=made["window"]["WindowId"], TaskArn="AWS-RunShellScript", TaskType="RUN_COMMAND", Name="by-hand",
+        Targets=[{"Key": "WindowTargetIds", "Values": [made["target"]["WindowTargetId"]]}],
+        MaxConcurrency="1", MaxErrors="0")
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "web"}})
+    scheduled(world, load_event)
+    windows = [w["WindowId"] for w in world.windows()]
+    assert len(windows) == 1  # the recorded one or the spare: either converges, never both
+    assert_single_bundle(world)
+
+
+def test_window_of_another_owner_with_our_name_is_left_alone(world: World, load_event: Loader) -> None:
+    foreign = world.ssm.create_maintenance_window(
+        Name="TagPatch-web", Schedule="rate(1 day)", Duration=2, Cutoff=1, AllowUnassociatedTargets=True
+    )["WindowId"]
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    assert foreign in [w["WindowId"] for w in world.windows()]
+    assert len(world.windows()) == 2
+    assert world.ssm.get_maintenance_window(WindowId=foreign)["Schedule"] == "rate(1 day)"
+
+
+def test_task_settings_changed_in_console_are_repaired(world: World, load_event: Loader) -> None:
+    made = converge(world, load_event)
+    world.ssm.update_maintenance_window_task(
+        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"], MaxConcurrency="100%",
+        TaskInvocationParameters={"RunCommand": {"Parameters": {"Operation": ["Scan"]}, "TimeoutSeconds": 60}})
+    scheduled(world, load_event)
+    task = assert_single_bundle(world)["task"]
+    assert task["MaxConcurrency"] == "10%"
+    assert task["TaskInvocationParameters"]["RunCommand"]["Parameters"]["Operation"] == ["Install"]
+    assert world.log.ops("ssm")["UpdateMaintenanceWindowTask"] == 1
+
+
+# --- odd tag values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", ["web prod", "Ünïcödé", "日本語", "x" * 256, "a/b:c=d+e@f", "web#1"])
+def test_odd_tag_values_map_to_valid_windows(world: World, load_event: Loader, group: str) -> None:
+    world.launch(group)
+    result = handle(tag_event(load_event, group), world.reconciler)
+    assert result["groups"][0]["status"] == "converged"
+    [window] = world.windows()
+    targets = world.targets(window["WindowId"])
+    assert targets[0]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [group]}]
+
+
+def test_empty_tag_value_is_refused_with_a_reason_and_nothing_made(world: World, load_event: Loader) -> None:
+    result = handle(tag_event(load_event, ""), world.reconciler)
+    assert result["groups"][0]["status"] == "skipped"
+    assert "empty PatchGroup value" in result["groups"][0]["reasons"][0]
+    assert world.windows() == []
+
+
+# --- overrides --------------------------------------------------------------------------------
+
+
+def put_override(world: World, group_slug: str, value: Any) -> str:
+    name = f"{PREFIX}{group_slug}"
+    text = value if isinstance(value, str) else json.dumps(value)
+    world.ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True)
+    return name
+
+
+def test_valid_override_changes_the_window(world: World, load_event: Loader) -> None:
+    converge(world, load_event)
+    name = put_override(world, "web", {"schedule": "cron(0 2 ? * TUE#2 *)", "scheduleOffset": 2,
+                                       "scheduleTimezone": "Europe/Berlin", "maxConcurrency": "2"})
+    result = handle(settings_event(load_event, name), world.reconciler)
+    assert result["groups"][0]["status"] == "converged"
+    made = assert_single_bundle(world)
+    assert (made["window"]["Schedule"], made["window"]["ScheduleOffset"]) == ("cron(0 2 ? * TUE#2 *)", 2)
+    assert made["window"]["ScheduleTimezone"] == "Europe/Berlin"
+    assert made["task"]["MaxConcurrency"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"duration": 25}, "duration"),
+        ({"cutoff": 4}, "cutoff (4h) must be less than duration"),
+        ({"schedule": "cron(0 3 * * * *)"}, "day-of-month"),
+        ({"maxConcurrency": "0"}, "maxConcurrency"),
+        ("not json", "override is not JSON"),
+    ],
+)
+def test_invalid_override_is_refused_and_the_last_good_window_stays(
+    world: World, load_event: Loader, override: Any, reason: str
+) -> None:
+    before = converge(world, load_event)
+    name = put_override(world, "web", override)
+    world.log.reset()
+    result = handle(settings_event(load_event, name), world.reconciler)
+    outcome = result["groups"][0]
+    assert outcome["status"] == "refused"
+    assert any(reason in r for r in outcome["reasons"])
+    assert world.log.count("ssm", writes=True) == 0
+    assert assert_single_bundle(world) == before
+    record = world.record("web")
+    assert record["status"] == "refused" and any(reason in r for r in record["reasons"])
+    # and the scheduled run keeps refusing without touching the window
+    scheduled(world, load_event)
+    assert world.log.count("ssm", writes=True) == 0
+
+
+def test_removing_the_override_returns_the_group_to_stack_defaults(world: World, load_event: Loader) -> None:
+    converge(world, load_event)
+    name = put_override(world, "web", {"duration": 6})
+    handle(settings_event(load_event, name), world.reconciler)
+    assert world.window_named("TagPatch-web")["Duration"] == 6
+    world.ssm.delete_parameter(Name=name)
+    handle(settings_event(load_event, name, "Delete"), world.reconciler)
+    assert world.window_named("TagPatch-web")["Duration"] == 4
+
+
+def test_settings_change_for_unknown_group_does_nothing(world: World, load_event: Loader) -> None:
+    name = put_override(world, "nobody", {"duration": 6})
+    assert handle(settings_event(load_event, name), world.reconciler)["groups"] == []
+    assert world.windows() == []
+
+
+def test_scan_window_is_added_and_removed_with_its_setting(world: World, load_event: Loader) -> None:
+    converge(world, load_event)
+    name = put_override(world, "web", {"scanSchedule": "cron(0 12 ? * * *)"})
+    handle(settings_event(load_event, name), world.reconciler)
+    scan = assert_single_bundle(world, "TagPatch-web-scan")
+    assert scan["task"]["TaskInvocationParameters"]["RunCommand"]["Parameters"] == {
+        "Operation": ["Scan"], "RebootOption": ["NoReboot"]}
+    put_override(world, "web", {})
+    handle(settings_event(load_event, name), world.reconciler)
+    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+
+
+def test_paused_group_window_is_disabled(world: World, load_event: Loader) -> None:
+    put_override(world, "web", {"enabled": False})
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    assert world.window_named("TagPatch-web")["Enabled"] is False
+
+
+def test_patch_baseline_is_registered_and_switched(world: World, load_event: Loader) -> None:
+    ids = [world.ssm.create_patch_baseline(Name=f"base{i}", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+           for i in (1, 2)]
+    converge(world, load_event)
+    name = put_override(world, "web", {"patchBaselineId": ids[0]})
+    handle(settings_event(load_event, name), world.reconciler)
+    groups = world.ssm.describe_patch_groups()["Mappings"]
+    assert [(m["PatchGroup"], m["BaselineIdentity"]["BaselineId"]) for m in groups] == [("web", ids[0])]
+    put_override(world, "web", {"patchBaselineId": ids[1]})
+    handle(settings_event(load_event, name), world.reconciler)
+    groups = world.ssm.describe_patch_groups()["Mappings"]
+    assert [(m["PatchGroup"], m["BaselineIdentity"]["BaselineId"]) for m in groups] == [("web", ids[1])]
+
+
+# --- schedule, membership ---------------------------------------------------------------------
+
+
+def test_scheduled_run_backfills_groups_tagged_before_the_stack(world: World, load_event: Loader) -> None:
+    world.launch("web", count=3)
+    world.launch("db")
+    world.launch(None)
+    result = scheduled(world, load_event)
+    assert sorted((g["group"], g["status"]) for g in result["groups"]) == [("db", "converged"), ("web", "converged")]
+    assert sorted(w["Name"] for w in world.windows()) == ["TagPatch-db", "TagPatch-web"]
+    assert world.record("web")["instance_count"] == 3
+
+
+def test_group_whose_last_instance_left_is_reported_and_kept(world: World, load_event: Loader) -> None:
+    converge(world, load_event)
+    [instance] = [i["InstanceId"] for r in world.ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    world.ec2.delete_tags(Resources=[instance], Tags=[{"Key": "PatchGroup"}])
+    assert handle(tag_event(load_event, None, instance), world.reconciler)["groups"] == []
+    result = scheduled(world, load_event)
+    assert [(g["group"], g["status"]) for g in result["groups"]] == [("web", "empty")]
+    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+    assert world.record("web")["empty_since"]
+    # reported once, not at every run
+    assert scheduled(world, load_event)["groups"] == []
+
+
+def test_empty_group_window_is_deleted_when_the_parameter_says_so(aws: None, load_event: Loader) -> None:
+    world = World(DELETE_EMPTY_GROUP_WINDOWS="true")
+    converge(world, load_event)
+    world.ec2.terminate_instances(
+        InstanceIds=[i["InstanceId"] for r in world.ec2.describe_instances()["Reservations"] for i in r["Instances"]])
+    result = scheduled(world, load_event)
+    assert [(g["group"], g["status"]) for g in result["groups"]] == [("web", "deleted")]
+    assert world.windows() == []
+
+
+# --- the handler's edges ----------------------------------------------------------------------
+
+
+def test_tag_change_of_other_keys_does_nothing(world: World, load_event: Loader) -> None:
+    event = tag_event(load_event, "web")
+    event["detail"]["changed-tag-keys"] = ["Name"]
+    assert handle(event, world.reconciler)["groups"] == []
+    assert world.log.calls == []
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e.__setitem__("source", "aws.s3"),
+        lambda e: e["detail"].pop("tags"),
+        lambda e: e.__setitem__("detail-type", "Something else"),
+    ],
+)
+def test_malformed_events_are_refused_so_they_reach_the_dlq(
+    world: World, load_event: Loader, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    event = tag_event(load_event, "web")
+    mutate(event)
+    with pytest.raises(InvalidEvent):
+        handle(event, world.reconciler)
+    assert world.windows() == []
+
+
+def test_on_demand_dry_run_plans_without_writing(world: World, load_event: Loader) -> None:
+    world.launch("web")
+    result = handle({"group": "web", "dryRun": True}, world.reconciler)
+    assert result["groups"][0]["status"] == "planned"
+    assert [a.split()[0] for a in result["groups"][0]["actions"]] == [
+        "create_window", "register_target", "register_task"]
+    assert world.windows() == []
+    assert world.log.count("ssm", writes=True) == 0 and world.log.count("dynamodb", writes=True) == 0
+
+
+def test_on_demand_applies_and_refuses_bad_requests(world: World) -> None:
+    world.launch("web")
+    assert handle({"group": "web"}, world.reconciler)["groups"][0]["status"] == "converged"
+    assert handle({}, world.reconciler)["ok"] is True
+    refused = handle({"group": "web", "bogus": 1}, world.reconciler)
+    assert refused["ok"] is False and "bogus" in refused["error"]
+    assert handle({"dryRun": True}, world.reconciler) == {"ok": False, "error": "dryRun needs a group"}

@@ -1,0 +1,130 @@
+"""A moto-backed TagPatch world for integration tests: clients, table, instances, call counts."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from moto.dynamodb.models import DynamoDBBackend
+
+from tagpatch.adapters.ec2 import Ec2Gateway
+from tagpatch.adapters.groups import GroupsRepository
+from tagpatch.adapters.ssm import SsmGateway
+from tagpatch.config import load_reconciler_config
+from tagpatch.reconciler import Reconciler
+from tests.support.settings import RECONCILER_ENV
+
+WRITE_PREFIXES = ("Create", "Update", "Delete", "Register", "Deregister", "Add", "Put", "Remove")
+_ATOMIC = threading.RLock()
+
+
+def make_dynamodb_writes_atomic() -> None:
+    """DynamoDB applies a conditional write atomically; moto checks and writes in two Python steps.
+
+    Under threads the emulator could let two conditional writes through that DynamoDB would not,
+    so the concurrency tests serialise moto's write paths the way the real service does.
+    """
+    for name in ("update_item", "put_item", "delete_item"):
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_tagpatch_atomic", False):
+            continue
+
+        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _ATOMIC:
+                return __original(self, *args, **kwargs)
+
+        atomic._tagpatch_atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, atomic)
+
+
+@dataclass
+class CallLog:
+    """Every API call a client makes (one per call, not per retry attempt)."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-call.*.*", self._record)
+        return client
+
+    def _record(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls.append((model.service_model.service_name, model.name))
+
+    def count(self, service: str, *, writes: bool | None = None) -> int:
+        return sum(
+            1
+            for svc, op in self.calls
+            if svc == service and (writes is None or op.startswith(WRITE_PREFIXES) == writes)
+        )
+
+    def ops(self, service: str) -> Counter[str]:
+        return Counter(op for svc, op in self.calls if svc == service)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+class World:
+    """An emulated account with the groups table made, and a reconciler wired to it."""
+
+    def __init__(self, **env: str) -> None:
+        make_dynamodb_writes_atomic()
+        self.env = {**RECONCILER_ENV, **env}
+        self.log = CallLog()
+        self.ssm = self.log.attach(boto3.client("ssm"))
+        self.ddb = self.log.attach(boto3.client("dynamodb"))
+        self.ec2 = self.log.attach(boto3.client("ec2"))
+        self.ddb.create_table(
+            TableName=self.env["GROUPS_TABLE_NAME"],
+            KeySchema=[{"AttributeName": "group", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "group", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.image_id = self.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        self.reconciler = self.make_reconciler()
+        self.log.reset()
+
+    def make_reconciler(self) -> Reconciler:
+        config = load_reconciler_config(self.env)
+        return Reconciler(
+            config, SsmGateway(self.ssm), GroupsRepository(config.groups_table_name, self.ddb), Ec2Gateway(self.ec2)
+        )
+
+    def launch(self, group: str | None, count: int = 1) -> list[str]:
+        tags = [{"ResourceType": "instance", "Tags": [{"Key": "PatchGroup", "Value": group}]}] if group is not None else []
+        response = self.ec2.run_instances(
+            ImageId=self.image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro", TagSpecifications=tags
+        )
+        self.log.reset()
+        return [instance["InstanceId"] for instance in response["Instances"]]
+
+    def windows(self) -> list[dict[str, Any]]:
+        return list(self.ssm.describe_maintenance_windows()["WindowIdentities"])
+
+    def window_named(self, name: str) -> dict[str, Any]:
+        found = [w for w in self.windows() if w["Name"] == name]
+        assert len(found) == 1, f"{len(found)} windows named {name}"
+        return _plain(self.ssm.get_maintenance_window(WindowId=found[0]["WindowId"]))
+
+    def targets(self, window_id: str) -> list[dict[str, Any]]:
+        return list(self.ssm.describe_maintenance_window_targets(WindowId=window_id)["Targets"])
+
+    def tasks(self, window_id: str) -> list[dict[str, Any]]:
+        ids = [t["WindowTaskId"] for t in self.ssm.describe_maintenance_window_tasks(WindowId=window_id)["Tasks"]]
+        return [_plain(self.ssm.get_maintenance_window_task(WindowId=window_id, WindowTaskId=i)) for i in ids]
+
+    def record(self, group: str) -> dict[str, Any]:
+        item = self.ddb.get_item(TableName=self.env["GROUPS_TABLE_NAME"], Key={"group": {"S": group}})["Item"]
+        from boto3.dynamodb.types import TypeDeserializer
+
+        return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
+
+
+def _plain(response: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in response.items() if key != "ResponseMetadata"}

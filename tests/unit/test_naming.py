@@ -1,0 +1,38 @@
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tagpatch.naming import group_slug, target_name, task_name, window_name
+
+SSM_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
+
+
+def test_safe_values_are_kept_as_they_are() -> None:
+    assert group_slug("web") == "web"
+    assert group_slug("Web-Prod_1.a") == "Web-Prod_1.a"
+    assert window_name("web") == "TagPatch-web"
+    assert window_name("web", scan=True) == "TagPatch-web-scan"
+
+
+@pytest.mark.parametrize(
+    ("value", "readable"),
+    [("a b", "a-b-"), ("Ünïcödé", "Unicode-"), ("日本語", "g-"), ("../etc", "etc-"), ("-lead", "lead-"), ("", "g-")],
+)
+def test_unsafe_values_get_a_readable_part_and_a_hash(value: str, readable: str) -> None:
+    slug = group_slug(value)
+    assert slug.startswith(readable)
+    assert re.fullmatch(r".*-[0-9a-f]{10}", slug)
+
+
+def test_case_and_punctuation_variants_do_not_collide() -> None:
+    values = ["web", "Web", "web ", "web!", "web?", "wéb", "web" + "x" * 70, "web" + "y" * 70]
+    assert len({group_slug(value) for value in values}) == len(values)
+
+
+@given(st.text(max_size=256))
+def test_every_value_maps_to_valid_ssm_names(value: str) -> None:
+    for name in (window_name(value), window_name(value, scan=True), target_name(value), task_name(value)):
+        assert SSM_NAME.match(name), name
+    assert group_slug(value) == group_slug(value)  # deterministic

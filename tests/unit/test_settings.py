@@ -1,0 +1,86 @@
+import pytest
+
+from tagpatch.config import ConfigError, load_reconciler_config
+from tagpatch.settings import InvalidSettings, parse_override
+from tests.support.settings import RECONCILER_ENV, default_settings
+
+
+def test_stack_defaults_load_from_the_environment() -> None:
+    config = load_reconciler_config(RECONCILER_ENV)
+    assert config.defaults.duration == 4
+    assert config.defaults.notification_events == ("All",)
+    assert config.defaults.scan_schedule is None
+    assert config.defaults.patch_baseline_id is None
+    assert config.delete_empty_group_windows is False
+
+
+def test_missing_variable_is_one_clear_error() -> None:
+    env = {k: v for k, v in RECONCILER_ENV.items() if k != "GROUPS_TABLE_NAME"}
+    with pytest.raises(ConfigError, match="GROUPS_TABLE_NAME is not set"):
+        load_reconciler_config(env)
+
+
+def test_invalid_stack_default_is_refused_at_cold_start() -> None:
+    with pytest.raises(ConfigError, match="stack defaults are invalid: duration"):
+        load_reconciler_config({**RECONCILER_ENV, "DEFAULT_DURATION": "25"})
+
+
+def test_override_replaces_only_what_it_names() -> None:
+    settings = default_settings().overridden(
+        {"schedule": "cron(0 2 ? * TUE#2 *)", "scheduleOffset": 2, "scheduleTimezone": "Europe/Berlin"}
+    )
+    assert settings.schedule == "cron(0 2 ? * TUE#2 *)"
+    assert settings.schedule_offset == 2
+    assert settings.schedule_timezone == "Europe/Berlin"
+    assert settings.duration == 4
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"duration": 25}, "duration: Input should be less than or equal to 24"),
+        ({"cutoff": 4}, "cutoff (4h) must be less than duration (4h)"),
+        ({"duration": 2, "cutoff": 3}, "must be less than duration"),
+        ({"schedule": "cron(0 3 * * * *)"}, "schedule: exactly one of day-of-month and day-of-week"),
+        ({"maxConcurrency": "0"}, "maxConcurrency: String should match pattern"),
+        ({"maxErrors": "101%"}, "maxErrors: String should match pattern"),
+        ({"timeoutSeconds": 10}, "timeoutSeconds: Input should be greater than or equal to 30"),
+        ({"scheduleTimezone": "Mars/Olympus"}, "is not an IANA time zone name"),
+        ({"scheduleOffset": 2, "schedule": "rate(7 days)"}, "scheduleOffset applies to cron schedules only"),
+        ({"operation": "Patch"}, "operation: Input should be 'Scan' or 'Install'"),
+        ({"notificationEvents": ["All", "Failed"]}, "'All' cannot be combined"),
+        ({"notificationEvents": ["Canceled"]}, "notificationEvents.0"),
+        ({"comment": "x" * 101}, "comment: String should have at most 100 characters"),
+        ({"patchBaselineId": "pb-1"}, "patchBaselineId: String should match pattern"),
+        ({"serviceRoleArn": "role"}, "serviceRoleArn: String should match pattern"),
+        ({"scanSchedule": "weekly"}, "scanSchedule: 'weekly' is not cron"),
+    ],
+)
+def test_invalid_overrides_are_refused_with_reasons(override: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidSettings) as refused:
+        default_settings().overridden(override)
+    assert any(reason in item for item in refused.value.reasons), refused.value.reasons
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(InvalidSettings) as refused:
+        default_settings().overridden({"duration": 30, "maxConcurrency": "0", "operation": "x"})
+    assert len(refused.value.reasons) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "override is not JSON"),
+        ("[1, 2]", "override must be a JSON object, got list"),
+        ('{"duraton": 3}', "unknown setting 'duraton'"),
+    ],
+)
+def test_override_text_is_checked(text: str, reason: str) -> None:
+    with pytest.raises(InvalidSettings, match=reason):
+        parse_override(text)
+
+
+def test_empty_strings_mean_unset_for_optional_settings() -> None:
+    settings = default_settings(scanSchedule="", patchBaselineId="", description="")
+    assert (settings.scan_schedule, settings.patch_baseline_id, settings.description) == (None, None, None)

@@ -1,0 +1,122 @@
+"""Settings -> desired window (spec), and desired vs actual -> plan, with no AWS at all."""
+
+from typing import Any
+
+from tagpatch.plan import plan_target, plan_task, plan_window
+from tagpatch.spec import GroupSpec, build_spec
+from tests.support.settings import BUCKET, NOTIFY_ROLE, STACK, TOPIC, WINDOW_ROLE, default_settings
+
+
+def spec_for(group: str = "web", **override: Any) -> GroupSpec:
+    return build_spec(group, default_settings(**override), tag_key="PatchGroup", stack_name=STACK)
+
+
+def as_reported(spec: GroupSpec, window_id: str = "mw-0123456789abcdef0") -> dict[str, Any]:
+    return {**spec.install.window.expected(), "WindowId": window_id}
+
+
+def test_every_seed_field_reaches_the_requests() -> None:
+    spec = spec_for(scheduleTimezone="Europe/Berlin", scheduleOffset=2, maxConcurrency="2", maxErrors="0",
+                    operation="Scan", rebootOption="NoReboot", comment="Patch Tuesday", timeoutSeconds=7200,
+                    notificationEvents=["Failed", "TimedOut"], notificationType="Command")
+    window = spec.install.window.create_params("token")
+    assert window["Name"] == "TagPatch-web"
+    assert (window["Schedule"], window["ScheduleTimezone"], window["ScheduleOffset"]) == (
+        "cron(0 3 ? * SUN *)", "Europe/Berlin", 2)
+    assert (window["Duration"], window["Cutoff"], window["AllowUnassociatedTargets"]) == (4, 1, False)
+    assert {"Key": "tagpatch:stack", "Value": STACK} in window["Tags"]
+    target = spec.install.target.register_params("mw-0123456789abcdef0", "token")
+    assert target["Targets"] == [{"Key": "tag:PatchGroup", "Values": ["web"]}]
+    assert target["OwnerInformation"] == "TagPatch"
+    task = spec.install.task.register_params("mw-0123456789abcdef0", "target-id", "token")
+    assert task["TaskArn"] == "AWS-RunPatchBaseline"
+    assert task["Targets"] == [{"Key": "WindowTargetIds", "Values": ["target-id"]}]
+    assert (task["Priority"], task["MaxConcurrency"], task["MaxErrors"]) == (1, "2", "0")
+    assert task["ServiceRoleArn"] == WINDOW_ROLE
+    run = task["TaskInvocationParameters"]["RunCommand"]
+    assert run["Parameters"] == {"Operation": ["Scan"], "RebootOption": ["NoReboot"]}
+    assert (run["Comment"], run["TimeoutSeconds"]) == ("Patch Tuesday", 7200)
+    assert (run["OutputS3BucketName"], run["OutputS3KeyPrefix"]) == (BUCKET, "patch-output/web")
+    assert run["NotificationConfig"] == {
+        "NotificationArn": TOPIC, "NotificationEvents": ["Failed", "TimedOut"], "NotificationType": "Command"}
+    assert run["ServiceRoleArn"] == NOTIFY_ROLE
+
+
+def test_scan_schedule_adds_a_scan_only_window() -> None:
+    spec = spec_for(scanSchedule="cron(0 12 ? * * *)")
+    assert spec.scan is not None
+    assert spec.scan.window.name == "TagPatch-web-scan"
+    assert spec.scan.task.run_command["Parameters"] == {"Operation": ["Scan"], "RebootOption": ["NoReboot"]}
+    assert spec.scan.window.schedule == "cron(0 12 ? * * *)"
+    assert spec_for().scan is None
+
+
+def test_fingerprint_follows_every_setting() -> None:
+    base = spec_for().fingerprint
+    assert spec_for().fingerprint == base
+    for override in ({"duration": 5}, {"comment": "x"}, {"maxErrors": "1"}, {"scanSchedule": "rate(1 day)"},
+                     {"patchBaselineId": "pb-0123456789abcdef0"}, {"enabled": False}):
+        assert spec_for(**override).fingerprint != base, override
+    assert spec_for("db").fingerprint != base
+
+
+def test_group_tag_value_falls_back_to_the_slug_when_ssm_would_refuse_it() -> None:
+    assert dict(spec_for("web prod").install.window.tags)["tagpatch:group"] == "web prod"
+    assert dict(spec_for("web#prod").install.window.tags)["tagpatch:group"].startswith("web-prod-")
+
+
+def test_plan_creates_what_is_missing() -> None:
+    spec = spec_for()
+    assert [a.kind for a in plan_window(spec.install.window, "install", [], None).actions] == ["create_window"]
+    assert [a.kind for a in plan_target(spec.install.target, "install", []).actions] == ["register_target"]
+    assert [a.kind for a in plan_task(spec.install.task, "install", [], None).actions] == ["register_task"]
+
+
+def test_plan_is_empty_when_converged() -> None:
+    spec = spec_for()
+    window = plan_window(spec.install.window, "install", [as_reported(spec)], "mw-0123456789abcdef0")
+    assert window.actions == () and window.keep_id == "mw-0123456789abcdef0"
+    target = {**spec.install.target.expected(), "WindowTargetId": "t-1"}
+    assert plan_target(spec.install.target, "install", [target]).actions == ()
+    task = {**spec.install.task.expected("t-1"), "WindowTaskId": "k-1"}
+    assert plan_task(spec.install.task, "install", [task], "t-1").actions == ()
+
+
+def test_plan_updates_drift_and_names_the_fields() -> None:
+    spec = spec_for()
+    drifted = {**as_reported(spec), "Schedule": "cron(0 4 ? * MON *)", "Enabled": False}
+    step = plan_window(spec.install.window, "install", [drifted], None)
+    assert [(a.kind, a.drift) for a in step.actions] == [("update_window", ("Enabled", "Schedule"))]
+    task = {**spec.install.task.expected("t-1"), "WindowTaskId": "k-1", "MaxConcurrency": "100%"}
+    task["TaskInvocationParameters"] = {"RunCommand": {**spec.install.task.run_command, "TimeoutSeconds": 60}}
+    step = plan_task(spec.install.task, "install", [task], "t-1")
+    assert step.actions[0].drift == ("MaxConcurrency", "RunCommand.TimeoutSeconds")
+
+
+def test_parameter_lists_compare_without_order() -> None:
+    spec = spec_for(notificationEvents=["Failed", "TimedOut"])
+    run = {**spec.install.task.run_command}
+    run["NotificationConfig"] = {**run["NotificationConfig"], "NotificationEvents": ["TimedOut", "Failed"]}
+    task = {**spec.install.task.expected("t-1"), "WindowTaskId": "k-1", "TaskInvocationParameters": {"RunCommand": run}}
+    assert plan_task(spec.install.task, "install", [task], "t-1").actions == ()
+
+
+def test_plan_removes_duplicates_and_foreign_parts_keeping_the_recorded_window() -> None:
+    spec = spec_for()
+    windows = [as_reported(spec, "mw-0000000000000000b"), as_reported(spec, "mw-0000000000000000a")]
+    step = plan_window(spec.install.window, "install", windows, "mw-0000000000000000b")
+    assert step.keep_id == "mw-0000000000000000b"
+    assert [(a.kind, a.resource_id) for a in step.actions] == [("delete_window", "mw-0000000000000000a")]
+    mine = {**spec.install.target.expected(), "WindowTargetId": "t-2"}
+    targets = [mine, {**mine, "WindowTargetId": "t-3"}, {**mine, "Name": "by-hand", "WindowTargetId": "t-1"}]
+    step = plan_target(spec.install.target, "install", targets)
+    assert step.keep_id == "t-2"
+    assert sorted((a.kind, a.resource_id) for a in step.actions) == [
+        ("deregister_target", "t-1"), ("deregister_target", "t-3")]
+
+
+def test_task_pointing_at_a_target_about_to_be_made_is_updated() -> None:
+    spec = spec_for()
+    task = {**spec.install.task.expected("old-target"), "WindowTaskId": "k-1"}
+    step = plan_task(spec.install.task, "install", [task], None)
+    assert [(a.kind, a.drift) for a in step.actions] == [("update_task", ("Targets",))]
