@@ -56,7 +56,9 @@ def plan_window(spec: WindowSpec, role: str, owned: list[dict[str, Any]], prefer
     keep_id = preferred_id if preferred_id in ids else ids[0]
     keep = next(window for window in owned if window["WindowId"] == keep_id)
     actions = [
-        Action("delete_window", role, "duplicate window", window_id) for window_id in ids if window_id != keep_id
+        Action("delete_window", role, "duplicate window", window_id)
+        for window_id in ids
+        if window_id != keep_id
     ]
     if drift := spec.drift(keep):
         actions.append(Action("update_window", role, "window drifted", keep_id, tuple(drift)))
@@ -67,7 +69,9 @@ def plan_target(spec: TargetSpec, role: str, targets: list[dict[str, Any]]) -> S
     """``targets``: everything DescribeMaintenanceWindowTargets returned for the kept window."""
     mine = sorted((t for t in targets if t.get("Name") == spec.name), key=lambda t: str(t["WindowTargetId"]))
     others = [t for t in targets if t.get("Name") != spec.name]
-    actions = [Action("deregister_target", role, "target not made by TagPatch", t["WindowTargetId"]) for t in others]
+    actions = [
+        Action("deregister_target", role, "target not made by TagPatch", t["WindowTargetId"]) for t in others
+    ]
     if not mine:
         return Step(None, (*actions, Action("register_target", role, "no target")))
     keep = mine[0]
@@ -84,7 +88,9 @@ def plan_task(spec: TaskSpec, role: str, tasks: list[dict[str, Any]], target_id:
     """
     mine = sorted((t for t in tasks if t.get("Name") == spec.name), key=lambda t: str(t["WindowTaskId"]))
     others = [t for t in tasks if t.get("Name") != spec.name]
-    actions = [Action("deregister_task", role, "task not made by TagPatch", t["WindowTaskId"]) for t in others]
+    actions = [
+        Action("deregister_task", role, "task not made by TagPatch", t["WindowTaskId"]) for t in others
+    ]
     if not mine:
         return Step(None, (*actions, Action("register_task", role, "no task")))
     keep = mine[0]

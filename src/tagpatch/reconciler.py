@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from tagpatch import naming
@@ -55,7 +56,9 @@ class _Executor:
         self.done.append(action.describe())
         if self.dry_run:
             return placeholder
-        logger.info("applying", extra={"action": action.kind, "role": action.role, "drift": list(action.drift)})
+        logger.info(
+            "applying", extra={"action": action.kind, "role": action.role, "drift": list(action.drift)}
+        )
         return call()
 
     def client_token(self, role: str, kind: str) -> str:
@@ -149,8 +152,10 @@ class Reconciler:
             if record is not None:
                 break
             if self.groups.mark_pending(group, int(self.clock())):
-                logger.info("group is being reconciled by another invocation; asked it to rerun",
-                            extra={"group": group})
+                logger.info(
+                    "group is being reconciled by another invocation; asked it to rerun",
+                    extra={"group": group},
+                )
                 return Outcome(group, "deferred")
         if record is None:
             return Outcome(group, "deferred")
@@ -167,8 +172,10 @@ class Reconciler:
             record.updated_at = _now()
             if self.groups.release(record, owner, force=run == MAX_RERUNS):
                 return outcome
-            logger.info("another invocation asked for a rerun while reconciling; reconciling again",
-                        extra={"group": group, "run": run})
+            logger.info(
+                "another invocation asked for a rerun while reconciling; reconciling again",
+                extra={"group": group, "run": run},
+            )
         raise AssertionError("unreachable: the last run releases the lease unconditionally")
 
     def _log_refusal(self, group: str, reasons: list[str]) -> None:
@@ -221,23 +228,29 @@ class Reconciler:
                 owned.append(window)
         return owned
 
-    def _converge_bundle(self, bundle: WindowBundle, recorded: dict[str, str], run: _Executor) -> dict[str, str]:
+    def _converge_bundle(
+        self, bundle: WindowBundle, recorded: dict[str, str], run: _Executor
+    ) -> dict[str, str]:
         role, ssm = bundle.role, self.ssm
-        step = plan_window(bundle.window, role, self._owned_windows(bundle, recorded.get("window_id")),
-                           recorded.get("window_id"))
+        step = plan_window(
+            bundle.window,
+            role,
+            self._owned_windows(bundle, recorded.get("window_id")),
+            recorded.get("window_id"),
+        )
         window_id = step.keep_id or ""
         created = step.keep_id is None
         for action in step.actions:
             if action.kind == "create_window":
                 params = bundle.window.create_params(run.client_token(role, "window"))
-                window_id = run.run(action, lambda p=params: ssm.create_window(p), "(new window)")
+                window_id = run.run(action, partial(ssm.create_window, params), "(new window)")
                 if not bundle.window.enabled:  # CreateMaintenanceWindow has no Enabled; disable after
                     disable = Action("update_window", role, "window is paused by its settings", window_id)
-                    run.run(disable, lambda: ssm.update_window(bundle.window.update_params(window_id)))
+                    run.run(disable, partial(ssm.update_window, bundle.window.update_params(window_id)))
             elif action.kind == "update_window":
-                run.run(action, lambda: ssm.update_window(bundle.window.update_params(window_id)))
+                run.run(action, partial(ssm.update_window, bundle.window.update_params(window_id)))
             else:
-                run.run(action, lambda a=action: ssm.delete_window(str(a.resource_id)))
+                run.run(action, partial(ssm.delete_window, str(action.resource_id)))
 
         targets = [] if created else ssm.targets(window_id)
         tstep = plan_target(bundle.target, role, targets)
@@ -246,9 +259,9 @@ class Reconciler:
         for action in tstep.actions:
             if action.kind == "register_target":
                 params = bundle.target.register_params(window_id, run.client_token(role, "target"))
-                target_id = run.run(action, lambda p=params: ssm.register_target(p), "(new target)")
+                target_id = run.run(action, partial(ssm.register_target, params), "(new target)")
             elif action.kind == "update_target":
-                run.run(action, lambda: ssm.update_target(bundle.target.update_params(window_id, target_id)))
+                run.run(action, partial(ssm.update_target, bundle.target.update_params(window_id, target_id)))
             else:
                 later.append(action)  # deregister only once no task of ours can refer to it
 
@@ -260,20 +273,22 @@ class Reconciler:
         for action in kstep.actions:
             if action.kind == "register_task":
                 params = bundle.task.register_params(window_id, target_id, run.client_token(role, "task"))
-                task_id = run.run(action, lambda p=params: ssm.register_task(p), "(new task)")
+                task_id = run.run(action, partial(ssm.register_task, params), "(new task)")
             elif action.kind == "update_task":
-                run.run(action, lambda: ssm.update_task(bundle.task.update_params(window_id, task_id, target_id)))
+                run.run(
+                    action, partial(ssm.update_task, bundle.task.update_params(window_id, task_id, target_id))
+                )
             else:
-                run.run(action, lambda a=action: ssm.deregister_task(window_id, str(a.resource_id)))
+                run.run(action, partial(ssm.deregister_task, window_id, str(action.resource_id)))
         for action in later:
-            run.run(action, lambda a=action: ssm.deregister_target(window_id, str(a.resource_id)))
+            run.run(action, partial(ssm.deregister_target, window_id, str(action.resource_id)))
         return {"window_id": window_id, "target_id": target_id, "task_id": task_id}
 
     def _remove_bundle(self, role: str, ids: dict[str, str], run: _Executor, group: str) -> None:
         window_id = ids.get("window_id", "")
         if window_id:
             action = Action("delete_window", role, "window no longer wanted", window_id)
-            run.run(action, lambda: self.ssm.delete_window(window_id))
+            run.run(action, partial(self.ssm.delete_window, window_id))
         logger.info("removed window", extra={"group": group, "role": role, "window_id": window_id})
 
     def _converge_baseline(self, spec: GroupSpec, record: GroupRecord, run: _Executor) -> None:
@@ -283,10 +298,10 @@ class Reconciler:
         current = self.ssm.baselines_of(spec.group)
         if recorded and recorded != wanted and recorded in current:
             action = Action("deregister_baseline", "baseline", "previous patch baseline", recorded)
-            run.run(action, lambda: self.ssm.deregister_baseline(recorded, spec.group))
+            run.run(action, partial(self.ssm.deregister_baseline, recorded, spec.group))
         if wanted and wanted not in current:
             action = Action("register_baseline", "baseline", "patch baseline not registered", wanted)
-            run.run(action, lambda: self.ssm.register_baseline(wanted, spec.group))
+            run.run(action, partial(self.ssm.register_baseline, wanted, spec.group))
 
     # every group -----------------------------------------------------------------------------
     def reconcile_all(self) -> list[Outcome]:
@@ -297,14 +312,14 @@ class Reconciler:
         outcomes: list[Outcome] = []
         for group in sorted(sizes):
             text = overrides.get(self.override_name(group))
-            outcomes.append(
-                self._safely(group, lambda g=group, t=text: self.reconcile_group(
-                    g, verify=True, override_text=t, instance_count=sizes[g]))
+            work = partial(
+                self.reconcile_group, group, verify=True, override_text=text, instance_count=sizes[group]
             )
+            outcomes.append(self._safely(group, work))
         for group, record in sorted(known.items()):
             if group in sizes or (record.status == "empty" and not self.config.delete_empty_group_windows):
                 continue  # has instances, or its emptiness was already reported
-            outcomes.append(self._safely(group, lambda r=record: self.handle_empty_group(r)))
+            outcomes.append(self._safely(group, partial(self.handle_empty_group, record)))
         return outcomes
 
     def _safely(self, group: str, work: Callable[[], Outcome]) -> Outcome:
@@ -338,7 +353,7 @@ class Reconciler:
             self._remove_bundle(role, ids, run, group)
         if current.baseline_id:
             action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
-            run.run(action, lambda: self.ssm.deregister_baseline(current.baseline_id, group))
+            run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
         self.groups.delete(group, owner)
         logger.warning("patch group has no instances left; its windows were deleted", extra={"group": group})
         return Outcome(group, "deleted", actions=run.done, reasons=["no instances carry this group's tag"])

@@ -31,7 +31,13 @@ _FIELDS = (
     _Field("hours", 0, 23),
     _Field("day-of-month", 1, 31, extra=r"L|LW|L-\d{1,2}|\d{1,2}W|\?"),
     _Field("month", 1, 12, names=_MONTHS),
-    _Field("day-of-week", 1, 7, names=_DAYS, extra=r"L|[1-7]L|[1-7]#[1-5]|(?:%s)#[1-5]|(?:%s)L|\?" % (_DAYS, _DAYS)),
+    _Field(
+        "day-of-week",
+        1,
+        7,
+        names=_DAYS,
+        extra=rf"L|[1-7]L|[1-7]#[1-5]|(?:{_DAYS})#[1-5]|(?:{_DAYS})L|\?",
+    ),
     _Field("year", 1970, 2199),
 )
 

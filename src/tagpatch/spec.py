@@ -125,7 +125,11 @@ class TaskSpec:
 
     def drift(self, actual: dict[str, Any], target_id: str) -> list[str]:
         expected = self.expected(target_id)
-        changed = [key for key, value in expected.items() if key != "TaskInvocationParameters" and actual.get(key) != value]
+        changed = [
+            key
+            for key, value in expected.items()
+            if key != "TaskInvocationParameters" and actual.get(key) != value
+        ]
         actual_run = actual.get("TaskInvocationParameters", {}).get("RunCommand", {})
         changed += [
             f"RunCommand.{key}"
@@ -147,7 +151,9 @@ class TaskSpec:
 def _normalise(value: Any) -> Any:
     """Order-insensitive form of parameter maps and lists of strings."""
     if isinstance(value, dict):
-        return {key: _normalise(item) for key, item in value.items() if item not in (None, "", [], {})} or None
+        return {
+            key: _normalise(item) for key, item in value.items() if item not in (None, "", [], {})
+        } or None
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return sorted(value) or None
     return value if value not in ("", [], {}) else None
@@ -178,8 +184,13 @@ class GroupSpec:
 
 
 def _group_tag_value(group: str) -> str:
-    """``group`` where SSM's tag-value rule (``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]{0,256}``) allows it, else its slug."""
-    allowed = all(ch.isalnum() or ch in "_.:/=+-@" or unicodedata.category(ch).startswith("Z") for ch in group)
+    """``group`` where SSM's tag-value rule allows it, else its slug.
+
+    The rule is ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]{0,256}``.
+    """
+    allowed = all(
+        ch.isalnum() or ch in "_.:/=+-@" or unicodedata.category(ch).startswith("Z") for ch in group
+    )
     return group if allowed and len(group) <= 256 else naming.group_slug(group)
 
 

@@ -22,7 +22,9 @@ def world(aws: None) -> Iterator[World]:
     yield World()
 
 
-def tag_event(load_event: Loader, group: str | None, instance_id: str = "i-0123456789abcdef0") -> dict[str, Any]:
+def tag_event(
+    load_event: Loader, group: str | None, instance_id: str = "i-0123456789abcdef0"
+) -> dict[str, Any]:
     """The sample "Tag Change on Resource" event for one instance, with PatchGroup set or deleted."""
     event = copy.deepcopy(load_event("reconciler-tag-added.json"))
     event["resources"] = [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"]
@@ -66,15 +68,27 @@ def test_new_group_gets_one_window_target_and_task_as_the_seed_guide_configures(
     made = assert_single_bundle(world)
     window, target, task = made["window"], made["target"], made["task"]
     assert (window["Schedule"], window["ScheduleTimezone"], window["Duration"], window["Cutoff"]) == (
-        "cron(0 3 ? * SUN *)", "UTC", 4, 1)
+        "cron(0 3 ? * SUN *)",
+        "UTC",
+        4,
+        1,
+    )
     assert window["AllowUnassociatedTargets"] is False
-    tags = {t["Key"]: t["Value"] for t in world.ssm.list_tags_for_resource(
-        ResourceType="MaintenanceWindow", ResourceId=window["WindowId"])["TagList"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in world.ssm.list_tags_for_resource(
+            ResourceType="MaintenanceWindow", ResourceId=window["WindowId"]
+        )["TagList"]
+    }
     assert tags == {"tagpatch:stack": STACK, "tagpatch:group": "web", "tagpatch:window": "install"}
     assert target["Targets"] == [{"Key": "tag:PatchGroup", "Values": ["web"]}]
     assert target["OwnerInformation"] == "TagPatch"
     assert (task["TaskArn"], task["TaskType"], task["MaxConcurrency"], task["MaxErrors"]) == (
-        "AWS-RunPatchBaseline", "RUN_COMMAND", "10%", "10%")
+        "AWS-RunPatchBaseline",
+        "RUN_COMMAND",
+        "10%",
+        "10%",
+    )
     run = task["TaskInvocationParameters"]["RunCommand"]
     assert run["Parameters"] == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]}
     assert run["OutputS3KeyPrefix"] == "patch-output/web"
@@ -86,10 +100,16 @@ def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader)
     event = tag_event(load_event, "web")
     # new group
     handle(event, world.reconciler)
-    new = (world.log.count("ssm", writes=False), world.log.count("ssm", writes=True), world.log.count("dynamodb"))
+    new = (
+        world.log.count("ssm", writes=False),
+        world.log.count("ssm", writes=True),
+        world.log.count("dynamodb"),
+    )
     assert world.log.ops("ssm") == {
-        "GetParameter": 1, "DescribeMaintenanceWindows": 1,
-        "CreateMaintenanceWindow": 1, "RegisterTargetWithMaintenanceWindow": 1,
+        "GetParameter": 1,
+        "DescribeMaintenanceWindows": 1,
+        "CreateMaintenanceWindow": 1,
+        "RegisterTargetWithMaintenanceWindow": 1,
         "RegisterTaskWithMaintenanceWindow": 1,
     }
     assert new == (2, 3, 3)  # GetItem (fast-path check), lease, save
@@ -103,8 +123,11 @@ def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader)
     handle(load_event("reconciler-scheduled.json"), world.reconciler)
     assert world.log.count("ssm", writes=True) == 0
     assert world.log.ops("ssm") == {
-        "GetParametersByPath": 1, "GetMaintenanceWindow": 1, "DescribeMaintenanceWindowTargets": 1,
-        "DescribeMaintenanceWindowTasks": 1, "GetMaintenanceWindowTask": 1,
+        "GetParametersByPath": 1,
+        "GetMaintenanceWindow": 1,
+        "DescribeMaintenanceWindowTargets": 1,
+        "DescribeMaintenanceWindowTasks": 1,
+        "GetMaintenanceWindowTask": 1,
     }
     # drifted group: the schedule was changed in the console
     window_id = world.window_named("TagPatch-web")["WindowId"]
@@ -126,7 +149,9 @@ def test_same_event_twice_leaves_one_of_each(world: World, load_event: Loader) -
     assert_single_bundle(world)
 
 
-def test_burst_of_200_events_for_one_new_group_makes_exactly_one_window(world: World, load_event: Loader) -> None:
+def test_burst_of_200_events_for_one_new_group_makes_exactly_one_window(
+    world: World, load_event: Loader
+) -> None:
     # Given 200 instances that joined "web" at once, each with its own reconciler (own Lambda container)
     ids = world.launch("web", count=50) * 4
     reconcilers = [world.make_reconciler() for _ in range(8)]
@@ -162,7 +187,8 @@ def scheduled(world: World, load_event: Loader) -> dict[str, Any]:
 def test_missing_target_is_registered_and_the_task_repointed(world: World, load_event: Loader) -> None:
     made = converge(world, load_event)
     world.ssm.deregister_target_from_maintenance_window(
-        WindowId=made["window"]["WindowId"], WindowTargetId=made["target"]["WindowTargetId"], Safe=False)
+        WindowId=made["window"]["WindowId"], WindowTargetId=made["target"]["WindowTargetId"], Safe=False
+    )
     scheduled(world, load_event)
     after = assert_single_bundle(world)
     assert after["window"]["WindowId"] == made["window"]["WindowId"]
@@ -172,7 +198,8 @@ def test_missing_target_is_registered_and_the_task_repointed(world: World, load_
 def test_task_deleted_by_hand_is_registered_again(world: World, load_event: Loader) -> None:
     made = converge(world, load_event)
     world.ssm.deregister_task_from_maintenance_window(
-        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"])
+        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"]
+    )
     scheduled(world, load_event)
     assert_single_bundle(world)
     assert world.log.ops("ssm")["RegisterTaskWithMaintenanceWindow"] == 1
@@ -193,7 +220,8 @@ def test_crash_after_window_creation_adopts_it_without_duplicate(world: World, l
     made = converge(world, load_event)
     world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "web"}})
     world.ssm.deregister_task_from_maintenance_window(
-        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"])
+        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"]
+    )
     # When the next event arrives
     handle(tag_event(load_event, "web"), world.reconciler)
     # Then the window is adopted, not duplicated
@@ -203,13 +231,23 @@ def test_crash_after_window_creation_adopts_it_without_duplicate(world: World, l
 
 def test_duplicate_windows_and_foreign_tasks_are_removed(world: World, load_event: Loader) -> None:
     made = converge(world, load_event)
-    spare = world.ssm.create_maintenance_window(
-        Name="TagPatch-web", Schedule="rate(1 day)", Duration=2, Cutoff=1, AllowUnassociatedTargets=False,
-        Tags=[{"Key": "tagpatch:stack", "Value": STACK}, {"Key": "tagpatch:window", "Value": "install"}])["WindowId"]
+    world.ssm.create_maintenance_window(
+        Name="TagPatch-web",
+        Schedule="rate(1 day)",
+        Duration=2,
+        Cutoff=1,
+        AllowUnassociatedTargets=False,
+        Tags=[{"Key": "tagpatch:stack", "Value": STACK}, {"Key": "tagpatch:window", "Value": "install"}],
+    )["WindowId"]
     world.ssm.register_task_with_maintenance_window(
-        WindowId=made["window"]["WindowId"], TaskArn="AWS-RunShellScript", TaskType="RUN_COMMAND", Name="by-hand",
+        WindowId=made["window"]["WindowId"],
+        TaskArn="AWS-RunShellScript",
+        TaskType="RUN_COMMAND",
+        Name="by-hand",
         Targets=[{"Key": "WindowTargetIds", "Values": [made["target"]["WindowTargetId"]]}],
-        MaxConcurrency="1", MaxErrors="0")
+        MaxConcurrency="1",
+        MaxErrors="0",
+    )
     world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "web"}})
     scheduled(world, load_event)
     windows = [w["WindowId"] for w in world.windows()]
@@ -231,8 +269,13 @@ def test_window_of_another_owner_with_our_name_is_left_alone(world: World, load_
 def test_task_settings_changed_in_console_are_repaired(world: World, load_event: Loader) -> None:
     made = converge(world, load_event)
     world.ssm.update_maintenance_window_task(
-        WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"], MaxConcurrency="100%",
-        TaskInvocationParameters={"RunCommand": {"Parameters": {"Operation": ["Scan"]}, "TimeoutSeconds": 60}})
+        WindowId=made["window"]["WindowId"],
+        WindowTaskId=made["task"]["WindowTaskId"],
+        MaxConcurrency="100%",
+        TaskInvocationParameters={
+            "RunCommand": {"Parameters": {"Operation": ["Scan"]}, "TimeoutSeconds": 60}
+        },
+    )
     scheduled(world, load_event)
     task = assert_single_bundle(world)["task"]
     assert task["MaxConcurrency"] == "10%"
@@ -272,8 +315,16 @@ def put_override(world: World, group_slug: str, value: Any) -> str:
 
 def test_valid_override_changes_the_window(world: World, load_event: Loader) -> None:
     converge(world, load_event)
-    name = put_override(world, "web", {"schedule": "cron(0 2 ? * TUE#2 *)", "scheduleOffset": 2,
-                                       "scheduleTimezone": "Europe/Berlin", "maxConcurrency": "2"})
+    name = put_override(
+        world,
+        "web",
+        {
+            "schedule": "cron(0 2 ? * TUE#2 *)",
+            "scheduleOffset": 2,
+            "scheduleTimezone": "Europe/Berlin",
+            "maxConcurrency": "2",
+        },
+    )
     result = handle(settings_event(load_event, name), world.reconciler)
     assert result["groups"][0]["status"] == "converged"
     made = assert_single_bundle(world)
@@ -333,7 +384,9 @@ def test_scan_window_is_added_and_removed_with_its_setting(world: World, load_ev
     handle(settings_event(load_event, name), world.reconciler)
     scan = assert_single_bundle(world, "TagPatch-web-scan")
     assert scan["task"]["TaskInvocationParameters"]["RunCommand"]["Parameters"] == {
-        "Operation": ["Scan"], "RebootOption": ["NoReboot"]}
+        "Operation": ["Scan"],
+        "RebootOption": ["NoReboot"],
+    }
     put_override(world, "web", {})
     handle(settings_event(load_event, name), world.reconciler)
     assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
@@ -347,8 +400,10 @@ def test_paused_group_window_is_disabled(world: World, load_event: Loader) -> No
 
 
 def test_patch_baseline_is_registered_and_switched(world: World, load_event: Loader) -> None:
-    ids = [world.ssm.create_patch_baseline(Name=f"base{i}", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
-           for i in (1, 2)]
+    ids = [
+        world.ssm.create_patch_baseline(Name=f"base{i}", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+        for i in (1, 2)
+    ]
     converge(world, load_event)
     name = put_override(world, "web", {"patchBaselineId": ids[0]})
     handle(settings_event(load_event, name), world.reconciler)
@@ -368,14 +423,19 @@ def test_scheduled_run_backfills_groups_tagged_before_the_stack(world: World, lo
     world.launch("db")
     world.launch(None)
     result = scheduled(world, load_event)
-    assert sorted((g["group"], g["status"]) for g in result["groups"]) == [("db", "converged"), ("web", "converged")]
+    assert sorted((g["group"], g["status"]) for g in result["groups"]) == [
+        ("db", "converged"),
+        ("web", "converged"),
+    ]
     assert sorted(w["Name"] for w in world.windows()) == ["TagPatch-db", "TagPatch-web"]
     assert world.record("web")["instance_count"] == 3
 
 
 def test_group_whose_last_instance_left_is_reported_and_kept(world: World, load_event: Loader) -> None:
     converge(world, load_event)
-    [instance] = [i["InstanceId"] for r in world.ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    [instance] = [
+        i["InstanceId"] for r in world.ec2.describe_instances()["Reservations"] for i in r["Instances"]
+    ]
     world.ec2.delete_tags(Resources=[instance], Tags=[{"Key": "PatchGroup"}])
     assert handle(tag_event(load_event, None, instance), world.reconciler)["groups"] == []
     result = scheduled(world, load_event)
@@ -390,7 +450,10 @@ def test_empty_group_window_is_deleted_when_the_parameter_says_so(aws: None, loa
     world = World(DELETE_EMPTY_GROUP_WINDOWS="true")
     converge(world, load_event)
     world.ec2.terminate_instances(
-        InstanceIds=[i["InstanceId"] for r in world.ec2.describe_instances()["Reservations"] for i in r["Instances"]])
+        InstanceIds=[
+            i["InstanceId"] for r in world.ec2.describe_instances()["Reservations"] for i in r["Instances"]
+        ]
+    )
     result = scheduled(world, load_event)
     assert [(g["group"], g["status"]) for g in result["groups"]] == [("web", "deleted")]
     assert world.windows() == []
@@ -429,7 +492,10 @@ def test_on_demand_dry_run_plans_without_writing(world: World, load_event: Loade
     result = handle({"group": "web", "dryRun": True}, world.reconciler)
     assert result["groups"][0]["status"] == "planned"
     assert [a.split()[0] for a in result["groups"][0]["actions"]] == [
-        "create_window", "register_target", "register_task"]
+        "create_window",
+        "register_target",
+        "register_task",
+    ]
     assert world.windows() == []
     assert world.log.count("ssm", writes=True) == 0 and world.log.count("dynamodb", writes=True) == 0
 
@@ -441,3 +507,45 @@ def test_on_demand_applies_and_refuses_bad_requests(world: World) -> None:
     refused = handle({"group": "web", "bogus": 1}, world.reconciler)
     assert refused["ok"] is False and "bogus" in refused["error"]
     assert handle({"dryRun": True}, world.reconciler) == {"ok": False, "error": "dryRun needs a group"}
+
+
+def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
+    aws: None,
+    load_event: Loader,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the deployed environment and nothing injected
+    from tagpatch.adapters import clients
+    from tagpatch.handlers import reconciler as entry
+
+    world = World()
+    world.launch("web")
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    clients.client.cache_clear()
+    entry.default_reconciler.cache_clear()
+    # When Lambda calls the handler
+    result = entry.handler(tag_event(load_event, "web"), lambda_context)
+    # Then the window exists and the run's metrics were printed as EMF
+    assert result["groups"][0]["status"] == "converged"
+    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"GroupsConverged", "SsmWrites"} <= names
+    entry.default_reconciler.cache_clear()
+    clients.client.cache_clear()
+
+
+def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
+    aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tagpatch.config import ConfigError
+    from tagpatch.handlers import reconciler as entry
+
+    monkeypatch.delenv("GROUPS_TABLE_NAME", raising=False)
+    entry.default_reconciler.cache_clear()
+    with pytest.raises(ConfigError, match="is not set"):
+        entry.handler({"group": "web"}, lambda_context)
+    entry.default_reconciler.cache_clear()

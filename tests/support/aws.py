@@ -93,13 +93,24 @@ class World:
     def make_reconciler(self) -> Reconciler:
         config = load_reconciler_config(self.env)
         return Reconciler(
-            config, SsmGateway(self.ssm), GroupsRepository(config.groups_table_name, self.ddb), Ec2Gateway(self.ec2)
+            config,
+            SsmGateway(self.ssm),
+            GroupsRepository(config.groups_table_name, self.ddb),
+            Ec2Gateway(self.ec2),
         )
 
     def launch(self, group: str | None, count: int = 1) -> list[str]:
-        tags = [{"ResourceType": "instance", "Tags": [{"Key": "PatchGroup", "Value": group}]}] if group is not None else []
+        tags = (
+            [{"ResourceType": "instance", "Tags": [{"Key": "PatchGroup", "Value": group}]}]
+            if group is not None
+            else []
+        )
         response = self.ec2.run_instances(
-            ImageId=self.image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro", TagSpecifications=tags
+            ImageId=self.image_id,
+            MinCount=count,
+            MaxCount=count,
+            InstanceType="t3.micro",
+            TagSpecifications=tags,
         )
         self.log.reset()
         return [instance["InstanceId"] for instance in response["Instances"]]
@@ -116,7 +127,9 @@ class World:
         return list(self.ssm.describe_maintenance_window_targets(WindowId=window_id)["Targets"])
 
     def tasks(self, window_id: str) -> list[dict[str, Any]]:
-        ids = [t["WindowTaskId"] for t in self.ssm.describe_maintenance_window_tasks(WindowId=window_id)["Tasks"]]
+        ids = [
+            t["WindowTaskId"] for t in self.ssm.describe_maintenance_window_tasks(WindowId=window_id)["Tasks"]
+        ]
         return [_plain(self.ssm.get_maintenance_window_task(WindowId=window_id, WindowTaskId=i)) for i in ids]
 
     def record(self, group: str) -> dict[str, Any]:

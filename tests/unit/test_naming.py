@@ -18,7 +18,14 @@ def test_safe_values_are_kept_as_they_are() -> None:
 
 @pytest.mark.parametrize(
     ("value", "readable"),
-    [("a b", "a-b-"), ("Ünïcödé", "Unicode-"), ("日本語", "g-"), ("../etc", "etc-"), ("-lead", "lead-"), ("", "g-")],
+    [
+        ("a b", "a-b-"),
+        ("Ünïcödé", "Unicode-"),
+        ("日本語", "g-"),
+        ("../etc", "etc-"),
+        ("-lead", "lead-"),
+        ("", "g-"),
+    ],
 )
 def test_unsafe_values_get_a_readable_part_and_a_hash(value: str, readable: str) -> None:
     slug = group_slug(value)

@@ -52,5 +52,7 @@ def test_accepts_documented_expressions(expression: str) -> None:
     ],
 )
 def test_refuses_with_reason(expression: str, reason: str) -> None:
-    with pytest.raises(ScheduleError, match=reason.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(
+        ScheduleError, match=reason.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+    ):
         validate_schedule(expression)

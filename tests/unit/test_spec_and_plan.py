@@ -16,13 +16,25 @@ def as_reported(spec: GroupSpec, window_id: str = "mw-0123456789abcdef0") -> dic
 
 
 def test_every_seed_field_reaches_the_requests() -> None:
-    spec = spec_for(scheduleTimezone="Europe/Berlin", scheduleOffset=2, maxConcurrency="2", maxErrors="0",
-                    operation="Scan", rebootOption="NoReboot", comment="Patch Tuesday", timeoutSeconds=7200,
-                    notificationEvents=["Failed", "TimedOut"], notificationType="Command")
+    spec = spec_for(
+        scheduleTimezone="Europe/Berlin",
+        scheduleOffset=2,
+        maxConcurrency="2",
+        maxErrors="0",
+        operation="Scan",
+        rebootOption="NoReboot",
+        comment="Patch Tuesday",
+        timeoutSeconds=7200,
+        notificationEvents=["Failed", "TimedOut"],
+        notificationType="Command",
+    )
     window = spec.install.window.create_params("token")
     assert window["Name"] == "TagPatch-web"
     assert (window["Schedule"], window["ScheduleTimezone"], window["ScheduleOffset"]) == (
-        "cron(0 3 ? * SUN *)", "Europe/Berlin", 2)
+        "cron(0 3 ? * SUN *)",
+        "Europe/Berlin",
+        2,
+    )
     assert (window["Duration"], window["Cutoff"], window["AllowUnassociatedTargets"]) == (4, 1, False)
     assert {"Key": "tagpatch:stack", "Value": STACK} in window["Tags"]
     target = spec.install.target.register_params("mw-0123456789abcdef0", "token")
@@ -38,7 +50,10 @@ def test_every_seed_field_reaches_the_requests() -> None:
     assert (run["Comment"], run["TimeoutSeconds"]) == ("Patch Tuesday", 7200)
     assert (run["OutputS3BucketName"], run["OutputS3KeyPrefix"]) == (BUCKET, "patch-output/web")
     assert run["NotificationConfig"] == {
-        "NotificationArn": TOPIC, "NotificationEvents": ["Failed", "TimedOut"], "NotificationType": "Command"}
+        "NotificationArn": TOPIC,
+        "NotificationEvents": ["Failed", "TimedOut"],
+        "NotificationType": "Command",
+    }
     assert run["ServiceRoleArn"] == NOTIFY_ROLE
 
 
@@ -54,8 +69,14 @@ def test_scan_schedule_adds_a_scan_only_window() -> None:
 def test_fingerprint_follows_every_setting() -> None:
     base = spec_for().fingerprint
     assert spec_for().fingerprint == base
-    for override in ({"duration": 5}, {"comment": "x"}, {"maxErrors": "1"}, {"scanSchedule": "rate(1 day)"},
-                     {"patchBaselineId": "pb-0123456789abcdef0"}, {"enabled": False}):
+    for override in (
+        {"duration": 5},
+        {"comment": "x"},
+        {"maxErrors": "1"},
+        {"scanSchedule": "rate(1 day)"},
+        {"patchBaselineId": "pb-0123456789abcdef0"},
+        {"enabled": False},
+    ):
         assert spec_for(**override).fingerprint != base, override
     assert spec_for("db").fingerprint != base
 
@@ -67,7 +88,9 @@ def test_group_tag_value_falls_back_to_the_slug_when_ssm_would_refuse_it() -> No
 
 def test_plan_creates_what_is_missing() -> None:
     spec = spec_for()
-    assert [a.kind for a in plan_window(spec.install.window, "install", [], None).actions] == ["create_window"]
+    assert [a.kind for a in plan_window(spec.install.window, "install", [], None).actions] == [
+        "create_window"
+    ]
     assert [a.kind for a in plan_target(spec.install.target, "install", []).actions] == ["register_target"]
     assert [a.kind for a in plan_task(spec.install.task, "install", [], None).actions] == ["register_task"]
 
@@ -97,7 +120,11 @@ def test_parameter_lists_compare_without_order() -> None:
     spec = spec_for(notificationEvents=["Failed", "TimedOut"])
     run = {**spec.install.task.run_command}
     run["NotificationConfig"] = {**run["NotificationConfig"], "NotificationEvents": ["TimedOut", "Failed"]}
-    task = {**spec.install.task.expected("t-1"), "WindowTaskId": "k-1", "TaskInvocationParameters": {"RunCommand": run}}
+    task = {
+        **spec.install.task.expected("t-1"),
+        "WindowTaskId": "k-1",
+        "TaskInvocationParameters": {"RunCommand": run},
+    }
     assert plan_task(spec.install.task, "install", [task], "t-1").actions == ()
 
 
@@ -112,7 +139,9 @@ def test_plan_removes_duplicates_and_foreign_parts_keeping_the_recorded_window()
     step = plan_target(spec.install.target, "install", targets)
     assert step.keep_id == "t-2"
     assert sorted((a.kind, a.resource_id) for a in step.actions) == [
-        ("deregister_target", "t-1"), ("deregister_target", "t-3")]
+        ("deregister_target", "t-1"),
+        ("deregister_target", "t-3"),
+    ]
 
 
 def test_task_pointing_at_a_target_about_to_be_made_is_updated() -> None:

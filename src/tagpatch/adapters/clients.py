@@ -14,7 +14,8 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_t
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+    factory: Any = boto3  # one cache for every service; typed clients would need one function each
+    return factory.client(service, config=RETRY_CONFIG)
 
 
 def error_code(error: Exception) -> str:

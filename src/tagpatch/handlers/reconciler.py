@@ -59,7 +59,9 @@ def handle(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
         else:
             raise InvalidEvent(f"unexpected event source {source!r}")
     except ValidationError as error:
-        logger.error("event refused: not the expected shape", extra={"source": source, "errors": error.errors()})
+        logger.error(
+            "event refused: not the expected shape", extra={"source": source, "errors": error.errors()}
+        )
         raise InvalidEvent(f"event from {source!r} does not have the expected shape: {error}") from error
     return _summary(outcomes)
 
@@ -82,8 +84,10 @@ def _on_tag_change(event: TagChangeEvent, reconciler: Reconciler) -> list[Outcom
 def _on_settings_change(event: ParameterChangeEvent, reconciler: Reconciler) -> list[Outcome]:
     group = reconciler.group_for_parameter(event.detail.name)
     if group is None:
-        logger.info("settings changed for a group with no instances yet; applied when one joins",
-                    extra={"parameter": event.detail.name})
+        logger.info(
+            "settings changed for a group with no instances yet; applied when one joins",
+            extra={"parameter": event.detail.name},
+        )
         return []
     return [reconciler.reconcile_group(group, verify=True)]
 
@@ -103,8 +107,15 @@ def _on_demand(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
 
 def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
     for outcome in outcomes:
-        logger.info("group reconciled", extra={"group": outcome.group, "status": outcome.status,
-                                                "actions": outcome.actions, "reasons": outcome.reasons})
+        logger.info(
+            "group reconciled",
+            extra={
+                "group": outcome.group,
+                "status": outcome.status,
+                "actions": outcome.actions,
+                "reasons": outcome.reasons,
+            },
+        )
         if name := _METRIC_OF_STATUS.get(outcome.status):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         if outcome.writes:
@@ -112,7 +123,8 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
     return {
         "ok": all(outcome.status != "failed" for outcome in outcomes),
         "groups": [
-            {"group": o.group, "status": o.status, "actions": o.actions, "reasons": o.reasons} for o in outcomes
+            {"group": o.group, "status": o.status, "actions": o.actions, "reasons": o.reasons}
+            for o in outcomes
         ],
     }
 

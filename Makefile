@@ -1,0 +1,56 @@
+# TagPatch developer and CI entry points. `make test` is the one command that gates a change.
+# Nothing needs activating: every tool runs from $(VENV)/bin.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-created only when the dependency pins or the project metadata change.
+VENV_STAMP := $(VENV)/.stamp-requirements-dev
+
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: .venv lint format typecheck validate build unit test clean distclean
+
+.venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --progress-bar off --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar off -e .
+	touch $@
+
+lint: .venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+# Rewrites files: run before committing, not in CI.
+format: .venv
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+typecheck: .venv
+	$(BIN)/mypy
+
+validate: .venv
+	$(BIN)/sam validate --lint
+
+build: .venv
+	$(BIN)/sam build
+
+unit: .venv
+	$(BIN)/pytest tests/unit
+
+test: .venv lint typecheck validate build
+	$(BIN)/pytest --cov=src/tagpatch --cov-fail-under=90
+
+clean:
+	rm -rf .aws-sam .coverage coverage.xml htmlcov .mypy_cache .ruff_cache .pytest_cache
+	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) src/*.egg-info

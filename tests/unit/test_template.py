@@ -1,0 +1,742 @@
+"""Structural rules every resource in template.yaml must keep.
+
+The template is read as YAML (CloudFormation short-form tags become their long form), so these
+tests need no AWS access, no SAM CLI and no network. `make validate` runs `sam validate --lint`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeAlias, cast
+
+import pytest
+import yaml
+from moto.events.models import EventPattern
+
+Resources: TypeAlias = dict[str, dict[str, Any]]
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+EVENTS_DIR = ROOT / "events"
+
+STACK_NAME = "tagpatch"  # the stack name the sample events were written for
+LAYER_ACCOUNT = "017000801446"
+
+# Actions allowed with `Resource: "*"` in identity policies: APIs that support no resource-level
+# permissions (Service Authorization Reference). Extend only with such actions.
+WILDCARD_RESOURCE_ACTIONS = frozenset(
+    {
+        "ec2:DescribeInstances",
+        "ssm:CreateMaintenanceWindow",
+        "ssm:DescribeMaintenanceWindows",
+        "ssm:DescribePatchGroups",
+        "ssm:DescribePatchGroupState",
+        "ssm:DescribeInstancePatchStatesForPatchGroup",
+    }
+)
+
+RECONCILER_ENVIRONMENT = frozenset(
+    {
+        "STACK_NAME",
+        "TAG_KEY",
+        "GROUPS_TABLE_NAME",
+        "GROUP_SETTINGS_PREFIX",
+        "DELETE_EMPTY_GROUP_WINDOWS",
+        "MAINTENANCE_WINDOW_ROLE_ARN",
+        "OUTPUT_BUCKET",
+        "NOTIFICATION_TOPIC_ARN",
+        "NOTIFICATION_ROLE_ARN",
+        "DEFAULT_SCHEDULE",
+        "DEFAULT_SCHEDULE_TIMEZONE",
+        "DEFAULT_SCHEDULE_OFFSET",
+        "DEFAULT_DURATION",
+        "DEFAULT_CUTOFF",
+        "DEFAULT_PRIORITY",
+        "DEFAULT_MAX_CONCURRENCY",
+        "DEFAULT_MAX_ERRORS",
+        "DEFAULT_OPERATION",
+        "DEFAULT_REBOOT_OPTION",
+        "DEFAULT_TIMEOUT_SECONDS",
+        "DEFAULT_COMMENT",
+        "DEFAULT_TARGET_OWNER_INFORMATION",
+        "DEFAULT_OUTPUT_PREFIX",
+        "DEFAULT_NOTIFICATION_EVENTS",
+        "DEFAULT_NOTIFICATION_TYPE",
+        "DEFAULT_SCAN_SCHEDULE",
+        "DEFAULT_PATCH_BASELINE_ID",
+    }
+)
+
+EXPECTED_OUTPUTS = frozenset(
+    {
+        "GroupsTableName",
+        "OutputBucketName",
+        "NotificationTopicArn",
+        "AlertTopicArn",
+        "ReconcilerFunctionName",
+        "ReconcilerFunctionArn",
+        "ReconcilerDLQUrl",
+        "MaintenanceWindowRoleArn",
+        "NotificationRoleArn",
+        "InstanceOutputWritePolicyArn",
+        "GroupSettingsPrefix",
+    }
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Ref x` into {"Ref": "x"}, `!GetAtt a.b` into
+    {"Fn::GetAtt": ["a", "b"]} and every other `!Fn` into {"Fn::Fn": ...}."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def _load_template() -> dict[str, Any]:
+    loaded = yaml.load(TEMPLATE_PATH.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return _load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> Resources:
+    return dict(template["Resources"])
+
+
+def _of_type(resources: Resources, resource_type: str) -> Resources:
+    return {name: res for name, res in resources.items() if res["Type"] == resource_type}
+
+
+def _props(resource: dict[str, Any]) -> dict[str, Any]:
+    return dict(resource.get("Properties", {}))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_ref_to(value: Any, logical_id: str) -> bool:
+    return bool(value == {"Ref": logical_id})
+
+
+def _is_getatt(value: Any, logical_id: str, attribute: str) -> bool:
+    return bool(value == {"Fn::GetAtt": [logical_id, attribute]})
+
+
+def _function_event_sources(resources: Resources) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for function_id, function in _of_type(resources, "AWS::Serverless::Function").items():
+        for event_id, event in _props(function).get("Events", {}).items():
+            yield function_id, event_id, event
+
+
+def _identity_policy_statements(resources: Resources) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of a policy attached to an identity (roles, managed policies, functions)."""
+    for name, res in resources.items():
+        props = _props(res)
+        documents: list[Any] = []
+        if res["Type"] == "AWS::IAM::Role":
+            documents += [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+        elif res["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            documents.append(props["PolicyDocument"])
+        elif res["Type"] == "AWS::Serverless::Function":
+            # Inline documents only; SAM policy templates (e.g. DynamoDBCrudPolicy) are scoped by SAM.
+            documents += [
+                p for p in _as_list(props.get("Policies", [])) if isinstance(p, dict) and "Statement" in p
+            ]
+        for document in documents:
+            for statement in _as_list(document["Statement"]):
+                yield name, statement
+
+
+def _template_value(value: Any, parameters: dict[str, Any]) -> Any:
+    """Resolve `Ref` to parameter defaults and `Fn::Sub` of pseudo parameters, for sample matching."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]["Default"]
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            return value["Fn::Sub"].replace("${AWS::StackName}", STACK_NAME)
+        return {key: _template_value(item, parameters) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_template_value(item, parameters) for item in value]
+    return value
+
+
+def _load_event(name: str) -> dict[str, Any]:
+    loaded = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime, layer, build
+# --------------------------------------------------------------------------------------------
+def test_runtime_is_python313_everywhere(template: dict[str, Any], resources: Resources) -> None:
+    # Given the global function settings and every function
+    global_function = template["Globals"]["Function"]
+    functions = {
+        **_of_type(resources, "AWS::Serverless::Function"),
+        **_of_type(resources, "AWS::Lambda::Function"),
+    }
+
+    # Then the runtime is python3.13, set globally and never overridden with another one
+    assert global_function["Runtime"] == "python3.13"
+    assert functions
+    for name, function in functions.items():
+        assert _props(function).get("Runtime", "python3.13") == "python3.13", name
+
+
+def test_powertools_layer_matches_runtime_and_architecture(template: dict[str, Any]) -> None:
+    # Given the global layer and architecture
+    global_function = template["Globals"]["Function"]
+    (architecture,) = global_function["Architectures"]
+    layers = global_function["Layers"]
+
+    # Then the public Powertools v3 layer for python3.13 of that architecture is used, with the
+    # version from the PowertoolsLayerVersion parameter
+    assert architecture in ("x86_64", "arm64")
+    assert len(layers) == 1
+    arn = layers[0]["Fn::Sub"]
+    assert arn == (
+        f"arn:aws:lambda:${{AWS::Region}}:{LAYER_ACCOUNT}:layer:"
+        f"AWSLambdaPowertoolsPythonV3-python313-{architecture}:${{PowertoolsLayerVersion}}"
+    )
+
+
+def test_functions_keep_their_architecture_global(resources: Resources) -> None:
+    # A per-function architecture would not match the global (architecture-specific) layer.
+    for name, function in _of_type(resources, "AWS::Serverless::Function").items():
+        assert "Architectures" not in _props(function), name
+
+
+def test_powertools_environment_is_global(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "tagpatch"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "TagPatch"
+    assert _is_ref_to(variables["POWERTOOLS_LOG_LEVEL"], "LogLevel")
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+
+
+def test_code_uris_have_no_requirements_file(resources: Resources) -> None:
+    # A requirements.txt would make `sam build` need a python3.13 binary on the build machine.
+    for name, function in _of_type(resources, "AWS::Serverless::Function").items():
+        code_uri = ROOT / _props(function)["CodeUri"]
+        assert code_uri.is_dir(), name
+        assert not (code_uri / "requirements.txt").exists(), name
+
+
+# --------------------------------------------------------------------------------------------
+# Logs, dead letters, alarms
+# --------------------------------------------------------------------------------------------
+def test_every_function_has_an_explicit_log_group_with_retention(resources: Resources) -> None:
+    log_groups = _of_type(resources, "AWS::Logs::LogGroup")
+
+    for function_id in _of_type(resources, "AWS::Serverless::Function"):
+        # Given the log group named after the function
+        expected_name = {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"}
+        matching = [res for res in log_groups.values() if _props(res).get("LogGroupName") == expected_name]
+
+        # Then it exists exactly once and expires its events
+        assert len(matching) == 1, f"{function_id} has no log group named /aws/lambda/<function>"
+        assert _is_ref_to(_props(matching[0])["RetentionInDays"], "LogRetentionDays"), function_id
+
+
+def test_every_queue_is_encrypted(resources: Resources) -> None:
+    queues = _of_type(resources, "AWS::SQS::Queue")
+
+    assert queues
+    for name, queue in queues.items():
+        props = _props(queue)
+        assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props, name
+
+
+def _dead_letter_queues(resources: Resources) -> set[str]:
+    """Logical IDs of every queue used as a DLQ, an on-failure destination or a redrive target."""
+    queue_ids = set(_of_type(resources, "AWS::SQS::Queue"))
+    targets: list[Any] = []
+    for function in _of_type(resources, "AWS::Serverless::Function").values():
+        props = _props(function)
+        targets.append(props.get("DeadLetterQueue", {}).get("TargetArn"))
+        targets.append(
+            props.get("EventInvokeConfig", {})
+            .get("DestinationConfig", {})
+            .get("OnFailure", {})
+            .get("Destination")
+        )
+    for _, _, event in _function_event_sources(resources):
+        targets.append(event.get("Properties", {}).get("DeadLetterConfig", {}).get("Arn"))
+    for queue in _of_type(resources, "AWS::SQS::Queue").values():
+        targets.append(_props(queue).get("RedrivePolicy", {}).get("deadLetterTargetArn"))
+    found = {
+        target["Fn::GetAtt"][0] for target in targets if isinstance(target, dict) and "Fn::GetAtt" in target
+    }
+    return (found & queue_ids) | {queue_id for queue_id in queue_ids if "DLQ" in queue_id}
+
+
+def test_every_dead_letter_queue_has_an_alarm_to_the_alert_topic(resources: Resources) -> None:
+    alarms = _of_type(resources, "AWS::CloudWatch::Alarm").values()
+    dead_letter_queues = _dead_letter_queues(resources)
+
+    assert "ReconcilerDLQ" in dead_letter_queues
+    for queue_id in dead_letter_queues:
+        # Given the alarms watching this queue's visible messages
+        watching = [
+            _props(alarm)
+            for alarm in alarms
+            if _props(alarm).get("Namespace") == "AWS/SQS"
+            and _props(alarm).get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and any(
+                _is_getatt(d.get("Value"), queue_id, "QueueName") for d in _props(alarm).get("Dimensions", [])
+            )
+        ]
+
+        # Then one fires on the first message and notifies the alert topic
+        assert watching, f"dead-letter queue {queue_id} has no alarm"
+        for alarm in watching:
+            assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", queue_id
+            assert alarm["Threshold"] == 1, queue_id
+            assert {"Ref": "AlertTopic"} in alarm["AlarmActions"], queue_id
+
+
+def test_dead_letter_queues_keep_messages_14_days(resources: Resources) -> None:
+    for queue_id in _dead_letter_queues(resources):
+        assert _props(resources[queue_id])["MessageRetentionPeriod"] == 1209600, queue_id
+
+
+def test_every_asynchronous_source_has_retries_and_a_dead_letter_queue(
+    resources: Resources,
+) -> None:
+    for function_id, event_id, event in _function_event_sources(resources):
+        if event["Type"] not in ("EventBridgeRule", "Schedule", "CloudWatchEvent"):
+            continue
+        # Given an EventBridge rule invoking a function (asynchronously)
+        properties = event["Properties"]
+        on_failure = _props(resources[function_id])["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+
+        # Then the rule retries into a DLQ and the function's failed invocations go to a queue too
+        assert "RetryPolicy" in properties, f"{function_id}.{event_id}"
+        assert "Fn::GetAtt" in properties["DeadLetterConfig"]["Arn"], f"{function_id}.{event_id}"
+        assert on_failure["Type"] == "SQS", function_id
+        assert _props(resources[function_id])["EventInvokeConfig"]["MaximumRetryAttempts"] <= 2, function_id
+
+
+def test_rule_dead_letter_queue_policy_admits_the_rules(resources: Resources) -> None:
+    # Given the rules that dead-letter into a queue (SAM names them <Function><Event>)
+    rules_by_queue: dict[str, set[str]] = {}
+    for function_id, event_id, event in _function_event_sources(resources):
+        arn = event.get("Properties", {}).get("DeadLetterConfig", {}).get("Arn")
+        if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+            rules_by_queue.setdefault(arn["Fn::GetAtt"][0], set()).add(function_id + event_id)
+
+    # Then each queue's policy lets EventBridge send exactly those rules' events
+    policies = _of_type(resources, "AWS::SQS::QueuePolicy").values()
+    for queue_id, rule_ids in rules_by_queue.items():
+        statements = [
+            statement
+            for policy in policies
+            if {"Ref": queue_id} in _props(policy)["Queues"]
+            for statement in _props(policy)["PolicyDocument"]["Statement"]
+            if statement.get("Principal") == {"Service": "events.amazonaws.com"}
+        ]
+        assert len(statements) == 1, queue_id
+        source_arns = _as_list(statements[0]["Condition"]["ArnEquals"]["aws:SourceArn"])
+        assert {arn["Fn::GetAtt"][0] for arn in source_arns} == rule_ids
+
+
+# --------------------------------------------------------------------------------------------
+# Encryption and data protection
+# --------------------------------------------------------------------------------------------
+def test_every_topic_is_encrypted(resources: Resources) -> None:
+    topics = _of_type(resources, "AWS::SNS::Topic")
+
+    assert topics
+    for name, topic in topics.items():
+        assert _props(topic).get("KmsMasterKeyId"), name
+
+
+def test_topics_alarms_publish_to_use_a_customer_managed_key(resources: Resources) -> None:
+    # CloudWatch publishes as a service principal, which the AWS managed key alias/aws/sns refuses.
+    alarm_topics = {
+        action["Ref"]
+        for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        for action in _props(alarm).get("AlarmActions", [])
+        if isinstance(action, dict) and "Ref" in action
+    }
+    for topic_id in alarm_topics:
+        key = _props(resources[topic_id])["KmsMasterKeyId"]
+        assert isinstance(key, dict), f"{topic_id} must use a customer managed key"
+        key_id = key.get("Ref") or key["Fn::GetAtt"][0]
+        key_policy = _props(resources[key_id])["KeyPolicy"]
+        principals = [statement.get("Principal", {}) for statement in key_policy["Statement"]]
+        assert {"Service": "cloudwatch.amazonaws.com"} in principals, key_id
+
+
+def test_every_table_is_encrypted_and_recoverable(resources: Resources) -> None:
+    tables = _of_type(resources, "AWS::DynamoDB::Table")
+
+    assert tables
+    for name, table in tables.items():
+        props = _props(table)
+        assert props["SSESpecification"]["SSEEnabled"] is True, name
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+
+
+def test_groups_table_shape(resources: Resources) -> None:
+    props = _props(resources["GroupsTable"])
+
+    assert props["KeySchema"] == [{"AttributeName": "group", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "group", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+def test_every_bucket_blocks_public_access_and_denies_plain_http(resources: Resources) -> None:
+    buckets = _of_type(resources, "AWS::S3::Bucket")
+    bucket_policies = _of_type(resources, "AWS::S3::BucketPolicy").values()
+
+    assert buckets
+    for name, bucket in buckets.items():
+        props = _props(bucket)
+        # Then public access is blocked, ACLs are off and objects are encrypted and expire
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, name
+        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}], name
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], name
+        assert props["VersioningConfiguration"]["Status"] == "Enabled", name
+        rules = props["LifecycleConfiguration"]["Rules"]
+        assert any("ExpirationInDays" in rule and "NoncurrentVersionExpiration" in rule for rule in rules), (
+            name
+        )
+        assert any("AbortIncompleteMultipartUpload" in rule for rule in rules), name
+
+        # And its bucket policy denies every request not made over TLS
+        denies_http = [
+            statement
+            for policy in bucket_policies
+            if _is_ref_to(_props(policy)["Bucket"], name)
+            for statement in _props(policy)["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement["Action"] in ("s3:*", ["s3:*"])
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert len(denies_http) == 1, f"{name} has no TLS-only bucket policy"
+        assert {"Fn::GetAtt": [name, "Arn"]} in _as_list(denies_http[0]["Resource"]), name
+
+
+def test_instance_output_policy_writes_only_under_the_output_prefix(resources: Resources) -> None:
+    statements = _props(resources["InstanceOutputWritePolicy"])["PolicyDocument"]["Statement"]
+
+    assert {(s["Action"], json.dumps(s["Resource"], sort_keys=True)) for s in statements} == {
+        ("s3:PutObject", json.dumps({"Fn::Sub": "${OutputBucket.Arn}/${OutputS3KeyPrefix}/*"})),
+        (
+            "s3:GetEncryptionConfiguration",
+            json.dumps({"Fn::GetAtt": ["OutputBucket", "Arn"]}, sort_keys=True),
+        ),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Least privilege
+# --------------------------------------------------------------------------------------------
+def test_no_identity_policy_allows_wildcard_actions(resources: Resources) -> None:
+    for name, statement in _identity_policy_statements(resources):
+        if statement["Effect"] != "Allow":
+            continue
+        for action in _as_list(statement["Action"]):
+            assert action != "*", name
+            assert not re.fullmatch(r"[a-z0-9-]+:\*", action), f"{name}: {action}"
+        assert "NotAction" not in statement, name
+        assert "NotResource" not in statement, name
+
+
+def test_wildcard_resources_only_for_actions_without_resource_level_permissions(
+    resources: Resources,
+) -> None:
+    for name, statement in _identity_policy_statements(resources):
+        if statement["Effect"] == "Allow" and "*" in _as_list(statement["Resource"]):
+            actions = set(_as_list(statement["Action"]))
+            assert actions <= WILDCARD_RESOURCE_ACTIONS, (
+                f"{name}: {sorted(actions - WILDCARD_RESOURCE_ACTIONS)}"
+            )
+
+
+def test_wildcard_allow_list_only_names_actions_without_resource_types() -> None:
+    # cfn-lint ships the Service Authorization Reference: an action with resource types there can
+    # be scoped, so it does not belong on the allow-list.
+    spec_file = importlib.resources.files("cfnlint.data.AdditionalSpecs") / "Policies.json"
+    services = json.loads(spec_file.read_text(encoding="utf-8"))
+    for action in WILDCARD_RESOURCE_ACTIONS:
+        service, name = action.split(":")
+        assert services[service]["Actions"][name.lower()].get("Resources", []) == [], action
+
+
+def test_every_wildcard_resource_carries_a_comment_saying_why() -> None:
+    lines = TEMPLATE_PATH.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if not re.search(r"\bResource:\s*\"\*\"", line) or "#" in line:
+            continue
+        # Walk back to the previous statement's Resource (or the Statement key): a comment between
+        # there and here explains this statement.
+        explained = False
+        for previous in reversed(lines[:number]):
+            if previous.strip().startswith("#"):
+                explained = True
+                break
+            if re.search(r"\b(Resource|Statement):", previous):
+                break
+        assert explained, f'template.yaml:{number + 1}: Resource "*" without a comment'
+
+
+def test_service_roles_trust_only_this_account(resources: Resources) -> None:
+    for name in ("MaintenanceWindowRole", "NotificationRole"):
+        (statement,) = _props(resources[name])["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": "ssm.amazonaws.com"}, name
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}, (
+            name
+        )
+
+
+def test_maintenance_window_role(resources: Resources) -> None:
+    props = _props(resources["MaintenanceWindowRole"])
+
+    assert props["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonSSMMaintenanceWindowRole"}
+    ]
+    (policy,) = props["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "iam:PassRole"
+    assert _is_getatt(statement["Resource"], "NotificationRole", "Arn")
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
+
+
+def test_notification_role_publishes_only_to_the_notification_topic(resources: Resources) -> None:
+    (policy,) = _props(resources["NotificationRole"])["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+
+    assert statement["Action"] == "sns:Publish"
+    assert _is_ref_to(statement["Resource"], "NotificationTopic")
+
+
+def test_reconciler_passes_only_its_two_roles_and_only_to_ssm(resources: Resources) -> None:
+    pass_role = [
+        statement
+        for name, statement in _identity_policy_statements(resources)
+        if name == "ReconcilerFunction" and "iam:PassRole" in _as_list(statement["Action"])
+    ]
+
+    (statement,) = pass_role
+    assert _as_list(statement["Action"]) == ["iam:PassRole"]
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["MaintenanceWindowRole", "Arn"]},
+        {"Fn::GetAtt": ["NotificationRole", "Arn"]},
+    ]
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters, environment, outputs
+# --------------------------------------------------------------------------------------------
+def test_every_parameter_has_a_description(template: dict[str, Any]) -> None:
+    for name, parameter in template["Parameters"].items():
+        assert str(parameter.get("Description", "")).strip(), name
+
+
+def test_every_parameter_default_satisfies_its_own_constraints(template: dict[str, Any]) -> None:
+    for name, parameter in template["Parameters"].items():
+        default = parameter.get("Default")
+        if default is None:
+            continue
+        text = str(default)
+        if "AllowedValues" in parameter:
+            assert text in {str(value) for value in parameter["AllowedValues"]}, name
+        if "AllowedPattern" in parameter:
+            assert re.fullmatch(parameter["AllowedPattern"], text), name
+        if "MinLength" in parameter:
+            assert len(text) >= parameter["MinLength"], name
+        if "MaxLength" in parameter:
+            assert len(text) <= parameter["MaxLength"], name
+        if "MinValue" in parameter:
+            assert float(text) >= parameter["MinValue"], name
+        if "MaxValue" in parameter:
+            assert float(text) <= parameter["MaxValue"], name
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "accepted"),
+    [
+        ("MaxConcurrency", "10%", True),
+        ("MaxConcurrency", "25", True),
+        ("MaxConcurrency", "100%", True),
+        ("MaxConcurrency", "0", False),
+        ("MaxConcurrency", "101%", False),
+        ("MaxErrors", "0", True),
+        ("MaxErrors", "0%", True),
+        ("MaxErrors", "abc", False),
+        ("NotificationEvents", "All", True),
+        ("NotificationEvents", "Success,Failed,TimedOut", True),
+        ("NotificationEvents", "Success, Failed", False),
+        ("NotificationEvents", "Canceled", False),
+        ("ScanSchedule", "", True),
+        ("ScanSchedule", "cron(0 1 ? * WED *)", True),
+        ("ScanSchedule", "daily", False),
+        ("PatchBaselineId", "", True),
+        ("PatchBaselineId", "pb-0c10e65780EXAMPLE", True),
+        ("PatchBaselineId", "pb-1", False),
+        ("OutputS3KeyPrefix", "patch-output", True),
+        ("OutputS3KeyPrefix", "patching/output", True),
+        ("OutputS3KeyPrefix", "/patch-output/", False),
+        ("AlertEmail", "", True),
+        ("AlertEmail", "ops@example.com", True),
+        ("AlertEmail", "ops", False),
+    ],
+)
+def test_parameter_patterns(template: dict[str, Any], parameter: str, value: str, accepted: bool) -> None:
+    pattern = template["Parameters"][parameter]["AllowedPattern"]
+
+    assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_alert_email_subscription_is_conditional(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    subscription = resources["AlertEmailSubscription"]
+
+    assert subscription["Condition"] == "HasAlertEmail"
+    assert template["Conditions"]["HasAlertEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmail"}, ""]}]
+    }
+
+
+def test_reconciler_environment_is_exactly_the_documented_set(resources: Resources) -> None:
+    variables = _props(resources["ReconcilerFunction"])["Environment"]["Variables"]
+
+    assert set(variables) == RECONCILER_ENVIRONMENT
+
+
+def test_reconciler_function_settings(resources: Resources) -> None:
+    props = _props(resources["ReconcilerFunction"])
+
+    assert props["Handler"] == "tagpatch.handlers.reconciler.handler"
+    assert props["CodeUri"] == "src/"
+    assert props["Timeout"] == 300
+    assert props["MemorySize"] == 512
+    assert (ROOT / "src" / "tagpatch" / "handlers" / "reconciler.py").is_file()
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    assert set(template["Outputs"]) >= EXPECTED_OUTPUTS
+    for name, output in template["Outputs"].items():
+        assert output.get("Description"), name
+
+
+# --------------------------------------------------------------------------------------------
+# Event rules against the sample events
+# --------------------------------------------------------------------------------------------
+def _rule_pattern(template: dict[str, Any], event_id: str) -> EventPattern:
+    event = _props(template["Resources"]["ReconcilerFunction"])["Events"][event_id]
+    pattern = _template_value(event["Properties"]["Pattern"], template["Parameters"])
+    return EventPattern.load(json.dumps(pattern))
+
+
+@pytest.mark.parametrize(
+    ("event_id", "sample", "matches"),
+    [
+        ("TagChange", "reconciler-tag-added.json", True),
+        ("TagChange", "reconciler-tag-changed.json", True),
+        ("TagChange", "reconciler-tag-deleted.json", True),
+        ("TagChange", "reconciler-settings-change.json", False),
+        ("SettingsChange", "reconciler-settings-change.json", True),
+        ("SettingsChange", "reconciler-tag-added.json", False),
+    ],
+)
+def test_rule_patterns_match_the_sample_events(
+    template: dict[str, Any], event_id: str, sample: str, matches: bool
+) -> None:
+    assert _rule_pattern(template, event_id).matches_event(cast(Any, _load_event(sample))) is matches
+
+
+def test_tag_rule_ignores_changes_to_other_tags(template: dict[str, Any]) -> None:
+    # Given a tag change that does not touch the patch group tag
+    event = _load_event("reconciler-tag-added.json")
+    event["detail"]["changed-tag-keys"] = ["Name"]
+
+    # Then the rule does not fire
+    assert _rule_pattern(template, "TagChange").matches_event(cast(Any, event)) is False
+
+
+def test_settings_rule_ignores_other_stacks_parameters(template: dict[str, Any]) -> None:
+    event = _load_event("reconciler-settings-change.json")
+    event["detail"]["name"] = "/tagpatch/other-stack/groups/web"
+
+    assert _rule_pattern(template, "SettingsChange").matches_event(cast(Any, event)) is False
+
+
+def test_schedule_rule_uses_a_rule_not_the_scheduler(resources: Resources) -> None:
+    event = _props(resources["ReconcilerFunction"])["Events"]["Reconcile"]
+
+    assert event["Type"] == "Schedule"
+    assert _is_ref_to(event["Properties"]["Schedule"], "ReconcileSchedule")
+    assert _load_event("reconciler-scheduled.json")["source"] == "aws.events"
+
+
+def test_sample_events_use_the_documented_identities() -> None:
+    for path in sorted(EVENTS_DIR.glob("reconciler-*.json")):
+        event = json.loads(path.read_text(encoding="utf-8"))
+        if "detail-type" not in event:
+            continue
+        assert event["account"] == "123456789012", path.name
+        assert event["region"] == "us-east-1", path.name
+        for arn in event["resources"]:
+            assert arn.startswith("arn:aws:") and ":us-east-1:123456789012:" in arn, path.name
+            if ":instance/" in arn:
+                assert re.fullmatch(r"i-[0-9a-f]{17}", arn.rsplit("/", 1)[1]), path.name
+
+    assert _load_event("reconciler-on-demand.json") == {"group": "web", "dryRun": False}
+
+
+# --------------------------------------------------------------------------------------------
+# samconfig.toml
+# --------------------------------------------------------------------------------------------
+def test_samconfig_defaults() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+
+    assert config["version"] == 0.1
+    assert config["default"]["global"]["parameters"]["stack_name"] == STACK_NAME
+    assert config["default"]["validate"]["parameters"]["lint"] is True
+    assert config["default"]["build"]["parameters"] == {"cached": True, "parallel": True}
+    for environment in ("default", "prod"):
+        deploy = config[environment]["deploy"]["parameters"]
+        assert "CAPABILITY_IAM" in deploy["capabilities"], environment
+        assert deploy["confirm_changeset"] is True, environment
+        assert deploy["resolve_s3"] is True, environment
+        assert "region" not in deploy, environment
