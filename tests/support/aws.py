@@ -24,10 +24,11 @@ _ATOMIC = threading.RLock()
 def make_dynamodb_writes_atomic() -> None:
     """DynamoDB applies a conditional write atomically; moto checks and writes in two Python steps.
 
-    Under threads the emulator could let two conditional writes through that DynamoDB would not,
-    so the concurrency tests serialise moto's write paths the way the real service does.
+    Under threads the emulator could let two conditional writes through that DynamoDB would not
+    (or fail a read with "dictionary changed size during iteration"), so the concurrency tests
+    serialise moto's item operations the way the real service isolates them.
     """
-    for name in ("update_item", "put_item", "delete_item"):
+    for name in ("update_item", "put_item", "delete_item", "get_item", "scan", "query"):
         original = getattr(DynamoDBBackend, name)
         if getattr(original, "_tagpatch_atomic", False):
             continue
