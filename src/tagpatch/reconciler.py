@@ -317,8 +317,11 @@ class Reconciler:
             )
             outcomes.append(self._safely(group, work))
         for group, record in sorted(known.items()):
-            if group in sizes or (record.status == "empty" and not self.config.delete_empty_group_windows):
-                continue  # has instances, or its emptiness was already reported
+            reported = record.status == "deleted" or (
+                record.status == "empty" and not self.config.delete_empty_group_windows
+            )
+            if group in sizes or reported:
+                continue  # has instances, or its emptiness was already dealt with
             outcomes.append(self._safely(group, partial(self.handle_empty_group, record)))
         return outcomes
 
@@ -344,19 +347,25 @@ class Reconciler:
                 return Outcome(group, "empty", reasons=["no instances carry this group's tag"])
 
             return self._with_lease(group, mark_empty)
-        owner = uuid.uuid4().hex
-        current = self.groups.acquire(group, owner, int(self.clock()))
-        if current is None:
-            return Outcome(group, "deferred")
-        run = _Executor(self.ssm, False, owner)
-        for role, ids in current.windows.items():
-            self._remove_bundle(role, ids, run, group)
-        if current.baseline_id:
-            action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
-            run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
-        self.groups.delete(group, owner)
-        logger.warning("patch group has no instances left; its windows were deleted", extra={"group": group})
-        return Outcome(group, "deleted", actions=run.done, reasons=["no instances carry this group's tag"])
+
+        def delete_windows(current: GroupRecord) -> Outcome:
+            run = _Executor(self.ssm, False, uuid.uuid4().hex)
+            for role, ids in current.windows.items():
+                self._remove_bundle(role, ids, run, group)
+            if current.baseline_id:
+                action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
+                run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
+            current.status, current.windows, current.baseline_id = "deleted", {}, ""
+            current.instance_count, current.fingerprint = 0, ""
+            current.empty_since = current.empty_since or _now()
+            logger.warning(
+                "patch group has no instances left; its windows were deleted", extra={"group": group}
+            )
+            return Outcome(
+                group, "deleted", actions=run.done, reasons=["no instances carry this group's tag"]
+            )
+
+        return self._with_lease(group, delete_windows)
 
     def group_for_parameter(self, parameter_name: str) -> str | None:
         """The known group whose override parameter is ``parameter_name``, if any."""

@@ -549,3 +549,121 @@ def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     with pytest.raises(ConfigError, match="is not set"):
         entry.handler({"group": "web"}, lambda_context)
     entry.default_reconciler.cache_clear()
+
+
+# --- failures, reruns, leases -----------------------------------------------------------------
+
+
+def test_failed_reconcile_records_the_reason_releases_the_lease_and_the_retry_converges(
+    world: World, load_event: Loader
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from tests.fakes import ssm as fake_ssm
+
+    # Given SSM refuses the window once with an error botocore does not retry
+    world.launch("web")
+    fake_ssm.inject_faults("CreateMaintenanceWindow", ["ValidationException"])
+    # When the event is handled, the error propagates (so Lambda retries, then dead-letters)
+    with pytest.raises(ClientError, match="ValidationException"):
+        handle(tag_event(load_event, "web"), world.reconciler)
+    record = world.record("web")
+    assert record["status"] == "failed" and "ValidationException" in record["reasons"][0]
+    assert "lock_owner" not in record
+    # Then Lambda's retry of the same event converges with one window
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "converged"
+    assert_single_bundle(world)
+
+
+def test_throttling_is_retried_with_backoff_and_converges(world: World, load_event: Loader) -> None:
+    from tests.fakes import ssm as fake_ssm
+
+    world.launch("web")
+    fake_ssm.inject_faults(
+        "RegisterTaskWithMaintenanceWindow", ["ThrottlingException", "InternalServerError"]
+    )
+    result = handle(tag_event(load_event, "web"), world.reconciler)
+    assert result["groups"][0]["status"] == "converged"
+    assert fake_ssm.CALLS.count("RegisterTaskWithMaintenanceWindow") == 3
+    assert_single_bundle(world)
+
+
+def test_a_rerun_requested_mid_reconcile_is_honoured_before_the_lease_is_released(
+    world: World, load_event: Loader
+) -> None:
+    # Given another invocation asks for a rerun while this one creates the window
+    world.launch("web")
+    gateway = world.reconciler.ssm
+    original = gateway.create_window
+
+    def create_and_get_interrupted(params: dict[str, Any]) -> str:
+        assert world.reconciler.groups.mark_pending("web", int(world.reconciler.clock()))
+        return original(params)
+
+    gateway.create_window = create_and_get_interrupted  # type: ignore[method-assign]
+    # When the reconcile finishes
+    result = handle(tag_event(load_event, "web"), world.reconciler)
+    # Then it ran a second, verifying pass before letting go, and nothing is duplicated
+    assert result["groups"][0]["status"] == "converged"
+    assert world.log.ops("ssm")["GetParameter"] == 2
+    assert world.log.ops("ssm")["GetMaintenanceWindow"] == 1
+    assert_single_bundle(world)
+    assert "pending" not in world.record("web") and "lock_owner" not in world.record("web")
+
+
+def test_held_lease_defers_and_an_expired_one_is_taken_over(world: World, load_event: Loader) -> None:
+    from tagpatch.adapters.groups import LEASE_SECONDS
+
+    world.launch("web")
+    now = int(world.reconciler.clock())
+    assert world.reconciler.groups.acquire("web", "crashed-invocation", now) is not None
+    # while the crashed holder's lease runs, events are deferred to it
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "deferred"
+    assert world.record("web")["pending"] is True
+    assert world.windows() == []
+    # once it has expired, the next reconcile takes the group over
+    world.reconciler.clock = lambda: now + LEASE_SECONDS + 1
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "converged"
+    assert_single_bundle(world)
+
+
+def test_one_failing_group_does_not_stop_the_scheduled_run(world: World, load_event: Loader) -> None:
+    from tests.fakes import ssm as fake_ssm
+
+    world.launch("db")
+    world.launch("web")
+    fake_ssm.inject_faults("CreateMaintenanceWindow", ["ValidationException"])  # the first group, "db"
+    result = scheduled(world, load_event)
+    assert result["ok"] is False
+    assert [(g["group"], g["status"]) for g in result["groups"]] == [("db", "failed"), ("web", "converged")]
+    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+
+
+def test_refused_new_group_gets_no_window_but_a_recorded_reason(world: World, load_event: Loader) -> None:
+    put_override(world, "web", {"cutoff": 9})
+    world.launch("web")
+    result = handle(tag_event(load_event, "web"), world.reconciler)
+    assert result["groups"][0]["status"] == "refused"
+    assert world.windows() == []
+    assert world.record("web")["status"] == "refused"
+
+
+def test_gateway_treats_vanished_resources_as_gone(world: World) -> None:
+    from botocore.exceptions import ClientError
+
+    from tagpatch.adapters.ssm import SsmGateway
+
+    gateway = SsmGateway(world.ssm)
+    missing = "mw-0123456789abcdef0"
+    assert gateway.get_window(missing) is None
+    gateway.delete_window(missing)
+    window = world.ssm.create_maintenance_window(
+        Name="TagPatch-x", Schedule="rate(1 day)", Duration=2, Cutoff=1, AllowUnassociatedTargets=False
+    )["WindowId"]
+    assert gateway.get_task(window, "00000000-0000-4000-8000-000000000000") is None
+    gateway.deregister_task(window, "00000000-0000-4000-8000-000000000000")
+    gateway.deregister_target(window, "00000000-0000-4000-8000-000000000000")
+    gateway.deregister_baseline("pb-0123456789abcdef0", "nobody")
+    assert gateway.get_parameter("/tagpatch/none") is None
+    with pytest.raises(ClientError):
+        gateway.update_window({"WindowId": missing, "Duration": 3})

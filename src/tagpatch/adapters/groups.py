@@ -162,14 +162,6 @@ class GroupsRepository:
                 raise
             raise LeaseLost(group) from error
 
-    def delete(self, group: str, owner: str) -> None:
-        self._ddb.delete_item(
-            TableName=self._table,
-            Key=_key(group),
-            ConditionExpression="lock_owner = :owner",
-            ExpressionAttributeValues={":owner": {"S": owner}},
-        )
-
 
 class LeaseLost(RuntimeError):
     """Our lease expired and another invocation took the group over."""

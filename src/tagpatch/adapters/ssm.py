@@ -131,5 +131,6 @@ class SsmGateway:
         try:
             self._ssm.deregister_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=group)
         except ClientError as error:
-            if error_code(error) not in _GONE:
+            # the API's error for "this baseline is not registered with this group"
+            if error_code(error) not in {*_GONE, "InvalidResourceId"}:
                 raise
