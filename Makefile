@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test clean distclean
+.PHONY: .venv lint format typecheck validate build unit test calls clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -47,6 +47,10 @@ unit: .venv
 
 test: .venv lint typecheck validate build
 	$(BIN)/pytest --cov=src/tagpatch --cov-fail-under=90
+
+# Exact API call counts per reconciler event (new, converged, drifted group), against moto.
+calls: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.reconciler_calls
 
 clean:
 	rm -rf .aws-sam .coverage coverage.xml htmlcov .mypy_cache .ruff_cache .pytest_cache
