@@ -114,9 +114,9 @@ class SsmGateway:
 
     # patch baselines -----------------------------------------------------------------------
     def baselines_of(self, group: str) -> set[str]:
-        pages = self._ssm.get_paginator("describe_patch_groups").paginate(
-            Filters=[{"Key": "NAME_PREFIX", "Values": [group]}], PaginationConfig={"PageSize": 100}
-        )
+        # Listed whole and matched here: the API documents NAME_PREFIX only with baseline-like
+        # sample values, so filtering on the group name server-side is not something to rely on.
+        pages = self._ssm.get_paginator("describe_patch_groups").paginate(PaginationConfig={"PageSize": 100})
         return {
             mapping["BaselineIdentity"]["BaselineId"]
             for page in pages
