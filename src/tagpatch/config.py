@@ -92,3 +92,62 @@ def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
         )
     except ValidationError as error:
         raise ConfigError(f"reconciler environment is invalid: {error}") from error
+
+
+# --- Compliance reporter --------------------------------------------------------------------
+class ReporterConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tag_key: str = Field(min_length=1, max_length=128)
+    groups_table_name: str = Field(min_length=3, max_length=255)
+    compliance_table_name: str = Field(min_length=3, max_length=255)
+    alert_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+    history_days: int = Field(400, ge=1, le=36500)
+
+
+def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
+    try:
+        return ReporterConfig.model_validate(
+            {
+                "tag_key": _require(environ, "TAG_KEY"),
+                "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
+                "compliance_table_name": _require(environ, "COMPLIANCE_TABLE_NAME"),
+                "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
+                "history_days": environ.get("COMPLIANCE_HISTORY_DAYS", "") or 400,
+            }
+        )
+    except ValidationError as error:
+        raise ConfigError(f"compliance reporter environment is invalid: {error}") from error
+
+
+class CollectorConfig(BaseModel):
+    """Status collector: Run Command notifications -> CommandStatusTable, AlertTopic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stack_name: str = Field(min_length=1, max_length=128)
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    table_name: str = Field(min_length=3, max_length=255)
+    alert_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+    status_queue_url: str = Field(pattern=r"^https://\S+/\d{12}/\S+$")
+    history_days: int = Field(90, ge=1, le=36500)
+    alert_cooldown_seconds: int = Field(900, ge=60, le=900)  # a flush is an SQS delay: at most 900 s
+    max_alerts_per_command: int = Field(4, ge=1, le=100)
+
+
+def load_collector_config(environ: Mapping[str, str]) -> CollectorConfig:
+    try:
+        return CollectorConfig.model_validate(
+            {
+                "stack_name": _require(environ, "STACK_NAME"),
+                "region": _require(environ, "AWS_REGION"),
+                "table_name": _require(environ, "COMMAND_STATUS_TABLE_NAME"),
+                "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
+                "status_queue_url": _require(environ, "STATUS_QUEUE_URL"),
+                "history_days": environ.get("COMMAND_HISTORY_DAYS", "") or 90,
+                "alert_cooldown_seconds": environ.get("ALERT_COOLDOWN_SECONDS", "") or 900,
+                "max_alerts_per_command": environ.get("MAX_ALERTS_PER_COMMAND", "") or 4,
+            }
+        )
+    except ValidationError as error:
+        raise ConfigError(f"status collector environment is invalid: {error}") from error

@@ -37,6 +37,7 @@ WILDCARD_RESOURCE_ACTIONS = frozenset(
         "ssm:DescribePatchGroups",
         "ssm:DescribePatchGroupState",
         "ssm:DescribeInstancePatchStatesForPatchGroup",
+        "ssm:ListCommands",
     }
 )
 
@@ -740,3 +741,270 @@ def test_samconfig_defaults() -> None:
         assert deploy["confirm_changeset"] is True, environment
         assert deploy["resolve_s3"] is True, environment
         assert "region" not in deploy, environment
+
+
+# --------------------------------------------------------------------------------------------
+# Status collector
+# --------------------------------------------------------------------------------------------
+COLLECTOR_ENVIRONMENT = frozenset(
+    {
+        "STACK_NAME",
+        "COMMAND_STATUS_TABLE_NAME",
+        "ALERT_TOPIC_ARN",
+        "STATUS_QUEUE_URL",
+        "COMMAND_HISTORY_DAYS",
+        "ALERT_COOLDOWN_SECONDS",
+        "MAX_ALERTS_PER_COMMAND",
+    }
+)
+
+
+def test_collector_function_settings(resources: Resources) -> None:
+    props = _props(resources["StatusCollectorFunction"])
+
+    assert props["Handler"] == "tagpatch.handlers.collector.handler"
+    assert props["CodeUri"] == "src/"
+    assert props["Timeout"] == 60
+    assert (ROOT / "src" / "tagpatch" / "handlers" / "collector.py").is_file()
+    # Every variable the function reads is set, and nothing else (AWS_REGION comes from Lambda)
+    assert set(props["Environment"]["Variables"]) == COLLECTOR_ENVIRONMENT
+    from tests.support.collector import COLLECTOR_ENV
+
+    assert set(COLLECTOR_ENV) - {"AWS_REGION"} == COLLECTOR_ENVIRONMENT
+
+
+def test_collector_environment_points_at_its_resources(resources: Resources) -> None:
+    variables = _props(resources["StatusCollectorFunction"])["Environment"]["Variables"]
+
+    assert _is_ref_to(variables["COMMAND_STATUS_TABLE_NAME"], "CommandStatusTable")
+    assert _is_ref_to(variables["ALERT_TOPIC_ARN"], "AlertTopic")
+    assert _is_ref_to(variables["STATUS_QUEUE_URL"], "StatusQueue")
+    assert _is_ref_to(variables["COMMAND_HISTORY_DAYS"], "CommandHistoryDays")
+    assert _is_ref_to(variables["ALERT_COOLDOWN_SECONDS"], "AlertCooldownSeconds")
+    assert _is_ref_to(variables["MAX_ALERTS_PER_COMMAND"], "MaxAlertsPerCommand")
+
+
+def test_collector_parameters(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+
+    assert parameters["CommandHistoryDays"]["Default"] == 90
+    # A held failure is flushed by an SQS message delayed by the cooldown: SQS allows 900 s at most.
+    assert parameters["AlertCooldownSeconds"]["MaxValue"] <= 900
+    assert parameters["AlertCooldownSeconds"]["MinValue"] >= 1
+    assert parameters["MaxAlertsPerCommand"]["MinValue"] >= 1
+
+
+def test_command_status_table_is_the_one_the_tests_create(resources: Resources) -> None:
+    from tests.support.collector import TABLE_ATTRIBUTES, TABLE_INDEXES, TABLE_KEY_SCHEMA
+
+    props = _props(resources["CommandStatusTable"])
+
+    assert props["KeySchema"] == TABLE_KEY_SCHEMA
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(TABLE_ATTRIBUTES, key=str)
+    assert props["GlobalSecondaryIndexes"] == TABLE_INDEXES
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert resources["CommandStatusTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_status_queue_redrives_to_its_dlq_and_outlasts_the_function(resources: Resources) -> None:
+    queue = _props(resources["StatusQueue"])
+    timeout = _props(resources["StatusCollectorFunction"])["Timeout"]
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert _is_getatt(queue["RedrivePolicy"]["deadLetterTargetArn"], "StatusDLQ", "Arn")
+    assert 3 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 5
+    assert "StatusDLQ" in _dead_letter_queues(resources)
+
+
+def test_notification_topic_feeds_the_status_queue_as_sns_json(resources: Resources) -> None:
+    subscriptions = [
+        _props(res)
+        for res in _of_type(resources, "AWS::SNS::Subscription").values()
+        if _is_ref_to(_props(res)["TopicArn"], "NotificationTopic")
+    ]
+
+    (subscription,) = subscriptions
+    assert subscription["Protocol"] == "sqs"
+    assert _is_getatt(subscription["Endpoint"], "StatusQueue", "Arn")
+    # raw delivery off: the collector parses the SNS envelope (events/collector-*.json)
+    assert subscription["RawMessageDelivery"] is False
+    assert _is_getatt(subscription["RedrivePolicy"]["deadLetterTargetArn"], "StatusDLQ", "Arn")
+
+
+def test_status_queues_admit_only_the_notification_topic(resources: Resources) -> None:
+    policy = _props(resources["StatusQueuePolicy"])
+
+    assert policy["Queues"] == [{"Ref": "StatusQueue"}, {"Ref": "StatusDLQ"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "NotificationTopic"}}}
+
+
+def test_collector_reads_the_queue_in_batches_with_partial_failures(resources: Resources) -> None:
+    events = _props(resources["StatusCollectorFunction"])["Events"]
+
+    (event,) = events.values()
+    assert event["Type"] == "SQS"
+    properties = event["Properties"]
+    assert _is_getatt(properties["Queue"], "StatusQueue", "Arn")
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= properties["BatchSize"] <= 100
+    assert properties["MaximumBatchingWindowInSeconds"] >= 1
+
+
+def test_collector_policy_is_exactly_what_it_calls(resources: Resources) -> None:
+    statements = [
+        statement
+        for name, statement in _identity_policy_statements(resources)
+        if name == "StatusCollectorFunction"
+    ]
+    granted = {
+        action: json.dumps(statement["Resource"], sort_keys=True)
+        for statement in statements
+        for action in _as_list(statement["Action"])
+    }
+
+    assert granted == {
+        "dynamodb:GetItem": json.dumps({"Fn::GetAtt": ["CommandStatusTable", "Arn"]}),
+        "dynamodb:UpdateItem": json.dumps({"Fn::GetAtt": ["CommandStatusTable", "Arn"]}),
+        "sns:Publish": json.dumps({"Ref": "AlertTopic"}),
+        "kms:GenerateDataKey": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
+        "kms:Decrypt": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
+        "sqs:SendMessage": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
+        "ssm:ListCommands": json.dumps("*"),
+    }
+    # and no SAM policy template widens it
+    assert all(
+        isinstance(p, dict) and "Statement" in p
+        for p in _props(resources["StatusCollectorFunction"])["Policies"]
+    )
+
+
+def test_collector_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+
+    assert _is_ref_to(outputs["CommandStatusTableName"]["Value"], "CommandStatusTable")
+    assert _is_ref_to(outputs["StatusQueueUrl"]["Value"], "StatusQueue")
+    assert _is_ref_to(outputs["StatusDLQUrl"]["Value"], "StatusDLQ")
+    assert _is_ref_to(outputs["StatusCollectorFunctionName"]["Value"], "StatusCollectorFunction")
+
+
+# --------------------------------------------------------------------------------------------
+# Compliance reporter
+# --------------------------------------------------------------------------------------------
+REPORTER_ENVIRONMENT = frozenset(
+    {"TAG_KEY", "GROUPS_TABLE_NAME", "COMPLIANCE_TABLE_NAME", "ALERT_TOPIC_ARN", "COMPLIANCE_HISTORY_DAYS"}
+)
+
+
+def test_reporter_function_settings(resources: Resources) -> None:
+    props = _props(resources["ComplianceReporterFunction"])
+
+    assert props["Handler"] == "tagpatch.handlers.reporter.handler"
+    assert props["CodeUri"] == "src/"
+    assert props["Timeout"] == 900  # the Lambda maximum; the reporter keeps 60 s in reserve
+    assert (ROOT / "src" / "tagpatch" / "handlers" / "reporter.py").is_file()
+    # Every variable the function reads is set, and nothing else
+    assert set(props["Environment"]["Variables"]) == REPORTER_ENVIRONMENT
+    from tests.support.compliance import REPORTER_ENV
+
+    assert set(REPORTER_ENV) == REPORTER_ENVIRONMENT
+
+
+def test_reporter_environment_points_at_its_resources(resources: Resources) -> None:
+    variables = _props(resources["ComplianceReporterFunction"])["Environment"]["Variables"]
+
+    assert _is_ref_to(variables["TAG_KEY"], "PatchGroupTagKey")
+    assert _is_ref_to(variables["GROUPS_TABLE_NAME"], "GroupsTable")
+    assert _is_ref_to(variables["COMPLIANCE_TABLE_NAME"], "ComplianceTable")
+    assert _is_ref_to(variables["ALERT_TOPIC_ARN"], "AlertTopic")
+    assert _is_ref_to(variables["COMPLIANCE_HISTORY_DAYS"], "ComplianceHistoryDays")
+
+
+def test_reporter_parameters(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    schedule = parameters["ComplianceSchedule"]
+
+    assert schedule["Default"] == "cron(0 6 * * ? *)"
+    for expression, accepted in (
+        ("cron(0 6 * * ? *)", True),
+        ("rate(12 hours)", True),
+        ("daily", False),
+        ("at(2025-06-01T06:00:00)", False),  # one-time expressions are for the Scheduler, not rules
+    ):
+        assert bool(re.fullmatch(schedule["AllowedPattern"], expression)) is accepted, expression
+    assert parameters["ComplianceHistoryDays"]["Default"] == 400
+    assert parameters["ComplianceHistoryDays"]["MinValue"] >= 1
+
+
+def test_compliance_table_is_the_one_the_tests_create(resources: Resources) -> None:
+    from tests.support.compliance import COMPLIANCE_ATTRIBUTES, COMPLIANCE_KEY_SCHEMA
+
+    props = _props(resources["ComplianceTable"])
+
+    assert props["KeySchema"] == COMPLIANCE_KEY_SCHEMA
+    assert props["AttributeDefinitions"] == COMPLIANCE_ATTRIBUTES
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert resources["ComplianceTable"]["DeletionPolicy"] == "Retain"
+    assert "GlobalSecondaryIndexes" not in props  # the trend and the rows are Queries on the table
+
+
+def test_reporter_runs_on_the_compliance_schedule_into_its_dlq(resources: Resources) -> None:
+    props = _props(resources["ComplianceReporterFunction"])
+
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert _is_ref_to(event["Properties"]["Schedule"], "ComplianceSchedule")
+    assert _is_getatt(event["Properties"]["DeadLetterConfig"]["Arn"], "ReporterDLQ", "Arn")
+    on_failure = props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert _is_getatt(on_failure["Destination"], "ReporterDLQ", "Arn")
+    assert "ReporterDLQ" in _dead_letter_queues(resources)
+    assert _load_event("reporter-scheduled.json")["source"] == "aws.events"
+    assert _load_event("reporter-scheduled.json")["detail-type"] == "Scheduled Event"
+    assert _load_event("reporter-on-demand.json") == {"group": "web"}
+
+
+def test_reporter_policy_is_exactly_what_it_calls(resources: Resources) -> None:
+    statements = [
+        statement
+        for name, statement in _identity_policy_statements(resources)
+        if name == "ComplianceReporterFunction"
+    ]
+    granted = {
+        action: json.dumps(statement["Resource"], sort_keys=True)
+        for statement in statements
+        for action in _as_list(statement["Action"])
+    }
+    compliance_table = json.dumps({"Fn::GetAtt": ["ComplianceTable", "Arn"]})
+    groups_table = json.dumps({"Fn::GetAtt": ["GroupsTable", "Arn"]})
+
+    assert granted == {
+        "ssm:DescribePatchGroups": json.dumps("*"),
+        "ssm:DescribePatchGroupState": json.dumps("*"),
+        "ssm:DescribeInstancePatchStatesForPatchGroup": json.dumps("*"),
+        "dynamodb:Scan": groups_table,
+        "dynamodb:GetItem": groups_table,
+        "dynamodb:BatchGetItem": compliance_table,
+        "dynamodb:Query": compliance_table,
+        "dynamodb:BatchWriteItem": compliance_table,
+        "dynamodb:PutItem": compliance_table,
+        "sns:Publish": json.dumps({"Ref": "AlertTopic"}),
+        "kms:GenerateDataKey": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
+        "kms:Decrypt": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
+    }
+    # and no SAM policy template widens it
+    assert all(
+        isinstance(p, dict) and "Statement" in p
+        for p in _props(resources["ComplianceReporterFunction"])["Policies"]
+    )
+
+
+def test_reporter_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+
+    assert _is_ref_to(outputs["ComplianceTableName"]["Value"], "ComplianceTable")
+    assert _is_ref_to(outputs["ComplianceReporterFunctionName"]["Value"], "ComplianceReporterFunction")
+    assert _is_ref_to(outputs["ReporterDLQUrl"]["Value"], "ReporterDLQ")

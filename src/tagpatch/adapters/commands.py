@@ -1,0 +1,412 @@
+"""CommandStatusTable: one item per (command, instance) and one per command.
+
+Keys
+    ``pk = "CMD#<commandId>"``; ``sk = "INST#<instanceId>"`` for an instance's invocation,
+    ``sk = "COMMAND"`` for the command. Query ``pk`` for everything about a command.
+Indexes (both sparse: only invocation items carry both attributes)
+    ``ByInstance``: ``instance_id`` + ``event_time`` (an instance's runs over time);
+    ``ByGroup``: ``group`` + ``event_time`` (a group's runs over time). ``group`` is the group's
+    slug (:func:`tagpatch.naming.group_slug`), equal to the tag value for every SSM-safe value.
+Ordering
+    Writes are conditional (:func:`tagpatch.collector.supersedes`), so duplicates and late,
+    lower-ranked notifications change nothing. ``event_time`` is a fixed-width UTC string.
+TTL
+    ``ttl`` (epoch seconds), refreshed on every write.
+
+Every method is one DynamoDB call, except :meth:`merge_batch` when a command's tracked failures
+reach :data:`MAX_TRACKED_FAILURES` (then one more, which counts them instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from tagpatch import naming
+from tagpatch.adapters.clients import client, error_code
+from tagpatch.collector import (
+    RANK,
+    TERMINAL_RANK,
+    BatchMerge,
+    CommandRecord,
+    CommandState,
+    CommandWrite,
+    InvocationRecord,
+    RunStatus,
+    WriteOutcome,
+    stamp,
+)
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+COMMAND_PREFIX = "CMD#"
+INSTANCE_PREFIX = "INST#"
+COMMAND_SK = "COMMAND"
+BY_INSTANCE = "ByInstance"
+BY_GROUP = "ByGroup"
+# Failed instance ids kept per command (for alert de-duplication); ~20 bytes each, twice (failed
+# and alerted), well inside DynamoDB's 400 KB item limit. Beyond it failures are only counted.
+MAX_TRACKED_FAILURES = 5000
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def command_key(command_id: str) -> dict[str, Any]:
+    return {"pk": {"S": COMMAND_PREFIX + command_id}, "sk": {"S": COMMAND_SK}}
+
+
+def invocation_key(command_id: str, instance_id: str) -> dict[str, Any]:
+    return {"pk": {"S": COMMAND_PREFIX + command_id}, "sk": {"S": INSTANCE_PREFIX + instance_id}}
+
+
+class _Expression:
+    """Placeholders for an update: every name and value goes through ``#n<i>``/``:v<i>``."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self.sets: list[str] = []
+        self.adds: list[str] = []
+        self.removes: list[str] = []
+        self.conditions: list[str] = []
+
+    def n(self, name: str) -> str:
+        for placeholder, existing in self.names.items():
+            if existing == name:
+                return placeholder
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = name
+        return placeholder
+
+    def v(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        if isinstance(value, float):
+            value = Decimal(str(round(value, 3)))
+        self.values[placeholder] = _SERIALIZER.serialize(value)
+        return placeholder
+
+    def set(self, name: str, value: Any, *, if_absent: bool = False) -> None:
+        target = self.n(name)
+        source = f"if_not_exists({target}, {self.v(value)})" if if_absent else self.v(value)
+        self.sets.append(f"{target} = {source}")
+
+    def add(self, name: str, value: Any) -> None:
+        self.adds.append(f"{self.n(name)} {self.v(value)}")
+
+    def remove(self, name: str) -> None:
+        self.removes.append(self.n(name))
+
+    def params(self) -> dict[str, Any]:
+        clauses = []
+        if self.sets:
+            clauses.append("SET " + ", ".join(self.sets))
+        if self.adds:
+            clauses.append("ADD " + ", ".join(self.adds))
+        if self.removes:
+            clauses.append("REMOVE " + ", ".join(self.removes))
+        params: dict[str, Any] = {
+            "UpdateExpression": " ".join(clauses),
+            "ExpressionAttributeNames": self.names,
+        }
+        if self.values:
+            params["ExpressionAttributeValues"] = self.values
+        if self.conditions:
+            params["ConditionExpression"] = " AND ".join(f"({c})" for c in self.conditions)
+        return params
+
+
+def _ordering_condition(expr: _Expression, status: RunStatus, event_time: str, time_attribute: str) -> str:
+    """The DynamoDB form of :func:`tagpatch.collector.supersedes`."""
+    status_name, rank_name = expr.n("status"), expr.n("status_rank")
+    if RANK[status] == TERMINAL_RANK:
+        return f"attribute_not_exists({status_name}) OR {rank_name} < {expr.v(TERMINAL_RANK)}"
+    return (
+        f"attribute_not_exists({status_name}) OR "
+        f"({rank_name} <= {expr.v(RANK[status])} AND {expr.n(time_attribute)} < {expr.v(event_time)})"
+    )
+
+
+def _plain(item: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: _DESERIALIZER.deserialize(value) for key, value in (item or {}).items()}
+
+
+def _status(value: Any) -> RunStatus | None:
+    try:
+        return RunStatus(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def state_from_item(item: dict[str, Any]) -> CommandState:
+    plain = _plain(item)
+    counts: dict[RunStatus, int] = {}
+    failed: dict[RunStatus, frozenset[str]] = {}
+    for key, value in plain.items():
+        if key.startswith("count_") and (status := _status(key.removeprefix("count_"))) is not None:
+            counts[status] = int(value)
+        elif key.startswith("failed_") and (status := _status(key.removeprefix("failed_"))) is not None:
+            failed[status] = frozenset(str(v) for v in value)
+    return CommandState(
+        command_id=str(plain.get("command_id") or str(plain.get("pk", "")).removeprefix(COMMAND_PREFIX)),
+        group=str(plain["group"]) if plain.get("group") else None,
+        output_bucket=str(plain.get("output_bucket", "")),
+        output_prefix=str(plain.get("output_prefix", "")),
+        resolved="output_prefix" in plain,
+        document_name=str(plain.get("document_name", "")),
+        requested_at=str(plain.get("requested_at", "")),
+        status=_status(plain.get("status")),
+        status_time=str(plain["status_time"]) if plain.get("status_time") else None,
+        instance_ids=frozenset(str(v) for v in plain.get("instance_ids", set())),
+        counts=counts,
+        failed=failed,
+        alerted=frozenset(str(v) for v in plain.get("alerted_ids", set())),
+        untracked_failures=int(plain.get("untracked_failures", 0)),
+        alert_count=int(plain.get("alert_count", 0)),
+        last_alert_at=_number(plain.get("last_alert_at")),
+        flush_at=_number(plain.get("flush_at")),
+        command_alert_sent=bool(plain.get("command_alert_sent", False)),
+        command_alert_lease=_number(plain.get("command_alert_lease")),
+    )
+
+
+def _now_stamp(now: float) -> str:
+    return stamp(datetime.fromtimestamp(now, tz=UTC))
+
+
+class CommandStatusTable:
+    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+        self._table = table_name
+        self._ddb = dynamodb_client or client("dynamodb")
+
+    # -- writes ------------------------------------------------------------------------------
+    def record_invocation(self, record: InvocationRecord, *, now: float, expires_at: int) -> WriteOutcome:
+        """Move the (command, instance) item to ``record``'s status if that is a step forward."""
+        expr = _Expression()
+        expr.set("kind", "invocation")
+        expr.set("command_id", record.command_id)
+        expr.set("instance_id", record.instance_id)
+        expr.set("status", record.status.value)
+        expr.set("status_rank", RANK[record.status])
+        expr.set("event_time", record.event_time)
+        expr.set("first_event_time", record.event_time, if_absent=True)
+        expr.set("requested_at", record.requested_at)
+        expr.set("document_name", record.document_name)
+        expr.set("updated_at", _now_stamp(now))
+        expr.set("ttl", expires_at)
+        if record.group:
+            expr.set("group", record.group)
+        if record.output_uri:
+            expr.set("output_uri", record.output_uri)
+        expr.add("transitions", {f"{record.event_time} {record.status.value}"})
+        expr.conditions.append(_ordering_condition(expr, record.status, record.event_time, "event_time"))
+        try:
+            response = self._ddb.update_item(
+                TableName=self._table,
+                Key=invocation_key(record.command_id, record.instance_id),
+                ReturnValues="UPDATED_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.params(),
+            )
+        except ClientError as error:
+            if error_code(error) != _CONDITION_FAILED:
+                raise
+            return WriteOutcome(False, _status(_plain(_failed_item(error)).get("status")))
+        return WriteOutcome(True, _status(_plain(response.get("Attributes")).get("status")))
+
+    def record_command(
+        self, record: CommandRecord, *, now: float, expires_at: int, lease_until: float | None
+    ) -> CommandWrite:
+        """Move the command item to a Command notification's status if that is a step forward;
+        with ``lease_until``, the same write claims the command's final alert."""
+        ctx = record.context
+        expr = _Expression()
+        expr.set("kind", "command")
+        expr.set("command_id", record.command_id)
+        expr.set("status", record.status.value)
+        expr.set("status_rank", RANK[record.status])
+        expr.set("status_time", record.event_time)
+        expr.set("document_name", record.document_name)
+        expr.set("requested_at", record.requested_at)
+        expr.set("expires_after", record.expires_after)
+        expr.set("output_bucket", ctx.output_bucket)
+        expr.set("output_prefix", ctx.output_prefix)
+        expr.set("instance_count", len(record.instance_ids))
+        expr.set("updated_at", _now_stamp(now))
+        expr.set("ttl", expires_at)
+        if ctx.group:
+            expr.set("group", ctx.group)
+        if record.instance_ids:
+            expr.add("instance_ids", set(record.instance_ids))
+        if lease_until is not None:
+            expr.set("command_alert_lease", lease_until)
+        expr.conditions.append(_ordering_condition(expr, record.status, record.event_time, "status_time"))
+        try:
+            response = self._ddb.update_item(
+                TableName=self._table,
+                Key=command_key(record.command_id),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expr.params(),
+            )
+        except ClientError as error:
+            if error_code(error) != _CONDITION_FAILED:
+                raise
+            return CommandWrite(False, state_from_item(_failed_item(error)))
+        return CommandWrite(True, state_from_item(response["Attributes"]))
+
+    def merge_batch(self, merge: BatchMerge, *, now: float, expires_at: int) -> CommandState:
+        """Add one batch's status counts and failed instances to the command item; the item after."""
+        try:
+            return self._merge(merge, now, expires_at, track=True)
+        except ClientError as error:
+            if error_code(error) != _CONDITION_FAILED:
+                raise
+        return self._merge(merge, now, expires_at, track=False)
+
+    def _merge(self, merge: BatchMerge, now: float, expires_at: int, *, track: bool) -> CommandState:
+        expr = _Expression()
+        expr.set("kind", "command")
+        expr.set("command_id", merge.command_id)
+        expr.set("updated_at", _now_stamp(now))
+        expr.set("ttl", expires_at)
+        if merge.document_name:
+            expr.set("document_name", merge.document_name, if_absent=True)
+        if merge.requested_at:
+            expr.set("requested_at", merge.requested_at, if_absent=True)
+        if merge.context is not None:
+            expr.set("output_bucket", merge.context.output_bucket, if_absent=True)
+            expr.set("output_prefix", merge.context.output_prefix, if_absent=True)
+            if merge.context.group:
+                expr.set("group", merge.context.group, if_absent=True)
+        for status, delta in sorted(merge.deltas.items()):
+            if delta:
+                expr.add(f"count_{status.value}", delta)
+        untracked = 0
+        for status, ids in sorted(merge.failures.items()):
+            if not ids:
+                continue
+            if track:
+                name = expr.n(f"failed_{status.value}")
+                expr.add(f"failed_{status.value}", set(ids))
+                expr.conditions.append(
+                    f"attribute_not_exists({name}) OR size({name}) < {expr.v(MAX_TRACKED_FAILURES)}"
+                )
+            else:
+                untracked += len(ids)
+        if untracked:
+            expr.add("untracked_failures", untracked)
+        response = self._ddb.update_item(
+            TableName=self._table, Key=command_key(merge.command_id), ReturnValues="ALL_NEW", **expr.params()
+        )
+        return state_from_item(response["Attributes"])
+
+    def claim_alert(self, command_id: str, *, seen_count: int, now: float) -> bool:
+        """Take the command's next alert; False when another batch took it since ``seen_count``."""
+        expr = _Expression()
+        expr.set("last_alert_at", now)
+        expr.set("alert_count", seen_count + 1)
+        expr.remove("flush_at")
+        count = expr.n("alert_count")
+        expr.conditions.append(
+            f"attribute_not_exists({count})" if seen_count == 0 else f"{count} = {expr.v(seen_count)}"
+        )
+        return self._conditional(command_id, expr)
+
+    def claim_command_alert(self, command_id: str, *, now: float, lease_until: float) -> bool:
+        """Claim the command's final alert again after an earlier claimant died before sending it."""
+        expr = _Expression()
+        expr.set("command_alert_lease", lease_until)
+        sent, lease = expr.n("command_alert_sent"), expr.n("command_alert_lease")
+        expr.conditions.append(f"attribute_not_exists({sent})")
+        expr.conditions.append(f"attribute_not_exists({lease}) OR {lease} < {expr.v(now)}")
+        return self._conditional(command_id, expr)
+
+    def mark_alerted(self, command_id: str, instance_ids: Iterable[str], *, command_alert: bool) -> None:
+        ids = set(instance_ids)
+        if not ids and not command_alert:
+            return
+        expr = _Expression()
+        if ids:
+            expr.add("alerted_ids", ids)
+        if command_alert:
+            expr.set("command_alert_sent", True)
+            expr.remove("command_alert_lease")
+        self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
+
+    def set_flush(self, command_id: str, *, due: float) -> None:
+        expr = _Expression()
+        expr.set("flush_at", due)
+        self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
+
+    def _conditional(self, command_id: str, expr: _Expression) -> bool:
+        try:
+            self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
+        except ClientError as error:
+            if error_code(error) == _CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    # -- reads -------------------------------------------------------------------------------
+    def get_command(self, command_id: str, *, consistent: bool = False) -> CommandState | None:
+        item = self._ddb.get_item(
+            TableName=self._table, Key=command_key(command_id), ConsistentRead=consistent
+        ).get("Item")
+        return state_from_item(item) if item else None
+
+    def invocations(self, command_id: str) -> list[dict[str, Any]]:
+        """Every instance record of a command."""
+        return list(
+            self._query(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :inst)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": COMMAND_PREFIX + command_id},
+                    ":inst": {"S": INSTANCE_PREFIX},
+                },
+            )
+        )
+
+    def by_instance(
+        self, instance_id: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """An instance's records across commands, oldest first (by last status time)."""
+        return self._by_index(BY_INSTANCE, "instance_id", instance_id, since, until)
+
+    def by_group(
+        self, group: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """A patch group's instance records, oldest first; ``group`` is the tag value."""
+        return self._by_index(BY_GROUP, "group", naming.group_slug(group), since, until)
+
+    def _by_index(
+        self, index: str, attribute: str, value: str, since: datetime | None, until: datetime | None
+    ) -> list[dict[str, Any]]:
+        low = stamp(since) if since else "0"
+        high = stamp(until) if until else "9"
+        return list(
+            self._query(
+                IndexName=index,
+                KeyConditionExpression="#key = :key AND event_time BETWEEN :low AND :high",
+                ExpressionAttributeNames={"#key": attribute},
+                ExpressionAttributeValues={":key": {"S": value}, ":low": {"S": low}, ":high": {"S": high}},
+            )
+        )
+
+    def _query(self, **params: Any) -> Iterator[dict[str, Any]]:
+        for page in self._ddb.get_paginator("query").paginate(TableName=self._table, **params):
+            for item in page.get("Items", []):
+                yield _plain(item)
+
+
+def _failed_item(error: ClientError) -> dict[str, Any]:
+    item = getattr(error, "response", {}).get("Item")
+    return dict(item) if isinstance(item, dict) else {}

@@ -1,0 +1,173 @@
+"""Typed models of what reaches the status collector, and the parser that refuses the rest.
+
+An SQS record's body is one of:
+
+* the SNS notification JSON (raw message delivery off, as the template subscribes the queue),
+  whose ``Message`` is the SSM Run Command notification;
+* the SSM notification itself (raw delivery on; tolerated so a subscription change loses nothing);
+* an :class:`AlertFlush` the collector sent itself to summarise held failures.
+
+The SSM notification is an Invocation (one instance: ``instanceId``) or a Command summary
+(``instanceIds``, empty for tag targeting, and the output location). Required fields are
+required, unknown fields are ignored. Anything else raises :class:`MalformedMessage` with a reason:
+``not JSON``, ``wrong shape``, ``unknown status`` or ``oversized``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import SnsNotificationModel, SqsRecordModel
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from tagpatch.collector import RunStatus, UnknownStatus, normalise_status
+
+# SNS refuses to publish more than 256 KiB by default (the stack's topics keep the default), so a
+# larger Message did not come from SSM through our topic. The SQS body adds the envelope and JSON
+# escaping (at most doubling the Message).
+MAX_SNS_MESSAGE_BYTES = 262_144
+MAX_BODY_BYTES = 2 * MAX_SNS_MESSAGE_BYTES + 16_384
+
+CommandId = Annotated[str, StringConstraints(min_length=36, max_length=36, pattern=r"^[0-9A-Za-z-]{36}$")]
+InstanceId = Annotated[str, StringConstraints(pattern=r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")]
+
+
+class _SsmNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    command_id: CommandId = Field(alias="commandId")
+    document_name: str = Field(alias="documentName", min_length=1, max_length=1024)
+    requested_date_time: AwareDatetime = Field(alias="requestedDateTime")
+    status: RunStatus
+    event_time: AwareDatetime = Field(alias="eventTime")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> RunStatus:
+        if not isinstance(value, str):
+            raise ValueError("status must be a string")  # pydantic reports ValueError, not TypeError
+        return normalise_status(value)
+
+
+class InvocationNotification(_SsmNotification):
+    """NotificationType Invocation: one managed node's status changed."""
+
+    instance_id: InstanceId = Field(alias="instanceId")
+
+
+class CommandNotification(_SsmNotification):
+    """NotificationType Command: the command's overall status changed."""
+
+    instance_ids: list[InstanceId] = Field(alias="instanceIds")
+    expires_after: AwareDatetime = Field(alias="expiresAfter")
+    output_s3_bucket_name: str = Field(alias="outputS3BucketName", max_length=63)
+    output_s3_key_prefix: str = Field(alias="outputS3KeyPrefix", max_length=500)
+
+
+class AlertFlush(BaseModel):
+    """Sent by the collector to the status queue with a delay: "summarise this command's held
+    failures now that its alert cooldown is over"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    tagpatch: Literal["alert-flush"] = "alert-flush"
+    command_id: CommandId = Field(alias="commandId")
+
+    def body(self) -> str:
+        return json.dumps(self.model_dump(by_alias=True), separators=(",", ":"))
+
+
+Notification = InvocationNotification | CommandNotification
+ParsedMessage = InvocationNotification | CommandNotification | AlertFlush
+
+
+class MalformedMessage(ValueError):
+    """A record the collector cannot use; it fails, and SQS moves it to the DLQ."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(root)'}: {problem['msg']}"
+        for problem in error.errors(include_url=False, include_input=False)
+    )[:1000]
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise MalformedMessage("not JSON", f"{what} is not JSON ({error})") from error
+
+
+def parse_notification(payload: Any) -> Notification:
+    """The typed SSM notification in ``payload`` (the decoded SNS ``Message``)."""
+    if not isinstance(payload, dict):
+        raise MalformedMessage("wrong shape", f"the SSM notification is a JSON {type(payload).__name__}")
+    status = payload.get("status")
+    if isinstance(status, str):
+        try:
+            normalise_status(status)
+        except UnknownStatus as error:
+            raise MalformedMessage("unknown status", str(error)) from error
+    has_one, has_many = "instanceId" in payload, "instanceIds" in payload
+    model: type[InvocationNotification] | type[CommandNotification]
+    if has_one and not has_many:
+        model = InvocationNotification
+    elif has_many and not has_one:
+        model = CommandNotification
+    else:
+        raise MalformedMessage(
+            "wrong shape",
+            "an SSM notification has exactly one of instanceId (Invocation) or instanceIds (Command)",
+        )
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        raise MalformedMessage("wrong shape", f"not an SSM {model.__name__}: {_problems(error)}") from error
+
+
+def parse_record(raw: Mapping[str, Any]) -> ParsedMessage:
+    """The message in one SQS record of the status queue."""
+    try:
+        record = SqsRecordModel.model_validate(raw)
+    except ValidationError as error:
+        raise MalformedMessage("wrong shape", f"not an SQS record: {_problems(error)}") from error
+    body = record.body if isinstance(record.body, str) else ""
+    size = len(body.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise MalformedMessage("oversized", f"SQS body of {size} bytes exceeds {MAX_BODY_BYTES}")
+    data = _json(body, "the SQS body")
+    if isinstance(data, dict) and data.get("Type") == "Notification":
+        try:
+            envelope = SnsNotificationModel.model_validate(data)
+        except ValidationError as error:
+            raise MalformedMessage("wrong shape", f"not an SNS notification: {_problems(error)}") from error
+        message = envelope.Message if isinstance(envelope.Message, str) else ""
+        size = len(message.encode("utf-8"))
+        if size > MAX_SNS_MESSAGE_BYTES:
+            raise MalformedMessage(
+                "oversized", f"SNS Message of {size} bytes exceeds {MAX_SNS_MESSAGE_BYTES}"
+            )
+        return parse_notification(_json(message, "the SNS Message"))
+    if isinstance(data, dict) and "tagpatch" in data:
+        try:
+            return AlertFlush.model_validate(data)
+        except ValidationError as error:
+            detail = f"not a TagPatch alert flush: {_problems(error)}"
+            raise MalformedMessage("wrong shape", detail) from error
+    return parse_notification(data)
