@@ -1,0 +1,312 @@
+"""ComplianceTable (DynamoDB): compliance snapshots per patch group, their instance rows, the latest
+entry per group and one record per run.
+
+Key design (``pk`` HASH, ``sk`` RANGE, both strings)::
+
+    pk = GROUP#<group>   sk = SNAP#<snapshot id>                  group totals of one snapshot
+    pk = GROUP#<group>   sk = INST#<snapshot id>#<instance id>    one instance in that snapshot
+    pk = GROUP#<group>   sk = LATEST                              copy of the newest totals
+    pk = RUN             sk = SNAP#<snapshot id>                  what a run recorded and published
+
+A snapshot id is the run's time in ISO 8601 UTC (``2025-06-01T06:00:00Z``), so sort keys sort
+by time: a group's trend is one Query (``begins_with(sk, "SNAP#")``, totals only, instance rows
+live under ``INST#``), the instances of a snapshot are one Query (``begins_with(sk,
+"INST#<id>#")``) and every item expires through the ``ttl`` attribute.
+
+Writes go through :class:`SnapshotWriter`: BatchWriteItem calls of 25 items, filled across
+groups, ``UnprocessedItems`` retried with exponential backoff and jitter. A group's *commit*
+items (its ``LATEST`` entry) are written only after every other item of the group has been
+written, so ``LATEST`` naming a snapshot means that snapshot is complete: that is what makes a
+rerun of the same snapshot skip the group (see :mod:`tagpatch.reporter`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tagpatch.adapters.clients import client
+from tagpatch.compliance import GroupTotals, InstanceRow
+
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+MAX_ATTEMPTS = 8
+HELD_COMMITS = 2 * BATCH_WRITE_LIMIT  # ready commit items held back to fill the run's last batches
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 5.0
+LATEST = "LATEST"
+RUN_PK = "RUN"
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+Item = dict[str, Any]  # DynamoDB attribute-value form
+
+
+class WriteFailed(RuntimeError):
+    """Items stayed unprocessed after every BatchWriteItem retry."""
+
+
+class ReadFailed(RuntimeError):
+    """Keys stayed unprocessed after every BatchGetItem retry."""
+
+
+def group_pk(group: str) -> str:
+    return f"GROUP#{group}"
+
+
+def snapshot_sk(snapshot_id: str) -> str:
+    return f"SNAP#{snapshot_id}"
+
+
+def instance_sk(snapshot_id: str, instance_id: str) -> str:
+    return f"INST#{snapshot_id}#{instance_id}"
+
+
+def _to_item(pk: str, sk: str, attributes: dict[str, Any], expires_at: int) -> Item:
+    plain = {**attributes, "pk": pk, "sk": sk, "ttl": expires_at}
+    return {name: _SERIALIZER.serialize(value) for name, value in plain.items() if value is not None}
+
+
+def _from_item(item: Item) -> dict[str, Any]:
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
+def instance_item(group: str, snapshot_id: str, row: InstanceRow, expires_at: int) -> Item:
+    attributes = {**row.attributes(), "group": group, "snapshot_id": snapshot_id}
+    return _to_item(group_pk(group), instance_sk(snapshot_id, row.instance_id), attributes, expires_at)
+
+
+def totals_item(totals: GroupTotals, expires_at: int) -> Item:
+    return _to_item(group_pk(totals.group), snapshot_sk(totals.snapshot_id), totals.attributes(), expires_at)
+
+
+def latest_item(totals: GroupTotals, expires_at: int) -> Item:
+    return _to_item(group_pk(totals.group), LATEST, totals.attributes(), expires_at)
+
+
+def run_item(snapshot_id: str, attributes: dict[str, Any], expires_at: int) -> Item:
+    return _to_item(RUN_PK, snapshot_sk(snapshot_id), {**attributes, "snapshot_id": snapshot_id}, expires_at)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Full-jitter exponential backoff for the ``attempt``-th retry (1-based)."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+class ComplianceStore:
+    def __init__(
+        self,
+        table_name: str,
+        dynamodb_client: Any | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._table = table_name
+        self._ddb = dynamodb_client or client("dynamodb")
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+
+    # reads -----------------------------------------------------------------------------------
+    def latest(
+        self, groups: Sequence[str], snapshot_id: str
+    ) -> tuple[dict[str, GroupTotals], dict[str, Any] | None]:
+        """The ``LATEST`` entry of each group that has one, and this snapshot's run record.
+
+        BatchGetItem, 100 keys per call, ``UnprocessedKeys`` retried with backoff.
+        """
+        keys = [{"pk": {"S": group_pk(group)}, "sk": {"S": LATEST}} for group in groups]
+        keys.append({"pk": {"S": RUN_PK}, "sk": {"S": snapshot_sk(snapshot_id)}})
+        latest: dict[str, GroupTotals] = {}
+        run: dict[str, Any] | None = None
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            for item in self._batch_get(keys[start : start + BATCH_GET_LIMIT]):
+                plain = _from_item(item)
+                if plain["pk"] == RUN_PK:
+                    run = plain
+                else:
+                    totals = GroupTotals.from_attributes(plain)
+                    latest[totals.group] = totals
+        return latest, run
+
+    def _batch_get(self, keys: list[Item]) -> list[Item]:
+        request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        found: list[Item] = []
+        for attempt in range(1, self._max_attempts + 1):
+            response = self._ddb.batch_get_item(RequestItems=request)
+            found += response.get("Responses", {}).get(self._table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+            if attempt < self._max_attempts:
+                self._sleep(backoff_seconds(attempt))
+        left = len(request.get(self._table, {}).get("Keys", []))
+        raise ReadFailed(f"{left} keys stayed unprocessed after {self._max_attempts} BatchGetItem attempts")
+
+    def snapshots_up_to(self, group: str, snapshot_id: str, limit: int = 2) -> list[GroupTotals]:
+        """The group's newest ``limit`` snapshot totals at or before ``snapshot_id``, newest first."""
+        response = self._ddb.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues={
+                ":pk": {"S": group_pk(group)},
+                ":low": {"S": snapshot_sk("")},
+                ":high": {"S": snapshot_sk(snapshot_id)},
+            },
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [GroupTotals.from_attributes(_from_item(item)) for item in response.get("Items", [])]
+
+    def instance_rows(self, group: str, snapshot_id: str) -> list[InstanceRow]:
+        """Every instance row of one snapshot of ``group`` (one Query; 1 MB pages)."""
+        pages = self._ddb.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": group_pk(group)},
+                ":prefix": {"S": instance_sk(snapshot_id, "")},
+            },
+        )
+        return [InstanceRow.from_attributes(_from_item(item)) for page in pages for item in page["Items"]]
+
+    def trend(self, group: str, start: str | None = None, end: str | None = None) -> list[GroupTotals]:
+        """The group's snapshot totals, oldest first, optionally between two snapshot ids
+        (inclusive): one Query that returns totals only."""
+        values = {":pk": {"S": group_pk(group)}}
+        if start is None and end is None:
+            condition = "pk = :pk AND begins_with(sk, :snap)"
+            values[":snap"] = {"S": snapshot_sk("")}
+        else:
+            condition = "pk = :pk AND sk BETWEEN :low AND :high"
+            values[":low"] = {"S": snapshot_sk(start or "")}
+            values[":high"] = {"S": snapshot_sk(end or "~")}
+        pages = self._ddb.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=True,
+        )
+        return [GroupTotals.from_attributes(_from_item(item)) for page in pages for item in page["Items"]]
+
+    # writes ----------------------------------------------------------------------------------
+    def batch_write(self, items: Sequence[Item]) -> None:
+        """Put up to 25 items; ``UnprocessedItems`` are retried with backoff until written."""
+        if not items:
+            return
+        if len(items) > BATCH_WRITE_LIMIT:
+            raise ValueError(f"BatchWriteItem takes at most {BATCH_WRITE_LIMIT} items, got {len(items)}")
+        request: dict[str, Any] = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(1, self._max_attempts + 1):
+            response = self._ddb.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return
+            if attempt < self._max_attempts:
+                self._sleep(backoff_seconds(attempt))
+        left = len(request.get(self._table, []))
+        raise WriteFailed(
+            f"{left} items stayed unprocessed after {self._max_attempts} BatchWriteItem attempts"
+        )
+
+    def put(self, item: Item) -> None:
+        self._ddb.put_item(TableName=self._table, Item=item)
+
+    def writer(self) -> SnapshotWriter:
+        return SnapshotWriter(self.batch_write)
+
+
+@dataclass
+class WriteResult:
+    committed: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class SnapshotWriter:
+    """Fills BatchWriteItem calls of 25 across groups, and writes each group's commit items only
+    after all of its other items are written.
+
+    Items are written in full batches as groups are added. A group's commit items become *ready*
+    once its last item is written; ready commits are held back (at most :data:`HELD_COMMITS`, then
+    written in full batches) so that at the end they fill the batch holding the last items and the
+    batches after it. So a run makes ceil(all items / 25) calls whenever that is possible at all
+    (it is not when the last batch would have to mix a group's rows with its own commit).
+
+    A batch that fails for good fails every group with an item in it (their other items and
+    commits are dropped, so no ``LATEST`` claims an incomplete snapshot); the other groups go on.
+    """
+
+    def __init__(self, write: Callable[[Sequence[Item]], None]) -> None:
+        self._write = write
+        self._items: deque[tuple[str, Item]] = deque()
+        self._ready: deque[tuple[str, Item]] = deque()
+        self._open: dict[str, int] = {}
+        self._commits: dict[str, list[Item]] = {}
+        self._open_commits: dict[str, int] = {}
+        self.result = WriteResult()
+
+    def add(self, group: str, items: Iterable[Item], commit: Sequence[Item]) -> None:
+        queued = [(group, item) for item in items]
+        self._open[group] = len(queued)
+        self._commits[group] = list(commit)
+        self._open_commits[group] = len(commit)
+        self._items.extend(queued)
+        if not queued:
+            self._release(group)
+        while len(self._items) >= BATCH_WRITE_LIMIT:
+            self._flush(self._take(self._items, BATCH_WRITE_LIMIT))
+        while len(self._ready) >= HELD_COMMITS:
+            self._flush(self._take(self._ready, BATCH_WRITE_LIMIT))
+
+    def finish(self) -> WriteResult:
+        """Write everything left: the last items, topped up with ready commits, then the commits."""
+        while self._items or self._ready:
+            batch = self._take(self._items, BATCH_WRITE_LIMIT)
+            batch += self._take(self._ready, BATCH_WRITE_LIMIT - len(batch))
+            self._flush(batch)
+        return self.result
+
+    def _take(self, source: deque[tuple[str, Item]], count: int) -> list[tuple[str, Item]]:
+        taken: list[tuple[str, Item]] = []
+        while source and len(taken) < count:
+            entry = source.popleft()
+            if entry[0] not in self.result.failed:
+                taken.append(entry)
+        return taken
+
+    def _release(self, group: str) -> None:
+        commits = self._commits.pop(group, [])
+        if commits:
+            self._ready.extend((group, item) for item in commits)
+        else:
+            self.result.committed.add(group)
+
+    def _flush(self, batch: list[tuple[str, Item]]) -> None:
+        if not batch:
+            return
+        try:
+            self._write([item for _, item in batch])
+        except (WriteFailed, ClientError, BotoCoreError) as error:
+            for group in {group for group, _ in batch}:
+                self.result.failed[group] = f"DynamoDB write failed: {error}"
+                self._commits.pop(group, None)
+            return
+        for group, _ in batch:
+            if self._open[group] > 0:
+                self._open[group] -= 1
+                if self._open[group] == 0:
+                    self._release(group)
+            else:
+                self._open_commits[group] -= 1
+                if self._open_commits[group] == 0:
+                    self.result.committed.add(group)
