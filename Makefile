@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test calls clean distclean
+.PHONY: .venv lint format typecheck validate build unit test calls demo clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -25,16 +25,17 @@ $(VENV_STAMP): requirements-dev.txt pyproject.toml
 	touch $@
 
 lint: .venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks emulator
+	$(BIN)/ruff format --check src tests benchmarks emulator
 
 # Rewrites files: run before committing, not in CI.
 format: .venv
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks emulator
+	$(BIN)/ruff format src tests benchmarks emulator
 
 typecheck: .venv
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --follow-imports=silent emulator tests/e2e
 
 validate: .venv
 	$(BIN)/sam validate --lint
@@ -47,6 +48,10 @@ unit: .venv
 
 test: .venv lint typecheck validate build
 	$(BIN)/pytest --cov=src/tagpatch --cov-fail-under=90
+
+# TagPatch end to end on a local AWS emulator (moto's server on 127.0.0.1): no AWS account needed.
+demo: .venv
+	PYTHONPATH=src:. $(BIN)/python -m emulator.demo
 
 # Exact API call counts per reconciler event (new, converged, drifted group), against moto.
 calls: .venv

@@ -1,0 +1,454 @@
+"""``python -m emulator.demo``: TagPatch working end to end on a local AWS emulator.
+
+Starts moto's server on 127.0.0.1 with IAM enforced, deploys ``template.yaml`` into it as
+CloudFormation would (SAM-translated; what moto's CloudFormation skips is made through the
+service APIs), launches a small fleet in three patch groups and drives the real flows through the
+deployed wiring: tag changes through the deployed EventBridge rule, the scheduled reconcile, a
+settings override, an on-demand plan, one maintenance window run per group whose Run Command
+notifications travel NotificationTopic -> StatusQueue -> the status collector, patch states
+reported to Patch Manager and the compliance snapshot. Then it prints what an operator would look
+at, and which permissions each role was granted but the flows never used.
+
+No AWS account or network access is needed; nothing outlives the process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TextIO
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from emulator.deploy import DROPPED, NORMALISED, NOT_REPRODUCED, SKIPPED, Deployment, deploy
+from emulator.flows import Email, Flows, RuleDelivery, WindowRun
+from emulator.permissions import RoleUsage, role_usage
+from emulator.runtime import Invocation, LambdaRuntime
+from emulator.server import Emulator
+from tests import strict_validation
+from tests.fakes.ssm import make_instance_patch_state
+
+TAG_KEY: Final = "PatchGroup"
+ALERT_EMAIL: Final = "ops@example.com"
+#: group -> instance Name tags; "db" is tagged at launch, before TagPatch is deployed.
+FLEET: Final = {
+    "web": ["web-1", "web-2", "web-3"],
+    "db": ["db-1", "db-2"],
+    "Batch Jobs": ["batch-1", "batch-2"],
+}
+PRE_TAGGED: Final = ("db",)
+#: How each instance's patch run ends (default Success) and what it then reports to Patch Manager.
+RUN_OUTCOMES: Final = {"db-2": "Failed", "batch-1": "TimedOut"}
+PATCH_STATES: Final[dict[str, dict[str, Any]]] = {
+    "db-2": {"missing": 4, "failed": 1, "critical": 2, "security": 1},
+    "batch-1": {"missing": 2, "security": 1},
+}
+_DESERIALIZER: Final = TypeDeserializer()
+
+
+@dataclass
+class DemoResult:
+    deployment: Deployment
+    fleet: dict[str, str]  # instance id -> Name
+    groups: dict[str, list[str]]  # group -> instance ids
+    runs: list[WindowRun] = field(default_factory=list)
+    emails: list[Email] = field(default_factory=list)
+    usage: list[RoleUsage] = field(default_factory=list)
+    failed_invocations: list[Invocation] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Printer:
+    """Progress lines with the elapsed time, then the operator views."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.perf_counter()
+
+    def step(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.started:5.1f}s] {text}", file=self.out, flush=True)
+
+    def detail(self, text: str) -> None:
+        print(f"         {text}", file=self.out, flush=True)
+
+    def section(self, title: str) -> None:
+        print(f"\n== {title} " + "=" * max(0, 92 - len(title)), file=self.out)
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+        for index, row in enumerate(cells):
+            self.line(
+                "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            )
+            if index == 0:
+                self.line("  " + "  ".join("-" * width for width in widths))
+
+
+def _summary(delivery: RuleDelivery) -> str:
+    if delivery.outcome is None:
+        return f"refused by the function's resource policy ({delivery.refused})"
+    last = delivery.outcome.last
+    if not last.ok:
+        return f"FAILED after {len(delivery.outcome.attempts)} attempts: {last.describe_error()}"
+    return _groups_line(last.result)
+
+
+def _groups_line(result: Any) -> str:
+    groups = result.get("groups", []) if isinstance(result, dict) else []
+    if not groups:
+        return json.dumps(result)[:200]
+    parts = []
+    for group in groups:
+        actions = [str(a).split(" (")[0] for a in group.get("actions", [])]
+        reasons = "; ".join(group.get("reasons", []))
+        text = f"{group['group']} {group['status']}"
+        if actions:
+            text += f" ({', '.join(actions)})"
+        if reasons:
+            text += f" - {reasons}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _rule_short(name: str, stack: str) -> str:
+    return name.removeprefix(f"{stack}-").rsplit("-", 1)[0]
+
+
+def run(out: TextIO = sys.stdout) -> DemoResult:
+    printer = Printer(out)
+    strict_validation.install()  # every request checked against botocore's full model, as in the tests
+    with Emulator() as emulator:
+        printer.step(
+            f"moto server on {emulator.endpoint_url} (in this process); IAM enforced for every request, "
+            f"the deploy and drivers sign as IAM user {emulator.admin.principal.rsplit('/', 1)[-1]}"
+        )
+        fleet, groups = _launch_fleet(emulator)
+        printer.step(
+            f"fleet: {len(fleet)} EC2 instances in {len(groups)} groups ("
+            + ", ".join(f"{g} x{len(ids)}" for g, ids in groups.items())
+            + f"); {', '.join(PRE_TAGGED)} tagged {TAG_KEY} at launch, before TagPatch exists"
+        )
+        deployment = deploy(emulator, parameters={"AlertEmail": ALERT_EMAIL})
+        by_cfn = sum(1 for r in deployment.resources.values() if r.made_by == "cloudformation")
+        skipped = deployment.changes(SKIPPED)
+        printer.step(
+            f"template.yaml deployed as stack {deployment.stack_name} (SAM-translated, CreateStack): "
+            f"{len(deployment.resources)} resources, {by_cfn} by CloudFormation, "
+            f"{len(skipped)} skipped by moto and made through their APIs:"
+        )
+        for change in skipped:
+            printer.detail(f"- {change.line()}")
+        fixes = deployment.changes(DROPPED) + deployment.changes(NORMALISED)
+        printer.detail(
+            f"+ {len(fixes)} property fixes through the API (dropped by moto's CloudFormation or stored "
+            "unreadably; listed at the end)"
+        )
+        result = DemoResult(deployment, fleet, groups)
+        runtime = LambdaRuntime(emulator, deployment)
+        flows = Flows(emulator, deployment, runtime)
+        flows.subscribe_inbox()
+        _reconcile(printer, flows, deployment, groups)
+        if deployment.has("StatusCollectorFunction"):
+            _window_runs(printer, flows, result)
+        else:
+            printer.step("no StatusCollectorFunction in template.yaml yet: window runs are not collected")
+        if deployment.has("ComplianceReporterFunction"):
+            _compliance(printer, flows, result)
+        else:
+            printer.step("no ComplianceReporterFunction in template.yaml yet: no compliance snapshot")
+        result.emails = flows.read_inbox()
+        result.usage = _usage(emulator, deployment, runtime)
+        result.failed_invocations = [inv for inv in runtime.invocations if not inv.ok]
+        _views(printer, emulator, flows, result)
+        result.seconds = time.perf_counter() - printer.started
+        printer.line(
+            f"\nDone in {result.seconds:.1f} s. Nothing was sent anywhere: "
+            "the emulator stops with this process."
+        )
+    return result
+
+
+def _launch_fleet(emulator: Emulator) -> tuple[dict[str, str], dict[str, list[str]]]:
+    ec2 = emulator.client("ec2")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    fleet: dict[str, str] = {}
+    groups: dict[str, list[str]] = {}
+    for group, names in FLEET.items():
+        tags = [{"Key": "Name", "Value": "-"}]
+        if group in PRE_TAGGED:
+            tags.append({"Key": TAG_KEY, "Value": group})
+        response = ec2.run_instances(
+            ImageId=image,
+            MinCount=len(names),
+            MaxCount=len(names),
+            InstanceType="t3.micro",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        ids = [instance["InstanceId"] for instance in response["Instances"]]
+        for instance_id, name in zip(ids, names, strict=True):
+            ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "Name", "Value": name}])
+            fleet[instance_id] = name
+        groups[group] = ids
+    return fleet, groups
+
+
+def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: dict[str, list[str]]) -> None:
+    stack = deployment.stack_name
+    for group, ids in groups.items():
+        if group in PRE_TAGGED:
+            continue
+        deliveries = flows.tag_instances(ids, TAG_KEY, group)
+        rules = sorted({_rule_short(d.rule, stack) for d in deliveries})
+        printer.step(
+            f"tagged {len(ids)} instances {TAG_KEY}={group}: {len(deliveries)} tag change events "
+            f"matched rule {', '.join(rules)} -> ReconcilerFunction (async, its role's credentials)"
+        )
+        for index, delivery in enumerate(deliveries, start=1):
+            printer.detail(f"event {index}: {_summary(delivery)}")
+    for delivery in flows.fire_schedule("ReconcilerFunction"):
+        printer.step(f"scheduled reconcile (rule {_rule_short(delivery.rule, stack)}): {_summary(delivery)}")
+    prefix = deployment.outputs["GroupSettingsPrefix"]
+    db_slug = flows.group_record("db")["slug"]
+    override = {"schedule": "cron(0 2 ? * SAT *)", "maxConcurrency": "1", "rebootOption": "NoReboot"}
+    for delivery in flows.put_group_settings(f"{prefix}{db_slug}", override):
+        printer.step(
+            f"settings override {prefix}{db_slug} = {json.dumps(override)} (rule "
+            f"{_rule_short(delivery.rule, stack)}): {_summary(delivery)}"
+        )
+    batch_slug = flows.group_record("Batch Jobs")["slug"]
+    bad = {"duration": 25, "maxConcurrency": "0"}
+    for delivery in flows.put_group_settings(f"{prefix}{batch_slug}", bad):
+        printer.step(f"invalid override {prefix}{batch_slug} = {json.dumps(bad)}: {_summary(delivery)}")
+    plan = flows.runtime.invoke("ReconcilerFunction", {"group": "web", "dryRun": True})
+    printer.step(
+        'on-demand invoke {"group": "web", "dryRun": true} (as `aws lambda invoke`): '
+        + _groups_line(plan.result)
+    )
+
+
+def _window_runs(printer: Printer, flows: Flows, result: DemoResult) -> None:
+    names = {name: instance_id for instance_id, name in result.fleet.items()}
+    outcomes = {names[name]: status for name, status in RUN_OUTCOMES.items()}
+    for group, ids in result.groups.items():
+        run = flows.run_window(group, {i: s for i, s in outcomes.items() if i in ids})
+        result.runs.append(run)
+        ends = [outcomes.get(i, "Success") for i in ids]
+        tally = ", ".join(f"{ends.count(s)} {s}" for s in sorted(set(ends)))
+        printer.step(
+            f"window {run.window_id} ({group}) runs: SendCommand AWS-RunPatchBaseline as "
+            f"MaintenanceWindowRole -> command {run.command_id[:8]} on {len(ids)} instances ({tally})"
+        )
+        printer.detail(
+            f"output to s3://<OutputBucket>/{run.output_prefix}/{run.command_id[:8]}.../ as the instance "
+            f"profile; {len(run.notifications)} Run Command notifications -> NotificationTopic "
+            "as NotificationRole"
+        )
+    batches = flows.poll("StatusCollectorFunction")
+    records = sum(len(b.message_ids) for b in batches)
+    failed = sum(len(b.failed_ids) for b in batches)
+    printer.step(
+        f"NotificationTopic -> StatusQueue: {records} messages; Lambda's poller (event source mapping, role "
+        f"credentials) gave StatusCollectorFunction {len(batches)} batch(es); "
+        f"{failed} records reported failed, {sum(b.deleted for b in batches)} deleted"
+    )
+    for batch in batches:
+        if not batch.invocation.ok:
+            printer.detail(f"batch failed: {batch.invocation.describe_error()}")
+
+
+def _compliance(printer: Printer, flows: Flows, result: DemoResult) -> None:
+    names = {name: instance_id for instance_id, name in result.fleet.items()}
+    states = []
+    for group, ids in result.groups.items():
+        for instance_id in ids:
+            counts = PATCH_STATES.get(result.fleet[instance_id], {})
+            states.append(make_instance_patch_state(instance_id, group, **counts))
+    flows.seed_patch_states(states)
+    printer.step(
+        f"AWS-RunPatchBaseline reported {len(states)} instance patch states to Patch Manager "
+        f"({', '.join(n for n in PATCH_STATES if n in names)} not compliant)"
+    )
+    for delivery in flows.fire_schedule("ComplianceReporterFunction"):
+        outcome = delivery.outcome
+        text = delivery.refused
+        if outcome is not None:
+            last = outcome.last
+            text = (
+                ", ".join(f"{g['group']} {g['status']}" for g in last.result.get("groups", []))
+                if last.ok
+                else f"FAILED: {last.describe_error()}"
+            )
+        printer.step(
+            f"compliance snapshot (rule {_rule_short(delivery.rule, result.deployment.stack_name)}): {text}"
+        )
+
+
+def _usage(emulator: Emulator, deployment: Deployment, runtime: LambdaRuntime) -> list[RoleUsage]:
+    usages = [
+        role_usage(emulator, logical_id, runtime.role_name(logical_id)) for logical_id in deployment.functions
+    ]
+    for logical_id in ("MaintenanceWindowRole", "NotificationRole"):
+        if deployment.has(logical_id):
+            usages.append(role_usage(emulator, logical_id, deployment.physical_id(logical_id)))
+    return usages
+
+
+# --------------------------------------------------------------------------------------------
+# Operator views
+# --------------------------------------------------------------------------------------------
+
+
+def _status_cell(record: dict[str, Any]) -> str:
+    reasons = "; ".join(str(r) for r in record.get("reasons", []))
+    return f"{record['status']} ({reasons[:60]}...)" if reasons else str(record["status"])
+
+
+def _scan(emulator: Emulator, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in emulator.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        items.extend({k: _DESERIALIZER.deserialize(v) for k, v in item.items()} for item in page["Items"])
+    return items
+
+
+def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResult) -> None:
+    deployment = result.deployment
+    ssm = emulator.client("ssm")
+    names = result.fleet
+
+    printer.section("Patch groups and their maintenance windows (GroupsTable, SSM)")
+    rows = []
+    for record in sorted(
+        _scan(emulator, deployment.physical_id("GroupsTable")), key=lambda r: str(r["group"])
+    ):
+        for _role, ids in sorted(record.get("windows", {}).items()):
+            window = ssm.get_maintenance_window(WindowId=ids["window_id"])
+            task = ssm.get_maintenance_window_task(WindowId=ids["window_id"], WindowTaskId=ids["task_id"])
+            parameters = task["TaskInvocationParameters"]["RunCommand"].get("Parameters", {})
+            rows.append(
+                [
+                    record["group"],
+                    _status_cell(record),
+                    int(record.get("instance_count", -1)),
+                    window["Name"],
+                    f"{window['Schedule']} {window.get('ScheduleTimezone', '')}",
+                    f"{window['Duration']}h/{window['Cutoff']}h",
+                    f"{task['MaxConcurrency']}/{task['MaxErrors']}",
+                    "/".join(",".join(parameters.get(name, [])) for name in ("Operation", "RebootOption")),
+                ]
+            )
+    printer.table(
+        ["group", "status", "inst", "window", "schedule", "dur/cutoff", "conc/err", "operation/reboot"], rows
+    )
+
+    if deployment.has("CommandStatusTable"):
+        printer.section("Patch run results (CommandStatusTable, written by the status collector)")
+        items = _scan(emulator, deployment.physical_id("CommandStatusTable"))
+        rows = [
+            [
+                item.get("group", "?"),
+                str(item["command_id"])[:8],
+                item["instance_id"],
+                names.get(str(item["instance_id"]), ""),
+                item["status"],
+                item.get("event_time", ""),
+            ]
+            for item in items
+            if str(item.get("sk", "")).startswith("INST#")
+        ]
+        printer.table(["group", "command", "instance", "name", "status", "last event"], sorted(rows))
+
+    printer.section(f"Alerts that would have been e-mailed (AlertTopic -> {ALERT_EMAIL})")
+    for email in result.emails:
+        printer.line(f"Subject: {email.subject}")
+        for text in email.message.splitlines():
+            printer.line(f"  | {text}")
+        printer.line()
+
+    if deployment.has("ComplianceTable"):
+        printer.section(
+            "Compliance report (ComplianceTable LATEST per group; the digest is the last e-mail above)"
+        )
+        latest = [
+            i for i in _scan(emulator, deployment.physical_id("ComplianceTable")) if i.get("sk") == "LATEST"
+        ]
+        printer.table(
+            ["group", "snapshot", "instances", "compliant", "percent"],
+            [
+                [
+                    i["group"],
+                    i["snapshot_id"],
+                    i["instances"],
+                    i["compliant_instances"],
+                    f"{i.get('compliance_percent', '-')}%",
+                ]
+                for i in sorted(latest, key=lambda i: str(i["group"]))
+            ],
+        )
+
+    printer.section("Dead-letter queues and alarms")
+    dlqs = [r.logical_id for r in deployment.of_type("AWS::SQS::Queue") if r.logical_id.endswith("DLQ")]
+    printer.line("  " + ", ".join(f"{q}: {flows.queue_depth(q)} messages" for q in sorted(dlqs)))
+    alarms = emulator.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    printer.line("  " + ", ".join(f"{a['AlarmName'].split('-')[1]}: {a['StateValue']}" for a in alarms))
+    if result.failed_invocations:
+        printer.line(f"  failed invocations: {len(result.failed_invocations)}")
+        for invocation in result.failed_invocations:
+            printer.line(f"    {invocation.function}: {invocation.describe_error()}")
+
+    printer.section("Made through service APIs because moto's CloudFormation did not")
+    for kind in (SKIPPED, DROPPED, NORMALISED, NOT_REPRODUCED):
+        for change in deployment.changes(kind):
+            printer.line(f"  [{kind}] {change.line()}")
+
+    printer.section(
+        "Least privilege: granted but never used by these flows (IAM enforced at the action level)"
+    )
+    denied = [access for usage in result.usage for access in usage.denied]
+    printer.line(f"  denied requests: {len(denied)}")
+    for access in denied:
+        printer.line(f"    {access.principal} {access.action} {access.resource}")
+    for usage in result.usage:
+        used_managed: dict[str, list[int]] = {}
+        printer.line(
+            f"  {usage.label} ({usage.role_name}): used {', '.join(sorted(usage.used)) or 'nothing'}"
+        )
+        for grant in usage.grants:
+            if grant.managed:
+                counts = used_managed.setdefault(grant.policy, [0, 0])
+                counts[0] += 1
+                counts[1] += int(usage.is_used(grant))
+                if usage.is_used(grant):
+                    continue
+            if usage.is_used(grant):
+                continue
+            reason = usage.reason(grant)
+            if grant.managed and not reason:
+                continue
+            label = f"{grant.policy}{'/' + grant.sid if grant.sid else ''}"
+            printer.line(f"      unused: {grant.action:<42} {label}{' - ' + reason if reason else ''}")
+        for policy, (total, used) in sorted(used_managed.items()):
+            printer.line(f"      AWS managed {policy}: {used} of {total} actions used")
+    printer.line(
+        "  moto checks IAM per action: for most services it cannot tell the resource (for SQS, IAM, STS"
+        "\n  and S3 it can), so ARN scoping and conditions of these roles are reviewed in template.yaml, not"
+        "\n  here. iam:PassRole and the KMS permissions of encrypted topics are checked with the real ARNs"
+        "\n  and condition values."
+    )
+
+
+def main(argv: Sequence[str] | None = None, run_demo: Callable[[TextIO], DemoResult] = run) -> int:
+    del argv
+    result = run_demo(sys.stdout)
+    problems = [usage for usage in result.usage if usage.denied] or result.failed_invocations
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,600 @@
+"""The stack's flows, driven through the deployed wiring.
+
+Each driver plays an AWS service the emulator does not run, and does only what that service
+does, reading the deployed configuration through the API:
+
+* **EventBridge** (:meth:`Flows.put_event`, :meth:`Flows.fire_schedule`): an event is matched
+  against every enabled rule on the default bus with ``events:TestEventPattern`` (moto's own
+  matcher); each Lambda target of a matching rule is invoked asynchronously, if the function's
+  resource policy lets that rule invoke it. Scheduled rules get EventBridge's "Scheduled Event".
+* **the tagging service** (:meth:`Flows.tag_instances`): ``ec2:CreateTags``, then one "Tag Change
+  on Resource" event per instance (the full current tag set, the changed key).
+* **Parameter Store** (:meth:`Flows.put_group_settings`): ``ssm:PutParameter``, then its
+  "Parameter Store Change" event.
+* **SSM Maintenance Windows and Run Command** (:meth:`Flows.run_window`): the group's window,
+  target and task as the reconciler registered them; ``ssm:SendCommand`` of the task's document and
+  parameters as the window's service role; command output written to S3 as the instance profile
+  (with the stack's ``InstanceOutputWritePolicy``); Run Command status notifications published to
+  the task's topic as its notification role, in the configured type and events.
+* **Lambda's SQS poller** (:meth:`Flows.poll`): the deployed event source mapping's batch size and
+  response types; ``GetQueueAttributes``, ``ReceiveMessage`` and ``DeleteMessageBatch`` with the
+  function's role; up to ``BatchSize`` records per Lambda SQS event (the batching window is not
+  waited for); deletion of exactly the records the function did not report as failures (an
+  invalid partial batch response, or an error, keeps the whole batch).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from emulator.deploy import Deployment
+from emulator.runtime import AsyncOutcome, Invocation, LambdaRuntime
+from emulator.server import Credentials, Emulator
+from tests.fakes import ssm as fake_ssm
+
+EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
+SSM_PRINCIPAL: Final = "ssm.amazonaws.com"
+EC2_PRINCIPAL: Final = "ec2.amazonaws.com"
+INSTANCE_ROLE: Final = "tagpatch-emulator-instance"
+INBOX_QUEUE: Final = "tagpatch-emulator-alert-inbox"
+_FINAL_STATUSES: Final = ("Success", "Failed", "TimedOut", "Cancelled")
+
+
+def iso(moment: datetime) -> str:
+    """EventBridge/SSM time: UTC with milliseconds and ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RuleDelivery:
+    rule: str
+    target_id: str
+    function: str  # logical id
+    outcome: AsyncOutcome | None  # None when the function's resource policy refused the rule
+    refused: str = ""
+
+
+@dataclass
+class BatchResult:
+    """One batch the SQS poller gave the function."""
+
+    invocation: Invocation
+    message_ids: list[str]
+    failed_ids: list[str]
+    deleted: int
+
+
+@dataclass
+class WindowRun:
+    group: str
+    window_id: str
+    command_id: str
+    instance_ids: list[str]
+    output_prefix: str
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    output_keys: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # instances whose final status is not published yet
+    notifier: _Notifier | None = field(default=None, repr=False)
+
+
+class _Notifier:
+    """Run Command's SNS notifications of one command, published as its notification role."""
+
+    def __init__(
+        self,
+        sns: Any,
+        run: WindowRun,
+        command: Mapping[str, Any],
+        config: Mapping[str, Any],
+        outcomes: Mapping[str, str],
+    ) -> None:
+        self.sns = sns
+        self.run = run
+        self.command = command
+        self.config = config
+        self.outcomes = outcomes
+        self.wanted = set(config.get("NotificationEvents") or ["All"])
+        self.invocation_type = config.get("NotificationType", "Command") == "Invocation"
+        self.requested: datetime = command["RequestedDateTime"]
+        self.clock = self.requested
+
+    def _publish(self, status: str, **fields: Any) -> None:
+        if "All" not in self.wanted and status not in self.wanted:
+            return
+        self.clock += timedelta(seconds=7)
+        message = {
+            "commandId": self.run.command_id,
+            "documentName": self.command["DocumentName"],
+            **fields,
+            "requestedDateTime": iso(self.requested),
+            "status": status,
+            "eventTime": iso(self.clock),
+        }
+        if not self.invocation_type:  # the Command shape (ssm-sns-message-command-*.json)
+            message = {
+                "commandId": message["commandId"],
+                "documentName": message["documentName"],
+                "instanceIds": [],
+                "requestedDateTime": message["requestedDateTime"],
+                "expiresAfter": iso(self.command["ExpiresAfter"]),
+                "outputS3BucketName": self.command.get("OutputS3BucketName", ""),
+                "outputS3KeyPrefix": self.command.get("OutputS3KeyPrefix", ""),
+                "status": status,
+                "eventTime": message["eventTime"],
+            }
+        self.sns.publish(TopicArn=self.config["NotificationArn"], Message=json.dumps(message))
+        self.run.notifications.append(message)
+
+    def start(self) -> None:
+        if self.invocation_type:
+            for instance_id in self.run.instance_ids:
+                self._publish("InProgress", instanceId=instance_id)
+        else:
+            self._publish("InProgress")
+
+    def finish(self, instance_ids: Sequence[str]) -> None:
+        for instance_id in instance_ids:
+            self.run.pending.remove(instance_id)
+            if self.invocation_type:
+                self._publish(self.outcomes.get(instance_id, "Success"), instanceId=instance_id)
+        if not self.invocation_type and not self.run.pending:
+            finals = {self.outcomes.get(i, "Success") for i in self.run.instance_ids}
+            if finals <= {"Success"}:
+                overall = "Success"
+            else:
+                overall = "Failed" if "Failed" in finals else sorted(finals - {"Success"})[0]
+            self._publish(overall)
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    message: str
+    sent: str
+
+
+class Flows:
+    """Drivers of the deployed stack (see the module docstring)."""
+
+    def __init__(self, emulator: Emulator, deployment: Deployment, runtime: LambdaRuntime) -> None:
+        self.emulator = emulator
+        self.deployment = deployment
+        self.runtime = runtime
+        self.account = emulator.account_id
+        self.region = emulator.region
+        self._tag_versions: dict[str, int] = {}
+        self._inbox_url = ""
+        self._instance_credentials: Credentials | None = None
+
+    def client(self, service: str, credentials: Credentials | None = None) -> Any:
+        return self.emulator.client(service, credentials)
+
+    # -- EventBridge ----------------------------------------------------------------------------
+    def _envelope(
+        self, detail_type: str, source: str, resources: list[str], detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": detail_type,
+            "source": source,
+            "account": self.account,
+            "time": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": resources,
+            "detail": detail,
+        }
+
+    def _rules(self) -> list[dict[str, Any]]:
+        events = self.client("events")
+        rules: list[dict[str, Any]] = []
+        for page in events.get_paginator("list_rules").paginate(EventBusName="default"):
+            rules.extend(page.get("Rules", []))
+        return rules
+
+    def put_event(self, event: dict[str, Any]) -> list[RuleDelivery]:
+        """Deliver ``event`` as EventBridge would to every matching enabled rule's Lambda targets."""
+        events = self.client("events")
+        deliveries: list[RuleDelivery] = []
+        body = json.dumps(event)
+        for rule in self._rules():
+            if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
+                continue
+            if not events.test_event_pattern(EventPattern=rule["EventPattern"], Event=body)["Result"]:
+                continue
+            deliveries.extend(self._deliver(rule, event))
+        return deliveries
+
+    def fire_schedule(self, function: str, at: datetime | None = None) -> list[RuleDelivery]:
+        """Fire every enabled scheduled rule that targets ``function`` (logical id) once."""
+        arn = self.runtime.configuration(function)["FunctionArn"]
+        deliveries: list[RuleDelivery] = []
+        moment = (at or now()).replace(second=0, microsecond=0)
+        for rule in self._rules():
+            if rule.get("State") != "ENABLED" or not rule.get("ScheduleExpression"):
+                continue
+            targets = self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+            if not any(target["Arn"] == arn for target in targets):
+                continue
+            event = self._envelope("Scheduled Event", "aws.events", [rule["Arn"]], {})
+            event["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            deliveries.extend(self._deliver(rule, event, only=arn))
+        return deliveries
+
+    def _deliver(
+        self, rule: dict[str, Any], event: dict[str, Any], only: str | None = None
+    ) -> list[RuleDelivery]:
+        deliveries = []
+        for target in self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+            arn = str(target["Arn"])
+            if ":lambda:" not in arn or (only is not None and arn != only):
+                continue
+            try:
+                function = self.deployment.function_logical_id(arn)
+            except KeyError:
+                continue  # a function of another stack in the same account: not this stack's flow
+            refusal = self._refusal(arn, rule["Arn"])
+            if refusal:
+                deliveries.append(RuleDelivery(rule["Name"], target["Id"], function, None, refusal))
+                continue
+            payload = _target_input(target, event)
+            deliveries.append(
+                RuleDelivery(rule["Name"], target["Id"], function, self.runtime.invoke_async(arn, payload))
+            )
+        return deliveries
+
+    def _refusal(self, function_arn: str, rule_arn: str) -> str:
+        """Why the function's resource policy does not let the rule invoke it ('' if it does)."""
+        try:
+            policy = json.loads(self.client("lambda").get_policy(FunctionName=function_arn)["Policy"])
+        except ClientError:
+            return "the function has no resource policy"
+        for statement in policy.get("Statement", []):
+            principal = statement.get("Principal", {})
+            service = principal.get("Service") if isinstance(principal, dict) else principal
+            if statement.get("Effect") != "Allow" or service != EVENTS_PRINCIPAL:
+                continue
+            if statement.get("Action") not in ("lambda:InvokeFunction", ["lambda:InvokeFunction"]):
+                continue
+            source = {k.lower(): v for k, v in statement.get("Condition", {}).get("ArnLike", {}).items()}
+            if source.get("aws:sourcearn", rule_arn) == rule_arn:
+                return ""
+        return f"no resource policy statement lets {EVENTS_PRINCIPAL} invoke it for {rule_arn}"
+
+    # -- the tagging service and Parameter Store --------------------------------------------------
+    def tag_instances(self, instance_ids: Sequence[str], key: str, value: str | None) -> list[RuleDelivery]:
+        """Set (``value``) or delete (None) tag ``key`` on the instances; deliver each tag change event."""
+        ec2 = self.client("ec2")
+        if value is None:
+            ec2.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key}])
+        else:
+            ec2.create_tags(Resources=list(instance_ids), Tags=[{"Key": key, "Value": value}])
+        deliveries: list[RuleDelivery] = []
+        for instance_id in instance_ids:
+            tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])["Tags"]
+            self._tag_versions[instance_id] = self._tag_versions.get(instance_id, 0) + 1
+            detail = {
+                "changed-tag-keys": [key],
+                "service": "ec2",
+                "resource-type": "instance",
+                "version": self._tag_versions[instance_id],
+                "tags": {tag["Key"]: tag["Value"] for tag in tags},
+            }
+            resource = f"arn:aws:ec2:{self.region}:{self.account}:instance/{instance_id}"
+            deliveries.extend(
+                self.put_event(self._envelope("Tag Change on Resource", "aws.tag", [resource], detail))
+            )
+        return deliveries
+
+    def put_group_settings(self, name: str, settings: Mapping[str, Any]) -> list[RuleDelivery]:
+        """Write a group's override to Parameter Store; deliver the "Parameter Store Change" event."""
+        ssm = self.client("ssm")
+        try:
+            ssm.get_parameter(Name=name)
+            operation = "Update"
+        except ClientError:
+            operation = "Create"
+        ssm.put_parameter(Name=name, Value=json.dumps(settings), Type="String", Overwrite=True)
+        resource = f"arn:aws:ssm:{self.region}:{self.account}:parameter{name}"
+        detail = {"operation": operation, "name": name, "type": "String", "description": ""}
+        return self.put_event(self._envelope("Parameter Store Change", "aws.ssm", [resource], detail))
+
+    # -- Lambda's SQS poller ----------------------------------------------------------------------
+    def poll(self, function: str) -> list[BatchResult]:
+        """Drain every enabled SQS event source mapping of ``function`` as Lambda's poller does."""
+        name = self.deployment.functions[function]
+        credentials = self.runtime.credentials(function)
+        sqs = self.client("sqs", credentials)
+        results: list[BatchResult] = []
+        mappings = self.client("lambda").list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+        for mapping in mappings:
+            source = str(mapping["EventSourceArn"])
+            if mapping.get("State") != "Enabled" or ":sqs:" not in source:
+                continue
+            url = self.client("sqs").get_queue_url(QueueName=source.rsplit(":", 1)[-1])["QueueUrl"]
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])  # as Lambda's poller
+            report_failures = "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", [])
+            while True:
+                messages = self._receive(sqs, url, int(mapping.get("BatchSize", 10)))
+                if not messages:
+                    break
+                records = [self._record(message, source) for message in messages]
+                invocation = self.runtime.invoke(function, {"Records": records})
+                failed = _failed_ids(invocation, records, report_failures)
+                done = [m for m in messages if m["MessageId"] not in failed]
+                for start in range(0, len(done), 10):
+                    chunk = done[start : start + 10]
+                    sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                        ],
+                    )
+                results.append(
+                    BatchResult(invocation, [m["MessageId"] for m in messages], sorted(failed), len(done))
+                )
+        return results
+
+    @staticmethod
+    def _receive(sqs: Any, url: str, batch_size: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < batch_size:
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not got:
+                break
+            messages.extend(got)
+        return messages
+
+    def _record(self, message: dict[str, Any], source_arn: str) -> dict[str, Any]:
+        """One record of the Lambda SQS event (the shape Lambda's poller builds)."""
+        attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType"),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": dict(message.get("Attributes", {})),
+            "messageAttributes": attributes,
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": source_arn,
+            "awsRegion": self.region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+    def queue_depth(self, logical_id: str) -> int:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.deployment.physical_id(logical_id),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    # -- SSM: a maintenance window run --------------------------------------------------------------
+    def run_window(
+        self,
+        group: str,
+        outcomes: Mapping[str, str],
+        *,
+        late: Sequence[str] = (),
+        role: str = "install",
+    ) -> WindowRun:
+        """Run ``group``'s window once: each instance ends in ``outcomes[instance]`` (default Success).
+
+        Instances in ``late`` are still running when this returns (only their InProgress status is
+        published); :meth:`finish_late` publishes how they end.
+        """
+        unknown = set(outcomes.values()) - set(_FINAL_STATUSES)
+        if unknown:
+            raise ValueError(f"unknown final statuses {sorted(unknown)}")
+        ssm = self.client("ssm")
+        record = self.group_record(group)
+        ids = record["windows"][role]
+        window_id, target_id, task_id = ids["window_id"], ids["target_id"], ids["task_id"]
+        task = ssm.get_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id)
+        targets = ssm.describe_maintenance_window_targets(
+            WindowId=window_id, Filters=[{"Key": "WindowTargetId", "Values": [target_id]}]
+        )["Targets"]
+        instance_ids = self._instances_of(targets[0]["Targets"])
+        run_command = task["TaskInvocationParameters"]["RunCommand"]
+        window_role = self.emulator.assume_role_as_service(
+            task["ServiceRoleArn"], SSM_PRINCIPAL, "MaintenanceWindow"
+        )
+        params: dict[str, Any] = {
+            key: run_command[key]
+            for key in (
+                "Comment",
+                "DocumentVersion",
+                "NotificationConfig",
+                "OutputS3BucketName",
+                "OutputS3KeyPrefix",
+                "Parameters",
+                "ServiceRoleArn",
+                "TimeoutSeconds",
+                "CloudWatchOutputConfig",
+            )
+            if key in run_command
+        }
+        command = self.client("ssm", window_role).send_command(
+            DocumentName=task["TaskArn"],
+            InstanceIds=instance_ids,
+            MaxConcurrency=task["MaxConcurrency"],
+            MaxErrors=task["MaxErrors"],
+            **params,
+        )["Command"]
+        run = WindowRun(
+            group,
+            window_id,
+            command["CommandId"],
+            instance_ids,
+            str(run_command.get("OutputS3KeyPrefix", "")),
+        )
+        if run_command.get("OutputS3BucketName"):
+            run.output_keys = self._write_output(run, str(run_command["OutputS3BucketName"]), outcomes)
+        run.pending = list(instance_ids)
+        config = run_command.get("NotificationConfig") or {}
+        if config.get("NotificationArn"):
+            role_session = self.emulator.assume_role_as_service(
+                str(run_command["ServiceRoleArn"]), SSM_PRINCIPAL, "RunCommand"
+            )
+            run.notifier = _Notifier(self.client("sns", role_session), run, command, config, outcomes)
+            run.notifier.start()
+            run.notifier.finish([i for i in instance_ids if i not in late])
+        return run
+
+    def finish_late(self, run: WindowRun) -> None:
+        """The instances ``run`` left running end now: their final notifications are published."""
+        if run.notifier is not None:
+            run.notifier.finish(list(run.pending))
+        run.pending.clear()
+
+    def group_record(self, group: str) -> dict[str, Any]:
+        item = (
+            self.client("dynamodb")
+            .get_item(TableName=self.deployment.physical_id("GroupsTable"), Key={"group": {"S": group}})
+            .get("Item")
+        )
+        if not item:
+            raise KeyError(f"group {group} has no record in GroupsTable")
+        deserializer = TypeDeserializer()
+        return {key: deserializer.deserialize(value) for key, value in item.items()}
+
+    def _instances_of(self, targets: list[dict[str, Any]]) -> list[str]:
+        filters = [{"Name": "instance-state-name", "Values": ["running"]}]
+        for target in targets:
+            if not str(target["Key"]).startswith("tag:"):
+                raise NotImplementedError(f"window target {target['Key']} is not emulated")
+            filters.append({"Name": target["Key"], "Values": list(target["Values"])})
+        ids: list[str] = []
+        for page in self.client("ec2").get_paginator("describe_instances").paginate(Filters=filters):
+            for reservation in page["Reservations"]:
+                ids.extend(instance["InstanceId"] for instance in reservation["Instances"])
+        return sorted(ids)
+
+    def _instance_role(self) -> Credentials:
+        """An instance profile role with the stack's InstanceOutputWritePolicy (README step 1)."""
+        if self._instance_credentials is None:
+            iam = self.client("iam")
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": EC2_PRINCIPAL}, "Action": "sts:AssumeRole"}
+                ],
+            }
+            arn = iam.create_role(RoleName=INSTANCE_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+                "Arn"
+            ]
+            iam.attach_role_policy(
+                RoleName=INSTANCE_ROLE, PolicyArn=self.deployment.outputs["InstanceOutputWritePolicyArn"]
+            )
+            self._instance_credentials = self.emulator.assume_role_as_service(arn, EC2_PRINCIPAL, "ssm-agent")
+        return self._instance_credentials
+
+    def _write_output(self, run: WindowRun, bucket: str, outcomes: Mapping[str, str]) -> list[str]:
+        """SSM Agent's output upload, with the instance profile's credentials."""
+        s3 = self.emulator.client("s3", self._instance_role())
+        s3.get_bucket_encryption(Bucket=bucket)
+        keys = []
+        for instance_id in run.instance_ids:
+            key = f"{run.output_prefix}/{run.command_id}/{instance_id}/awsrunShellScript/PatchLinux/stdout"
+            status = outcomes.get(instance_id, "Success")
+            s3.put_object(
+                Bucket=bucket, Key=key, Body=f"AWS-RunPatchBaseline on {instance_id}: {status}\n".encode()
+            )
+            keys.append(key)
+        return keys
+
+    # -- Patch Manager state -----------------------------------------------------------------------
+    def seed_patch_states(self, states: Sequence[Mapping[str, Any]]) -> None:
+        """What AWS-RunPatchBaseline reports to Patch Manager, stored in the emulator's SSM."""
+        for state in states:
+            fake_ssm.seed_instance_patch_state(state, region=self.region, account_id=self.account)
+
+    # -- the operator's mailbox --------------------------------------------------------------------
+    def subscribe_inbox(self, topic_logical_id: str = "AlertTopic") -> None:
+        """An SQS queue subscribed to the topic: what its e-mail subscribers would receive."""
+        sqs = self.client("sqs")
+        self._inbox_url = sqs.create_queue(QueueName=INBOX_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self._inbox_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.client("sns").subscribe(
+            TopicArn=self.deployment.physical_id(topic_logical_id), Protocol="sqs", Endpoint=arn
+        )
+
+    def read_inbox(self) -> list[Email]:
+        sqs = self.client("sqs")
+        emails: list[Email] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._inbox_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return emails
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                emails.append(
+                    Email(envelope.get("Subject", ""), envelope["Message"], envelope.get("Timestamp", ""))
+                )
+                sqs.delete_message(QueueUrl=self._inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:
+    if "Input" in target:
+        return json.loads(target["Input"])
+    path = target.get("InputPath")
+    if path:
+        node: Any = event
+        for part in str(path).removeprefix("$").strip(".").split("."):
+            if part:
+                node = node[part]
+        return node
+    if "InputTransformer" in target:
+        raise NotImplementedError("EventBridge InputTransformer is not emulated")
+    return event
+
+
+def _failed_ids(invocation: Invocation, records: list[dict[str, Any]], report_failures: bool) -> set[str]:
+    """The message ids Lambda keeps on the queue after this batch."""
+    every = {record["messageId"] for record in records}
+    if not invocation.ok:
+        return every
+    if not report_failures:
+        return set()
+    result = invocation.result
+    if not isinstance(result, dict):
+        return set()
+    failures = result.get("batchItemFailures") or []
+    ids = {str(item.get("itemIdentifier", "")) for item in failures if isinstance(item, dict)}
+    if not isinstance(failures, list) or not ids <= every or "" in ids:
+        return every  # an invalid partial batch response fails the whole batch
+    return ids

@@ -1,0 +1,485 @@
+"""End to end: the real template.yaml deployed into moto's server, driven through its wiring.
+
+One emulator and one deployment for the module (``stack``): moto's server on 127.0.0.1 with IAM
+enforced, ``template.yaml`` SAM-translated and created with CloudFormation, what moto skipped made
+through the service APIs. Functions run in-process with their deployed configuration and their
+execution role's credentials (:mod:`emulator.runtime`); events reach them the way the deployed
+rules, topic, queue and event source mapping route them (:mod:`emulator.flows`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from emulator.deploy import SKIPPED, Deployment, deploy
+from emulator.flows import Flows
+from emulator.moto_ext import JOURNAL
+from emulator.permissions import role_usage
+from emulator.runtime import LambdaRuntime
+from emulator.server import Emulator
+from tests.fakes.ssm import make_instance_patch_state
+
+TAG_KEY = "PatchGroup"
+SAMPLE_INVOCATION_KEYS = {
+    "commandId",
+    "documentName",
+    "instanceId",
+    "requestedDateTime",
+    "status",
+    "eventTime",
+}
+
+
+@dataclass
+class Stack:
+    emulator: Emulator
+    deployment: Deployment
+    runtime: LambdaRuntime
+    flows: Flows
+    image_id: str
+
+    def client(self, service: str) -> Any:
+        return self.emulator.client(service)
+
+    def launch(self, count: int) -> list[str]:
+        response = self.client("ec2").run_instances(
+            ImageId=self.image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro"
+        )
+        return [instance["InstanceId"] for instance in response["Instances"]]
+
+    def role(self, logical_id: str) -> str:
+        return self.runtime.role_name(logical_id)
+
+    def require(self, *logical_ids: str) -> None:
+        missing = [name for name in logical_ids if not self.deployment.has(name)]
+        if missing:
+            pytest.skip(f"not in template.yaml yet: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with Emulator() as emulator:
+        deployment = deploy(emulator, parameters={"AlertEmail": "ops@example.com"})
+        runtime = LambdaRuntime(emulator, deployment)
+        flows = Flows(emulator, deployment, runtime)
+        flows.subscribe_inbox()
+        image_id = emulator.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        yield Stack(emulator, deployment, runtime, flows, image_id)
+
+
+def _included(deployment: Deployment) -> set[str]:
+    conditions = {"HasAlertEmail": True}  # the stack is deployed with an AlertEmail
+    return {
+        logical_id
+        for logical_id, spec in deployment.template["Resources"].items()
+        if conditions.get(spec.get("Condition", ""), True)
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Deployment
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_resource_of_the_template_exists_and_the_skipped_ones_were_made_through_their_apis(
+    stack: Stack,
+) -> None:
+    # Given the module's deployment of template.yaml
+    deployment = stack.deployment
+
+    # When the stack and its resources are read back
+    status = stack.client("cloudformation").describe_stacks(StackName=deployment.stack_id)["Stacks"][0]
+
+    # Then CloudFormation finished, every resource of the translated template exists, and the
+    # ones moto's CloudFormation skipped are exactly those made through their APIs
+    assert status["StackStatus"] == "CREATE_COMPLETE"
+    assert _included(deployment) == set(deployment.resources)
+    by_api = {r.logical_id for r in deployment.resources.values() if r.made_by == "api"}
+    assert by_api == {change.logical_id for change in deployment.changes(SKIPPED)}
+    assert {deployment.resources[r].type for r in by_api} <= {
+        "AWS::SNS::Subscription",
+        "AWS::SQS::QueuePolicy",
+        "AWS::S3::BucketPolicy",
+        "AWS::CloudWatch::Alarm",
+        "AWS::Scheduler::Schedule",
+        "AWS::SSM::MaintenanceWindow",
+        "AWS::Lambda::EventInvokeConfig",
+    }
+    assert {
+        "OutputBucketPolicy",
+        "ReconcilerDLQPolicy",
+        "ReconcilerDLQAlarm",
+        "AlertEmailSubscription",
+    } <= by_api
+    assert "ReconcilerFunctionEventInvokeConfig" in by_api
+
+
+def test_skipped_resources_carry_the_template_properties(stack: Stack) -> None:
+    # Given the deployed stack
+    deployment = stack.deployment
+    dlq_arn = stack.client("sqs").get_queue_attributes(
+        QueueUrl=deployment.physical_id("ReconcilerDLQ"), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    alert_topic = deployment.physical_id("AlertTopic")
+
+    # When each made-by-API resource is read from its service
+    policy = json.loads(
+        stack.client("sqs").get_queue_attributes(
+            QueueUrl=deployment.physical_id("ReconcilerDLQ"), AttributeNames=["Policy"]
+        )["Attributes"]["Policy"]
+    )
+    bucket_policy = json.loads(
+        stack.client("s3").get_bucket_policy(Bucket=deployment.physical_id("OutputBucket"))["Policy"]
+    )
+    alarms = stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    invoke_config = stack.client("lambda").get_function_event_invoke_config(
+        FunctionName=deployment.functions["ReconcilerFunction"]
+    )
+    email = stack.client("sns").list_subscriptions_by_topic(TopicArn=alert_topic)["Subscriptions"]
+
+    # Then they hold the template's resolved properties
+    assert policy["Statement"][0]["Sid"] == "EventBridgeRuleDeadLetters"
+    assert policy["Statement"][0]["Resource"] == dlq_arn
+    assert [s["Sid"] for s in bucket_policy["Statement"]] == ["DenyInsecureTransport"]
+    reconciler_alarm = next(
+        a for a in alarms if a["AlarmName"] == deployment.physical_id("ReconcilerDLQAlarm")
+    )
+    assert reconciler_alarm["AlarmActions"] == [alert_topic]
+    assert reconciler_alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": deployment.physical_id("ReconcilerDLQ").rsplit("/", 1)[-1]}
+    ]
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == dlq_arn
+    assert ("email", "ops@example.com") in {(s["Protocol"], s["Endpoint"]) for s in email}
+
+
+def test_status_queue_subscription_and_policy(stack: Stack) -> None:
+    stack.require("StatusQueueSubscription", "StatusQueuePolicy")
+    # Given the deployed notification topic and status queue
+    deployment = stack.deployment
+    sqs = stack.client("sqs")
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=deployment.physical_id("StatusQueue"), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    # When the subscription and the queue policy are read back
+    attributes = stack.client("sns").get_subscription_attributes(
+        SubscriptionArn=deployment.physical_id("StatusQueueSubscription")
+    )["Attributes"]
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=deployment.physical_id("StatusQueue"), AttributeNames=["Policy"])[
+            "Attributes"
+        ]["Policy"]
+    )
+
+    # Then SNS delivers the JSON envelope to the queue, with the DLQ as redrive target
+    assert attributes["TopicArn"] == deployment.physical_id("NotificationTopic")
+    assert attributes["Endpoint"] == queue_arn
+    assert attributes["RawMessageDelivery"] == "false"
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith(
+        deployment.physical_id("StatusDLQ").rsplit("/", 1)[-1]
+    )
+    assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == deployment.physical_id(
+        "NotificationTopic"
+    )
+
+
+def test_dropped_role_properties_are_restored(stack: Stack) -> None:
+    # Given the reconciler's execution role
+    role = stack.role("ReconcilerFunction")
+
+    # When its attached policies are listed
+    attached = stack.client("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+
+    # Then the template's ManagedPolicyArns are there (moto's CloudFormation drops them)
+    assert {p["PolicyName"] for p in attached} == {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
+
+
+# --------------------------------------------------------------------------------------------
+# Reconciler flows
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_tag_change_reaches_the_reconciler_through_the_deployed_rule(stack: Stack) -> None:
+    # Given two untagged instances
+    instances = stack.launch(2)
+    role = stack.role("ReconcilerFunction")
+    mark = JOURNAL.mark()
+
+    # When they are tagged PatchGroup=e2e-web (one tag change event each)
+    deliveries = stack.flows.tag_instances(instances, TAG_KEY, "e2e-web")
+
+    # Then only the deployed TagChange rule matched, the reconciler made the window with its own
+    # role's credentials, and the second event found it converged
+    assert [d.rule for d in deliveries] == [stack.deployment.physical_id("ReconcilerFunctionTagChange")] * 2
+    assert all(d.outcome is not None and d.outcome.ok for d in deliveries)
+    first, second = (d.outcome.last.result for d in deliveries if d.outcome is not None)
+    assert first["groups"][0]["status"] == "converged"
+    assert second["groups"][0]["status"] == "unchanged"
+    windows = stack.client("ssm").describe_maintenance_windows(
+        Filters=[{"Key": "Name", "Values": ["TagPatch-e2e-web"]}]
+    )["WindowIdentities"]
+    assert len(windows) == 1
+    calls = {(a.action, a.implied_by) for a in JOURNAL.entries(since=mark, role_name=role) if a.allowed}
+    assert ("ssm:CreateMaintenanceWindow", "") in calls
+    assert ("iam:PassRole", "ssm:RegisterTaskWithMaintenanceWindow") in calls
+
+
+def test_a_change_of_another_tag_matches_no_rule(stack: Stack) -> None:
+    # Given an instance
+    (instance,) = stack.launch(1)
+
+    # When a tag other than PatchGroup changes
+    deliveries = stack.flows.tag_instances([instance], "Owner", "team-a")
+
+    # Then no deployed rule matches the event
+    assert deliveries == []
+
+
+def test_the_schedule_and_a_direct_invocation_reach_the_reconciler(stack: Stack) -> None:
+    # Given an instance tagged before anything listened (no event)
+    (instance,) = stack.launch(1)
+    stack.client("ec2").create_tags(Resources=[instance], Tags=[{"Key": TAG_KEY, "Value": "e2e-backfill"}])
+
+    # When the scheduled rule fires, then an operator asks for a dry run
+    (scheduled,) = stack.flows.fire_schedule("ReconcilerFunction")
+    plan = stack.runtime.invoke("ReconcilerFunction", {"group": "e2e-backfill", "dryRun": True})
+
+    # Then the scheduled reconcile backfilled the group and the plan has nothing left to do
+    assert scheduled.rule == stack.deployment.physical_id("ReconcilerFunctionReconcile")
+    assert scheduled.outcome is not None and scheduled.outcome.ok
+    statuses = {g["group"]: g["status"] for g in scheduled.outcome.last.result["groups"]}
+    assert statuses["e2e-backfill"] == "converged"
+    assert plan.ok
+    assert plan.result["groups"][0]["actions"] == []
+
+
+def test_a_function_runs_with_its_deployed_configuration_and_logs_to_its_log_group(stack: Stack) -> None:
+    # Given the deployed reconciler
+    name = stack.deployment.functions["ReconcilerFunction"]
+
+    # When it is invoked directly
+    invocation = stack.runtime.invoke("ReconcilerFunction", {"group": "e2e-nothing", "dryRun": True})
+
+    # Then it ran under its execution role with Lambda's context, and its output is in its log group
+    assert invocation.ok, invocation.describe_error()
+    assert {a.role_name for a in invocation.accesses} == {stack.role("ReconcilerFunction")}
+    logged = [json.loads(line) for line in invocation.log_lines if line.startswith("{")]
+    assert logged and all(entry["function_name"] == name for entry in logged)
+    events = stack.client("logs").filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]
+    assert any(invocation.request_id in event["message"] for event in events)
+
+
+# --------------------------------------------------------------------------------------------
+# IAM enforcement
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_role_cannot_call_an_action_outside_its_policies(stack: Stack) -> None:
+    stack.require("StatusCollectorFunction")
+    # Given the status collector's role session
+    ssm = stack.emulator.client("ssm", stack.runtime.credentials("StatusCollectorFunction"))
+
+    # When it tries an action only the reconciler is granted
+    with pytest.raises(ClientError) as denied:
+        ssm.create_maintenance_window(
+            Name="not-mine", Schedule="rate(7 days)", Duration=2, Cutoff=1, AllowUnassociatedTargets=False
+        )
+
+    # Then IAM refuses it
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "ssm:CreateMaintenanceWindow" in denied.value.response["Error"]["Message"]
+
+
+def _without_pass_role(template: dict[str, Any]) -> None:
+    policies = template["Resources"]["ReconcilerFunction"]["Properties"]["Policies"]
+    for policy in policies:
+        if isinstance(policy, dict) and "Statement" in policy:
+            policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "PassWindowRoles"]
+
+
+def test_a_permission_missing_from_the_template_fails_as_on_aws(stack: Stack) -> None:
+    # Given a second stack from template.yaml whose reconciler lacks iam:PassRole, and a tagged instance
+    variant = deploy(stack.emulator, stack_name="tagpatch-nopass", edit=_without_pass_role)
+    runtime = LambdaRuntime(stack.emulator, variant)
+    (instance,) = stack.launch(1)
+    stack.client("ec2").create_tags(Resources=[instance], Tags=[{"Key": TAG_KEY, "Value": "e2e-denied"}])
+
+    # When that reconciler is invoked asynchronously for the group (as its rules invoke it)
+    outcome = runtime.invoke_async("ReconcilerFunction", {"group": "e2e-denied"})
+
+    # Then registering the window's task (which passes the service role) is denied as AWS denies
+    # it, every retry of the deployed EventInvokeConfig fails, and the event lands in the DLQ
+    assert [invocation.ok for invocation in outcome.attempts] == [False, False, False]
+    assert "AccessDeniedException" in outcome.last.describe_error()
+    assert {(a.action, a.implied_by) for a in outcome.last.denied} == {
+        ("iam:PassRole", "ssm:RegisterTaskWithMaintenanceWindow")
+    }
+    dlq = variant.physical_id("ReconcilerDLQ")
+    assert outcome.destination is not None and outcome.destination.endswith(dlq.rsplit("/", 1)[-1])
+    (message,) = stack.client("sqs").receive_message(QueueUrl=dlq)["Messages"]
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"] == {"group": "e2e-denied"}
+
+
+# --------------------------------------------------------------------------------------------
+# Status collector
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_window_run_is_collected_and_its_failure_alerted(stack: Stack) -> None:
+    stack.require("StatusCollectorFunction", "CommandStatusTable", "StatusQueueSubscription")
+    # Given a group of three instances with its window
+    instances = stack.launch(3)
+    stack.flows.tag_instances(instances, TAG_KEY, "e2e-db")
+    stack.flows.read_inbox()
+    collector_role = stack.role("StatusCollectorFunction")
+    mark = JOURNAL.mark()
+
+    # When the window runs, one instance fails and one is still running, and Lambda's poller
+    # drains the status queue
+    run = stack.flows.run_window(
+        "e2e-db", {instances[1]: "Failed", instances[2]: "Failed"}, late=[instances[2]]
+    )
+    batches = stack.flows.poll("StatusCollectorFunction")
+
+    # Then every notification was real-shaped, consumed and deleted, each finished instance has
+    # its record, and one alert names the failed instance
+    assert len(run.notifications) == 5
+    assert all(set(n) == SAMPLE_INVOCATION_KEYS for n in run.notifications)
+    assert [(len(b.message_ids), b.failed_ids, b.deleted) for b in batches] == [(5, [], 5)]
+    assert stack.flows.queue_depth("StatusQueue") == 0
+    items = stack.client("dynamodb").query(
+        TableName=stack.deployment.physical_id("CommandStatusTable"),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :inst)",
+        ExpressionAttributeValues={":pk": {"S": f"CMD#{run.command_id}"}, ":inst": {"S": "INST#"}},
+    )["Items"]
+    assert {(i["instance_id"]["S"], i["status"]["S"]) for i in items} == {
+        (instances[0], "Success"),
+        (instances[1], "Failed"),
+        (instances[2], "InProgress"),
+    }
+    alerts = stack.flows.read_inbox()
+    assert len(alerts) == 1
+    assert "1 instance Failed in group e2e-db" in alerts[0].subject
+    assert instances[1] in alerts[0].message
+
+    # When the late instance fails within the alert cooldown
+    stack.flows.finish_late(run)
+    (late_batch,) = stack.flows.poll("StatusCollectorFunction")
+
+    # Then it is recorded but held: no second e-mail, and a delayed flush message on the status
+    # queue (sent with the collector's own role) will summarise it when the cooldown ends
+    assert late_batch.invocation.ok and late_batch.failed_ids == []
+    assert stack.flows.read_inbox() == []
+    delayed = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.deployment.physical_id("StatusQueue"),
+        AttributeNames=["ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert delayed == "1"
+    used = {a.action for a in JOURNAL.entries(since=mark, role_name=collector_role) if a.allowed}
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"} <= used
+    assert {"ssm:ListCommands", "sns:Publish", "kms:GenerateDataKey"} <= used
+
+
+def test_a_malformed_notification_stays_on_the_queue_for_the_dlq(stack: Stack) -> None:
+    stack.require("StatusCollectorFunction", "StatusQueueSubscription")
+    # Given a message on the notification topic that is no Run Command notification
+    stack.client("sns").publish(
+        TopicArn=stack.deployment.physical_id("NotificationTopic"), Message="not json"
+    )
+
+    # When Lambda's poller hands it to the collector
+    (batch,) = stack.flows.poll("StatusCollectorFunction")
+
+    # Then the collector reports it as a batch item failure: it is not deleted (SQS redelivers it
+    # and moves it to the DLQ after maxReceiveCount)
+    assert batch.invocation.ok
+    assert batch.failed_ids == batch.message_ids
+    assert batch.deleted == 0
+    assert stack.flows.queue_depth("StatusQueue") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Compliance reporter
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_compliance_snapshot_records_each_group_and_sends_a_digest(stack: Stack) -> None:
+    stack.require("ComplianceReporterFunction", "ComplianceTable")
+    # Given a group of two instances, one missing patches
+    instances = stack.launch(2)
+    stack.flows.tag_instances(instances, TAG_KEY, "e2e-app")
+    stack.flows.seed_patch_states(
+        [
+            make_instance_patch_state(instances[0], "e2e-app"),
+            make_instance_patch_state(instances[1], "e2e-app", missing=3, critical=1),
+        ]
+    )
+    stack.flows.read_inbox()
+    today = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
+
+    # When the snapshot schedule fires today and tomorrow
+    (first,) = stack.flows.fire_schedule("ComplianceReporterFunction", at=today)
+    (second,) = stack.flows.fire_schedule("ComplianceReporterFunction", at=today + timedelta(days=1))
+
+    # Then each run recorded the group, the second one with its trend, and each sent a digest
+    assert first.outcome is not None and second.outcome is not None
+    results = [
+        next(g for g in d.outcome.last.result["groups"] if g["group"] == "e2e-app")
+        for d in (first, second)
+        if d.outcome is not None
+    ]
+    assert [(r["status"], r["instances"], r["nonCompliantInstances"]) for r in results] == [
+        ("recorded", 2, 1),
+        ("recorded", 2, 1),
+    ]
+    assert results[0]["complianceChange"] is None
+    assert results[1]["complianceChange"] == 0.0
+    latest = stack.client("dynamodb").get_item(
+        TableName=stack.deployment.physical_id("ComplianceTable"),
+        Key={"pk": {"S": "GROUP#e2e-app"}, "sk": {"S": "LATEST"}},
+    )["Item"]
+    assert latest["compliant_instances"]["N"] == "1"
+    digests = [email for email in stack.flows.read_inbox() if email.subject.startswith("TagPatch compliance")]
+    assert len(digests) == 2
+
+    # When an operator asks for the group alone
+    on_demand = stack.runtime.invoke("ComplianceReporterFunction", {"group": "e2e-app"})
+
+    # Then it is snapshotted on its own (the reporter reads the one group record)
+    assert on_demand.ok, on_demand.describe_error()
+    assert [g["group"] for g in on_demand.result["groups"]] == ["e2e-app"]
+    assert "dynamodb:GetItem" in {a.action for a in on_demand.accesses if a.allowed}
+
+
+# --------------------------------------------------------------------------------------------
+# Least privilege
+# --------------------------------------------------------------------------------------------
+
+
+def test_granted_but_unused_permissions_are_reported_per_role(stack: Stack) -> None:
+    # Given the reconciler has converged a new group
+    (instance,) = stack.launch(1)
+    stack.flows.tag_instances([instance], TAG_KEY, "e2e-usage")
+
+    # When its role's grants are compared with the journal of what it called
+    usage = role_usage(stack.emulator, "ReconcilerFunction", stack.role("ReconcilerFunction"))
+    unused = {grant.action: usage.reason(grant) for grant in usage.unused}
+
+    # Then what it called is used, and what it never called is listed, with the known reasons
+    assert {"ssm:CreateMaintenanceWindow", "iam:PassRole", "dynamodb:UpdateItem", "logs:PutLogEvents"} <= set(
+        usage.used
+    )
+    assert "ssm:CreateMaintenanceWindow" not in unused
+    assert "X-Ray" in unused["xray:PutTraceSegments"]
+    assert "on-failure destination" in unused["sqs:SendMessage"]
+    assert not usage.denied
