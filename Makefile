@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test calls demo clean distclean
+.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls demo clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -56,6 +56,12 @@ demo: .venv
 # Exact API call counts per reconciler event (new, converged, drifted group), against moto.
 calls: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.reconciler_calls
+
+collector-calls: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.collector_calls
+
+reporter-calls: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.reporter_calls
 
 clean:
 	rm -rf .aws-sam .coverage coverage.xml htmlcov .mypy_cache .ruff_cache .pytest_cache
