@@ -7,11 +7,13 @@ handler. Nothing here reads ``os.environ`` at import time: handlers call the loa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tagpatch.settings import GroupSettings, InvalidSettings, parse_settings
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ConfigError(RuntimeError):
@@ -69,6 +71,14 @@ def _require(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _validated(model: type[_M], values: dict[str, Any], what: str) -> _M:
+    """``values`` as ``model``, or one :class:`ConfigError` naming the function and every problem."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(f"{what} environment is invalid: {error}") from error
+
+
 def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
     raw: dict[str, Any] = {}
     for variable, field in DEFAULT_SETTINGS_ENV.items():
@@ -81,17 +91,15 @@ def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
         defaults = parse_settings(raw)
     except InvalidSettings as error:
         raise ConfigError(f"stack defaults are invalid: {error}") from error
-    try:
-        return ReconcilerConfig(
-            stack_name=_require(environ, "STACK_NAME"),
-            tag_key=_require(environ, "TAG_KEY"),
-            groups_table_name=_require(environ, "GROUPS_TABLE_NAME"),
-            group_settings_prefix=_require(environ, "GROUP_SETTINGS_PREFIX"),
-            delete_empty_group_windows=environ.get("DELETE_EMPTY_GROUP_WINDOWS", "false").lower() == "true",
-            defaults=defaults,
-        )
-    except ValidationError as error:
-        raise ConfigError(f"reconciler environment is invalid: {error}") from error
+    values = {
+        "stack_name": _require(environ, "STACK_NAME"),
+        "tag_key": _require(environ, "TAG_KEY"),
+        "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
+        "group_settings_prefix": _require(environ, "GROUP_SETTINGS_PREFIX"),
+        "delete_empty_group_windows": environ.get("DELETE_EMPTY_GROUP_WINDOWS", "false").lower() == "true",
+        "defaults": defaults,
+    }
+    return _validated(ReconcilerConfig, values, "reconciler")
 
 
 # --- Compliance reporter --------------------------------------------------------------------
@@ -106,18 +114,17 @@ class ReporterConfig(BaseModel):
 
 
 def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
-    try:
-        return ReporterConfig.model_validate(
-            {
-                "tag_key": _require(environ, "TAG_KEY"),
-                "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
-                "compliance_table_name": _require(environ, "COMPLIANCE_TABLE_NAME"),
-                "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
-                "history_days": environ.get("COMPLIANCE_HISTORY_DAYS", "") or 400,
-            }
-        )
-    except ValidationError as error:
-        raise ConfigError(f"compliance reporter environment is invalid: {error}") from error
+    return _validated(
+        ReporterConfig,
+        {
+            "tag_key": _require(environ, "TAG_KEY"),
+            "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
+            "compliance_table_name": _require(environ, "COMPLIANCE_TABLE_NAME"),
+            "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
+            "history_days": environ.get("COMPLIANCE_HISTORY_DAYS", "") or 400,
+        },
+        "compliance reporter",
+    )
 
 
 class CollectorConfig(BaseModel):
@@ -136,18 +143,17 @@ class CollectorConfig(BaseModel):
 
 
 def load_collector_config(environ: Mapping[str, str]) -> CollectorConfig:
-    try:
-        return CollectorConfig.model_validate(
-            {
-                "stack_name": _require(environ, "STACK_NAME"),
-                "region": _require(environ, "AWS_REGION"),
-                "table_name": _require(environ, "COMMAND_STATUS_TABLE_NAME"),
-                "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
-                "status_queue_url": _require(environ, "STATUS_QUEUE_URL"),
-                "history_days": environ.get("COMMAND_HISTORY_DAYS", "") or 90,
-                "alert_cooldown_seconds": environ.get("ALERT_COOLDOWN_SECONDS", "") or 900,
-                "max_alerts_per_command": environ.get("MAX_ALERTS_PER_COMMAND", "") or 4,
-            }
-        )
-    except ValidationError as error:
-        raise ConfigError(f"status collector environment is invalid: {error}") from error
+    return _validated(
+        CollectorConfig,
+        {
+            "stack_name": _require(environ, "STACK_NAME"),
+            "region": _require(environ, "AWS_REGION"),
+            "table_name": _require(environ, "COMMAND_STATUS_TABLE_NAME"),
+            "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
+            "status_queue_url": _require(environ, "STATUS_QUEUE_URL"),
+            "history_days": environ.get("COMMAND_HISTORY_DAYS", "") or 90,
+            "alert_cooldown_seconds": environ.get("ALERT_COOLDOWN_SECONDS", "") or 900,
+            "max_alerts_per_command": environ.get("MAX_ALERTS_PER_COMMAND", "") or 4,
+        },
+        "status collector",
+    )
