@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tagpatch.adapters.groups import LeaseLost
 from tagpatch.handlers.reconciler import InvalidEvent, handle
 from tests.support.aws import World
 from tests.support.settings import PREFIX, STACK
@@ -667,3 +668,25 @@ def test_gateway_treats_vanished_resources_as_gone(world: World) -> None:
     assert gateway.get_parameter("/tagpatch/none") is None
     with pytest.raises(ClientError):
         gateway.update_window({"WindowId": missing, "Duration": 3})
+
+
+def test_lease_writes_retried_after_a_lost_response_are_not_mistaken_for_contention(world: World) -> None:
+    # botocore retries a request whose response was lost (timeout, 5xx) with the same
+    # parameters; by then DynamoDB may already have applied it. Both lease writes must accept
+    # finding their own earlier write.
+    groups = world.reconciler.groups
+    now = int(world.reconciler.clock())
+    first = groups.acquire("web", "owner-1", now)
+    retried = groups.acquire("web", "owner-1", now)  # the same request again
+    assert first is not None and retried is not None
+    assert groups.acquire("web", "owner-2", now) is None  # still exclusive to others
+    retried.status, retried.updated_at = "converged", "2026-11-26T00:00:00+00:00"
+    assert groups.release(retried, "owner-1") is True
+    assert groups.release(retried, "owner-1") is True  # the retried release finds its own save
+    assert "lock_owner" not in world.record("web")
+    # but a release by someone whose state was never saved is still refused
+    other = world.reconciler.groups.get("web")
+    assert other is not None
+    other.status = "failed"
+    with pytest.raises(LeaseLost):
+        groups.release(other, "owner-2", force=True)

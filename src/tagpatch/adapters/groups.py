@@ -91,7 +91,11 @@ class GroupsRepository:
                 TableName=self._table,
                 Key=_key(group),
                 UpdateExpression="SET lock_owner = :owner, lock_expires = :expires REMOVE pending",
-                ConditionExpression="attribute_not_exists(lock_owner) OR lock_expires < :now",
+                # "= :owner": our own earlier attempt applied but its response was lost (owners are
+                # unique per attempt, so nobody else can match it).
+                ConditionExpression=(
+                    "attribute_not_exists(lock_owner) OR lock_expires < :now OR lock_owner = :owner"
+                ),
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
                     ":expires": {"N": str(now + LEASE_SECONDS)},
@@ -142,11 +146,22 @@ class GroupsRepository:
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
+            if self._already_saved(record):
+                return True  # our earlier attempt applied; only its response was lost
             if force:
                 raise LeaseLost(record.group) from error
             self._clear_pending(record.group, owner)
             return False
         return True
+
+    def _already_saved(self, record: GroupRecord) -> bool:
+        """Whether the table holds ``record``'s state with the lease given up (a retried release)."""
+        item = self._ddb.get_item(TableName=self._table, Key=_key(record.group), ConsistentRead=True).get(
+            "Item"
+        )
+        return (
+            bool(item) and "lock_owner" not in item and GroupRecord.from_item(item).state() == record.state()
+        )
 
     def _clear_pending(self, group: str, owner: str) -> None:
         try:
