@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls demo clean distclean
+.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls demo operator chromium security bench clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -46,12 +46,36 @@ build: .venv
 unit: .venv
 	$(BIN)/pytest tests/unit
 
-test: .venv lint typecheck validate build
+# Headless Chromium for the html report test (tests/integration/test_cli.py): installed when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# checkov in its own venv (its pins would fight aws-sam-cli's). Fails on any finding that is not
+# skipped in template.yaml with a justification (resource Metadata: checkov: skip: id + comment).
+SECURITY_VENV := .venv-security
+SECURITY_STAMP := $(SECURITY_VENV)/.stamp-checkov-3.3.30
+
+$(SECURITY_STAMP):
+	test -x $(SECURITY_VENV)/bin/python || $(PYTHON) -m venv $(SECURITY_VENV)
+	$(SECURITY_VENV)/bin/python -m pip install --progress-bar off checkov==3.3.30
+	touch $@
+
+security: $(SECURITY_STAMP)
+	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov -f template.yaml --framework cloudformation \
+		--compact --quiet --skip-download
+
+test: .venv lint typecheck validate build chromium security
 	$(BIN)/pytest --cov=src/tagpatch --cov-fail-under=90
 
 # TagPatch end to end on a local AWS emulator (moto's server on 127.0.0.1): no AWS account needed.
 demo: .venv
 	PYTHONPATH=src:. $(BIN)/python -m emulator.demo
+
+# The `tagpatch` operator CLI run against the demo stack on the emulator (the README's output).
+operator: .venv
+	PYTHONPATH=src:. $(BIN)/python -m emulator.operator
 
 # Exact API call counts per reconciler event (new, converged, drifted group), against moto.
 calls: .venv
@@ -62,6 +86,11 @@ collector-calls: .venv
 
 reporter-calls: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.reporter_calls
+
+# Cold start, reconciler, collector, reporter and package size, each against its floor, side by side;
+# writes benchmarks/RESULTS.md. Not part of `make test` (it measures, it does not gate).
+bench: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.bench
 
 clean:
 	rm -rf .aws-sam .coverage coverage.xml htmlcov .mypy_cache .ruff_cache .pytest_cache

@@ -439,6 +439,9 @@ METRIC_NON_COMPLIANT_INSTANCES = "NonCompliantInstances"
 METRIC_MISSING_PATCHES = "MissingPatches"
 METRIC_FAILED_PATCHES = "FailedPatches"
 METRIC_DIMENSION = "PatchGroup"
+#: Run-level (dimension service only): the lowest CompliancePercent among the groups a run
+#: recorded; the stack's ComplianceBelowThresholdAlarm watches it.
+METRIC_LOWEST_COMPLIANCE_PERCENT = "LowestCompliancePercent"
 
 
 def metric_values(totals: GroupTotals) -> list[tuple[str, str, float]]:

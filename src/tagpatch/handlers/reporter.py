@@ -16,7 +16,7 @@ from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
-from tagpatch.compliance import METRIC_DIMENSION, metric_values
+from tagpatch.compliance import METRIC_DIMENSION, METRIC_LOWEST_COMPLIANCE_PERCENT, metric_values
 from tagpatch.config import load_reporter_config
 from tagpatch.models.reporter_events import OnDemandReport, ReporterScheduledEvent
 from tagpatch.observability import logger, metrics, tracer
@@ -77,6 +77,15 @@ def _emit_metrics(result: RunResult) -> None:
         for name, unit, value in metric_values(outcome.totals):
             group_metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
         group_metrics.flush_metrics()
+    percents = [
+        outcome.totals.compliance_percent
+        for outcome in result.with_status("recorded")
+        if outcome.totals is not None and outcome.totals.compliance_percent is not None
+    ]
+    if percents:
+        metrics.add_metric(
+            name=METRIC_LOWEST_COMPLIANCE_PERCENT, unit=MetricUnit.Percent, value=float(min(percents))
+        )
     metrics.add_metric(
         name="ComplianceGroupsRecorded", unit=MetricUnit.Count, value=len(result.with_status("recorded"))
     )

@@ -1,0 +1,1 @@
+"""``tagpatch``: the operator's command line (groups, runs, report, reconcile)."""

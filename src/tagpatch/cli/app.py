@@ -1,0 +1,402 @@
+"""``tagpatch``: where patching stands, from the deployed stack's tables, windows and reconciler.
+
+Every command reads the stack's Outputs (``--stack``, default ``tagpatch`` or ``TAGPATCH_STACK``)
+through the standard AWS settings. Results go to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from tagpatch.adapters.commands import CommandStatusTable
+from tagpatch.adapters.compliance_store import ComplianceStore
+from tagpatch.adapters.ec2 import Ec2Gateway
+from tagpatch.adapters.groups import GroupRecord, GroupsRepository
+from tagpatch.adapters.ssm import SsmGateway
+from tagpatch.cli import views
+from tagpatch.cli.stack import DEFAULT_STACK, Stack, StackNotFound, open_stack
+from tagpatch.config import ConfigError, load_reconciler_config
+from tagpatch.observability import logger
+from tagpatch.reconciler import Outcome, Reconciler
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NO_CREDENTIALS = 3
+EXIT_NOT_FOUND = 4
+EXIT_EMPTY = 5
+
+EPILOG = """exit codes:
+  0  ok
+  1  failures (a group failed to reconcile, an AWS error)
+  2  usage error
+  3  no AWS credentials (or an unknown profile / no region)
+  4  stack or group not found
+  5  nothing recorded yet (empty tables)
+
+AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION, --endpoint-url/AWS_ENDPOINT_URL
+(e.g. the local emulator), --stack/TAGPATCH_STACK (default tagpatch)."""
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+FAILED_STATUSES = frozenset({"Failed", "TimedOut", "Cancelled", "DeliveryTimedOut", "ExecutionTimedOut"})
+
+
+class NotFound(LookupError):
+    """An unknown group."""
+
+
+class NothingRecorded(LookupError):
+    """The tables hold nothing for the request yet."""
+
+
+class Context:
+    def __init__(self, stack: Stack, err: TextIO) -> None:
+        self.stack = stack
+        self.err = err
+
+    def progress(self, message: str) -> None:
+        print(message, file=self.err, flush=True)
+
+    def groups(self) -> GroupsRepository:
+        return GroupsRepository(self.stack.output("GroupsTableName"), self.stack.client("dynamodb"))
+
+    def commands(self) -> CommandStatusTable:
+        return CommandStatusTable(self.stack.output("CommandStatusTableName"), self.stack.client("dynamodb"))
+
+    def compliance(self) -> ComplianceStore:
+        return ComplianceStore(self.stack.output("ComplianceTableName"), self.stack.client("dynamodb"))
+
+    def records(self, group: str | None) -> list[GroupRecord]:
+        """The managed groups (one if ``group``), by name; NotFound/NothingRecorded when there are none."""
+        self.progress("reading the groups table...")
+        records = sorted(self.groups().all(), key=lambda record: record.group)
+        if group is not None:
+            records = [record for record in records if group in (record.group, record.slug)]
+            if not records:
+                raise NotFound(f"unknown group {group!r}: not in the groups table (see `tagpatch groups`)")
+        if not records:
+            raise NothingRecorded("no groups recorded yet: tag instances, or run `tagpatch reconcile`")
+        return records
+
+
+# --------------------------------------------------------------------------------------------
+# groups
+# --------------------------------------------------------------------------------------------
+GROUPS_HEADER = (
+    "GROUP",
+    "STATUS",
+    "INSTANCES",
+    "SCHEDULE",
+    "TIMEZONE",
+    "NEXT RUN",
+    "LAST RUN",
+    "COMPLIANCE %",
+)
+
+
+def _last_run(invocations: list[dict[str, Any]]) -> str:
+    if not invocations:
+        return "-"
+    newest = max(invocations, key=lambda item: str(item.get("event_time", "")))
+    command_id = str(newest.get("command_id", ""))
+    of_command = [item for item in invocations if item.get("command_id") == command_id]
+    failed = sum(1 for item in of_command if str(item.get("status")) in FAILED_STATUSES)
+    ok = sum(1 for item in of_command if str(item.get("status")) == "Success")
+    when = str(newest.get("event_time", ""))[:16]
+    verdict = f"{failed} failed" if failed else ("Success" if ok == len(of_command) else "InProgress")
+    return f"{when} {verdict} ({ok}/{len(of_command)} ok)"
+
+
+def cmd_groups(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+    records = ctx.records(args.group)
+    ctx.progress(f"reading {len(records)} groups: windows, runs, compliance...")
+    ssm = SsmGateway(ctx.stack.client("ssm"))
+    commands = ctx.commands()
+    latest, _ = ctx.compliance().latest([record.group for record in records], "-")
+    rows: list[list[views.Cell]] = []
+    for record in records:
+        ids = record.windows.get("install") or next(iter(record.windows.values()), {})
+        window = ssm.get_window(ids["window_id"]) if ids.get("window_id") else None
+        totals = latest.get(record.group)
+        rows.append(
+            [
+                record.group,
+                record.status,
+                record.instance_count if record.instance_count >= 0 else None,
+                (window or {}).get("Schedule"),
+                (window or {}).get("ScheduleTimezone", "UTC" if window else None),
+                (window or {}).get("NextExecutionTime"),
+                _last_run(commands.by_group(record.group)),
+                None if totals is None else totals.compliance_percent,
+            ]
+        )
+    out.write(views.table(GROUPS_HEADER, rows))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# runs
+# --------------------------------------------------------------------------------------------
+RUNS_HEADER = ("TIME", "GROUP", "COMMAND", "INSTANCE", "STATUS")
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``7d``, ``12h``, ``30m`` ago, or an ISO 8601 date/time (UTC when no zone is given)."""
+    match = _DURATION.match(value.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"invalid --since {value!r}: use 7d, 12h, 30m or an ISO date such as 2025-06-01"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_runs(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+    since = parse_since(args.since, datetime.now(UTC))
+    records = ctx.records(args.group)
+    ctx.progress(f"reading runs of {len(records)} groups since {since:%Y-%m-%d %H:%M} UTC...")
+    commands = ctx.commands()
+    items = [
+        {**item, "group": record.group}  # the table keeps the slug; show the tag value
+        for record in records
+        for item in commands.by_group(record.group, since=since)
+    ]
+    if not items:
+        raise NothingRecorded(f"no runs recorded since {since:%Y-%m-%d %H:%M} UTC")
+    items.sort(key=lambda item: str(item.get("event_time", "")), reverse=True)
+    items.sort(key=lambda item: str(item.get("status")) not in FAILED_STATUSES)  # stable: failures first
+    rows: list[list[views.Cell]] = [
+        [
+            str(item.get("event_time", ""))[:19],
+            item.get("group"),
+            item.get("command_id"),
+            item.get("instance_id"),
+            item.get("status"),
+        ]
+        for item in items
+    ]
+    out.write(views.table(RUNS_HEADER, rows))
+    failed = sum(1 for item in items if str(item.get("status")) in FAILED_STATUSES)
+    ctx.progress(f"{len(items)} instance results, {failed} failed")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+    records = ctx.records(args.group)
+    store = ctx.compliance()
+    trends: list[views.GroupTrend] = []
+    for index, record in enumerate(records, start=1):
+        ctx.progress(f"[{index}/{len(records)}] reading the compliance history of {record.group}...")
+        points = [
+            views.Point(t.snapshot_id, t.instances, t.compliant_instances, t.compliance_percent)
+            for t in store.trend(record.group)
+        ]
+        trends.append(views.GroupTrend(record.group, points))
+    if not any(trend.points for trend in trends):
+        raise NothingRecorded("no compliance snapshot recorded yet: invoke the compliance reporter")
+    if args.format == "csv":
+        out.write(views.report_csv(trends))
+    elif args.format == "json":
+        out.write(views.report_json(trends))
+    elif args.format == "html":
+        generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        out.write(views.report_html(trends, stack=ctx.stack.name, generated_at=generated))
+    else:
+        out.write(views.report_table(trends))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# reconcile
+# --------------------------------------------------------------------------------------------
+RECONCILE_HEADER = ("GROUP", "STATUS", "ACTIONS", "REASONS")
+
+
+def build_reconciler(stack: Stack) -> Reconciler:
+    """The reconciler as deployed (its function's environment), acting with the operator's credentials."""
+    name = stack.output("ReconcilerFunctionName")
+    configuration = stack.client("lambda").get_function_configuration(FunctionName=name)
+    config = load_reconciler_config(configuration.get("Environment", {}).get("Variables", {}))
+    return Reconciler(
+        config,
+        SsmGateway(stack.client("ssm")),
+        GroupsRepository(config.groups_table_name, stack.client("dynamodb")),
+        Ec2Gateway(stack.client("ec2")),
+    )
+
+
+def cmd_reconcile(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+    ctx.progress("reading the reconciler's configuration...")
+    reconciler = build_reconciler(ctx.stack)
+    sizes = reconciler.ec2.group_sizes(reconciler.config.tag_key)
+    known = {record.group for record in reconciler.groups.all()}
+    verb = "planning" if args.dry_run else "reconciling"
+    outcomes: list[Outcome] = []
+    if args.group is not None:
+        if args.group not in sizes and args.group not in known:
+            raise NotFound(f"unknown group {args.group!r}: no instance carries it and it is not managed")
+        ctx.progress(f"{verb} {args.group}...")
+        outcomes.append(reconciler.reconcile_group(args.group, verify=True, dry_run=args.dry_run))
+    elif args.dry_run:
+        groups = sorted(set(sizes) | known)
+        if not groups:
+            raise NothingRecorded(f"no instance carries the {reconciler.config.tag_key} tag")
+        for index, group in enumerate(groups, start=1):
+            ctx.progress(f"[{index}/{len(groups)}] {verb} {group}...")
+            outcomes.append(reconciler.reconcile_group(group, verify=True, dry_run=True))
+    else:
+        ctx.progress(f"{verb} every group ({len(set(sizes) | known)})...")
+        outcomes = reconciler.reconcile_all()
+    rows: list[list[views.Cell]] = [
+        [o.group, o.status, "; ".join(o.actions) or None, "; ".join(o.reasons) or None] for o in outcomes
+    ]
+    out.write(views.table(RECONCILE_HEADER, rows))
+    failed = [o.group for o in outcomes if o.status == "failed"]
+    if failed:
+        ctx.progress(f"failed: {', '.join(failed)}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# parser and main
+# --------------------------------------------------------------------------------------------
+def _aws_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: str | None) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--profile", default=default(None), help="AWS profile (default: AWS_PROFILE)")
+    parser.add_argument("--region", default=default(None), help="AWS region (default: AWS_REGION)")
+    parser.add_argument(
+        "--endpoint-url",
+        default=default(None),
+        help="AWS endpoint, e.g. the local emulator's (default: AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--stack",
+        default=default(os.environ.get("TAGPATCH_STACK") or DEFAULT_STACK),
+        help="CloudFormation stack name (default: TAGPATCH_STACK or tagpatch)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tagpatch",
+        description="Where TagPatch patching stands: groups, runs, compliance reports, reconcile.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _aws_options(parser, suppress=False)
+    parser.add_argument("--verbose", action="store_true", help="also print the reconciler's JSON logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    _aws_options(common, suppress=True)
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    groups = command(
+        "groups", "Every managed group: window schedule, next run, instances, last run, compliance %%."
+    )
+    groups.add_argument("--group", help="one group only")
+    groups.set_defaults(run=cmd_groups)
+
+    runs = command("runs", "Recent Run Command results per instance, failures first.")
+    runs.add_argument("--group", help="one group only")
+    runs.add_argument("--since", default="7d", help="7d, 12h, 30m or an ISO date/time (default: 7d)")
+    runs.set_defaults(run=cmd_runs)
+
+    report = command("report", "Latest compliance snapshot and trend per group.")
+    report.add_argument("--group", help="one group only")
+    report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    report.add_argument("--output", "-o", help="write to this file instead of stdout")
+    report.set_defaults(run=cmd_report)
+
+    reconcile = command("reconcile", "Apply (or with --dry-run show) what the reconciler would change.")
+    reconcile.add_argument("--group", help="one group (default: every group, as the scheduled reconcile)")
+    reconcile.add_argument("--dry-run", action="store_true", help="plan only: change nothing")
+    reconcile.set_defaults(run=cmd_reconcile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    if args.command == "runs":
+        try:
+            parse_since(args.since, datetime.now(UTC))
+        except argparse.ArgumentTypeError as error:
+            print(f"tagpatch runs: error: {error}", file=err)
+            return EXIT_USAGE
+    saved_level = logger.log_level
+    if not args.verbose:
+        logger.setLevel(logging.CRITICAL)  # the reconciler's JSON logs stay off the output
+    try:
+        return _run(args, out, err)
+    finally:
+        logger.setLevel(saved_level)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        stack = open_stack(
+            args.stack, profile=args.profile, region=args.region, endpoint_url=args.endpoint_url
+        )
+        if getattr(args, "output", None):
+            rendered = io.StringIO()
+            code = int(args.run(args, Context(stack, err), rendered))
+            Path(args.output).write_text(rendered.getvalue(), encoding="utf-8")
+            print(f"wrote {args.output}", file=err)
+            return code
+        return int(args.run(args, Context(stack, err), out))
+    except OSError as error:
+        print(f"tagpatch: cannot write {args.output}: {error}", file=err)
+        return EXIT_FAILED
+    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as error:
+        print(f"tagpatch: no usable AWS credentials: {error}", file=err)
+        return EXIT_NO_CREDENTIALS
+    except (StackNotFound, NotFound) as error:
+        print(f"tagpatch: {error.args[0]}", file=err)
+        return EXIT_NOT_FOUND
+    except NothingRecorded as error:
+        print(f"tagpatch: {error.args[0]}", file=err)
+        return EXIT_EMPTY
+    except ConfigError as error:
+        print(f"tagpatch: the deployed reconciler's configuration is unusable: {error}", file=err)
+        return EXIT_FAILED
+    except (ClientError, BotoCoreError) as error:
+        print(f"tagpatch: AWS error: {error}", file=err)
+        return EXIT_FAILED
