@@ -1,0 +1,120 @@
+"""Duplicate and reordered deliveries for every trigger end in the same state as one in-order delivery.
+
+The reporter's (the scheduled event twice, an older event after a newer one) are in
+tests/integration/test_reporter.py: ``test_the_same_scheduled_event_twice_makes_one_snapshot`` and
+``test_a_late_older_event_is_recorded_without_moving_latest``; they run in the same suite.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from tagpatch.handlers import collector as collector_handler
+from tagpatch.handlers.reconciler import handle
+from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
+from tests.reliability.test_faults import tag_event
+from tests.support.aws import World
+from tests.support.collector import CollectorWorld, instance_id, invocation, notifications_event
+
+Loader = Callable[[str], Any]
+
+
+def test_the_same_tag_event_twice_makes_one_window_and_the_second_writes_nothing(
+    world: World, load_event: Loader
+) -> None:
+    # Given an instance tagged web and its tag event delivered once
+    world.launch("web")
+    event = tag_event(load_event, "web")
+    first = handle(event, world.reconciler)
+    world.log.reset()
+
+    # When EventBridge delivers the same event again
+    second = handle(event, world.reconciler)
+
+    # Then the second delivery finds the group converged and writes nothing
+    assert first["groups"][0]["status"] == "converged"
+    assert second["groups"][0]["status"] == "unchanged"
+    assert world.log.count("ssm", writes=True) == 0
+    assert_single_bundle(world)
+
+
+def test_settings_events_reordered_still_apply_the_latest_settings(world: World, load_event: Loader) -> None:
+    # Given a converged group whose override is changed twice (v1, then v2)
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    name = put_override(world, "web", {"schedule": "cron(0 1 ? * MON *)"})
+    event_v1 = settings_event(load_event, name)
+    name = put_override(world, "web", {"schedule": "cron(0 2 ? * TUE *)"})
+    event_v2 = settings_event(load_event, name)
+
+    # When the events arrive newest first, then the older one, then the newer one again
+    results = [handle(e, world.reconciler) for e in (event_v2, event_v1, event_v2)]
+
+    # Then the window has the settings as they are now (v2), once
+    assert [r["groups"][0]["status"] for r in results] == ["converged"] * 3
+    made = assert_single_bundle(world)
+    assert made["window"]["Schedule"] == "cron(0 2 ? * TUE *)"
+
+
+def test_a_tag_event_delivered_after_the_schedule_repaired_the_group_changes_nothing(
+    world: World, load_event: Loader
+) -> None:
+    # Given the scheduled reconcile made the group before its tag event arrived (late delivery)
+    world.launch("web")
+    handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    world.log.reset()
+
+    # When the late tag event arrives
+    late = handle(tag_event(load_event, "web"), world.reconciler)
+
+    # Then nothing is written and there is one window
+    assert late["groups"][0]["status"] == "unchanged"
+    assert world.log.count("ssm", writes=True) == 0
+    assert_single_bundle(world)
+
+
+def _wipe(world: CollectorWorld) -> None:
+    """Empty the status table and start a new container: the next run starts from nothing."""
+    for page in world.ddb.get_paginator("scan").paginate(TableName=world.config.table_name):
+        for item in page["Items"]:
+            world.ddb.delete_item(TableName=world.config.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+    world.collector = world.make_collector()
+
+
+def test_notifications_shuffled_and_duplicated_end_in_the_same_table_as_in_order(aws: None) -> None:
+    # Given the life of 10 instance runs (InProgress, then Success or Failed), delivered in order
+    world = CollectorWorld()
+    command = world.send_command("web")
+    messages = []
+    for n in range(1, 11):
+        messages.append(invocation(command, instance_id(n), "InProgress", "2025-06-15T03:01:00.000Z"))
+        final = "Failed" if n % 4 == 0 else "Success"
+        messages.append(invocation(command, instance_id(n), final, f"2025-06-15T03:{10 + n:02d}:00.000Z"))
+    for message in messages:
+        assert (
+            collector_handler.handle(notifications_event(message), world.collector)["batchItemFailures"] == []
+        )
+    in_order = {n: world.instance_item(command, instance_id(n)) for n in range(1, 11)}
+    alerts_in_order = len(world.alerts())
+
+    # When the same notifications arrive again from scratch, a third of them duplicated, shuffled,
+    # in batches of 7
+    _wipe(world)
+    deliveries = messages + messages[::3]
+    random.Random(7).shuffle(deliveries)
+    for start in range(0, len(deliveries), 7):
+        response = collector_handler.handle(
+            notifications_event(*deliveries[start : start + 7]), world.collector
+        )
+        assert response["batchItemFailures"] == []
+
+    # Then every instance ends with the same status and event time as in order
+    for n in range(1, 11):
+        expected, got = in_order[n], world.instance_item(command, instance_id(n))
+        assert expected is not None and got is not None
+        assert (got["status"], got["event_time"]) == (expected["status"], expected["event_time"])
+    assert {item["status"] for item in in_order.values() if item} == {"Success", "Failed"}
+    # And the failures alerted as often as in order, not once per duplicate
+    assert len(world.alerts()) - alerts_in_order == alerts_in_order >= 1

@@ -1,0 +1,198 @@
+"""Generated malformed events for every handler: nothing unhandled escapes, nothing is dropped silently.
+
+The reconciler and the reporter (asynchronous invocations) either answer or raise ``InvalidEvent``
+with the reason, which Lambda retries and then sends to the function's DLQ. The collector (SQS)
+reports exactly the records it cannot use as batch item failures, each logged with its reason, so
+SQS redelivers only them and then moves them to the DLQ.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tagpatch.handlers import collector as collector_handler
+from tagpatch.handlers import reconciler as reconciler_handler
+from tagpatch.handlers import reporter as reporter_handler
+from tagpatch.models.notifications import MalformedMessage, parse_record
+from tests.support.aws import World
+from tests.support.collector import CollectorWorld, sqs_record
+from tests.support.compliance import ReporterWorld
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+HUGE = "x" * 100_000
+
+
+def sample(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.just(HUGE)
+    | st.just(""),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: Any) -> Any:
+    """``original`` with one value somewhere inside replaced by anything, or removed."""
+    event = copy.deepcopy(original)
+    node = event
+    while True:
+        keys = (
+            list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+        )
+        if not keys:
+            return draw(json_values)
+        key = draw(st.sampled_from(keys))
+        child = node[key]
+        if isinstance(child, dict | list) and child and draw(st.booleans()):
+            node = child
+            continue
+        if isinstance(node, dict) and draw(st.booleans()):
+            del node[key]
+        else:
+            node[key] = draw(json_values)
+        return event
+
+
+def events_from(*names: str) -> st.SearchStrategy[Any]:
+    samples = [sample(name) for name in names]
+    return st.one_of(json_values, *(mutated(s) for s in samples))
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.INFO, logger="tagpatch")
+    yield caplog
+
+
+def assert_refused_or_answered(call: Any, event: Any, invalid: type[Exception]) -> None:
+    try:
+        result = call(event)
+    except invalid as error:
+        assert str(error), "a refusal carries its reason"
+        return
+    assert isinstance(result, dict)
+    if result.get("ok") is False and "error" in result:
+        assert result["error"], "a refused request says why"
+
+
+@SETTINGS
+@given(
+    event=events_from(
+        "reconciler-tag-added.json",
+        "reconciler-tag-deleted.json",
+        "reconciler-settings-change.json",
+        "reconciler-scheduled.json",
+        "reconciler-on-demand.json",
+    )
+)
+def test_reconciler_refuses_or_handles_any_event(aws: None, event: Any) -> None:
+    world = _reconciler_world()
+    assert_refused_or_answered(
+        lambda e: reconciler_handler.handle(e, world.reconciler), event, reconciler_handler.InvalidEvent
+    )
+
+
+@SETTINGS
+@given(event=events_from("reporter-scheduled.json", "reporter-on-demand.json"))
+def test_reporter_refuses_or_handles_any_event(aws: None, event: Any) -> None:
+    world = _reporter_world()
+    assert_refused_or_answered(
+        lambda e: reporter_handler.handle(e, world.reporter), event, reporter_handler.InvalidEvent
+    )
+
+
+_WORLDS: dict[str, Any] = {}
+
+
+def _reconciler_world() -> World:
+    """One emulated account per test (moto's mock is the test's), shared by its examples."""
+    if "reconciler" not in _WORLDS:
+        _WORLDS["reconciler"] = World()
+    return _WORLDS["reconciler"]  # type: ignore[no-any-return]
+
+
+def _reporter_world() -> ReporterWorld:
+    if "reporter" not in _WORLDS:
+        _WORLDS["reporter"] = ReporterWorld()
+    return _WORLDS["reporter"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worlds() -> Iterator[None]:
+    _WORLDS.clear()
+    yield
+    _WORLDS.clear()
+
+
+record_bodies = st.one_of(
+    st.text(max_size=50),
+    st.just(HUGE),
+    json_values.map(json.dumps),
+    mutated(json.loads(sample("collector-mixed-batch.json")["Records"][0]["body"])).map(json.dumps),
+)
+good_body = sample("collector-mixed-batch.json")["Records"][0]["body"]
+
+
+@SETTINGS
+@given(
+    bodies=st.lists(st.one_of(record_bodies, st.just(good_body)), min_size=1, max_size=10),
+    # SQS always sets messageId (without it no record could be reported as failed): not broken here.
+    broken=st.sets(st.sampled_from(["body", "attributes", "md5OfBody"]), max_size=1),
+)
+def test_collector_fails_exactly_the_unusable_records_and_logs_why(
+    aws: None, logs: pytest.LogCaptureFixture, bodies: list[str], broken: set[str]
+) -> None:
+    if "collector" not in _WORLDS:
+        _WORLDS["collector"] = CollectorWorld()
+    world: CollectorWorld = _WORLDS["collector"]
+    logs.clear()
+    # Given a batch of records with arbitrary bodies (one record's envelope maybe damaged too)
+    records = [sqs_record(body, message_id=f"m-{n}") for n, body in enumerate(bodies)]
+    for key in broken:
+        del records[0][key]
+    expected_bad = set()
+    for record in records:
+        try:
+            parse_record(record)
+        except MalformedMessage:
+            expected_bad.add(record.get("messageId"))
+
+    # When the batch is processed
+    response = collector_handler.handle({"Records": records}, world.collector)
+
+    # Then exactly the unusable records are reported (so SQS redelivers, then dead-letters them)
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    assert failed == expected_bad
+    # And each refusal is logged with its reason
+    refused = {
+        getattr(r, "messageId", None): getattr(r, "reason", None)
+        for r in logs.records
+        if r.getMessage().startswith("malformed message refused")
+    }
+    assert set(refused) == expected_bad
+    assert all(refused.values())
