@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers.reconciler import handle
+from tagpatch.plan import ActionKind
 from tagpatch.reconciler import Reconciler
 from tests.reliability.test_faults import tag_event
 from tests.support.aws import World
 
 Loader = Callable[[str], Any]
 
-SSM_WRITES = (
-    "create_window",
-    "update_window",
-    "delete_window",
-    "register_target",
-    "update_target",
-    "deregister_target",
-    "register_task",
-    "update_task",
-    "deregister_task",
-    "register_baseline",
-    "deregister_baseline",
-)
+# Every planned action kind is one SsmGateway write method of the same name.
+SSM_WRITES = get_args(ActionKind)
 NEW_GROUP_WRITES = 3  # window, target, task (benchmarks/reconciler_calls.py)
 
 
