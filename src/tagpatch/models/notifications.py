@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models import SnsNotificationModel, SqsRecordModel
 from pydantic import (
@@ -135,39 +135,41 @@ def parse_notification(payload: Any) -> Notification:
             "wrong shape",
             "an SSM notification has exactly one of instanceId (Invocation) or instanceIds (Command)",
         )
+    return _shaped(model, payload, f"an SSM {model.__name__}")
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _shaped(model: type[_Model], data: Any, what: str) -> _Model:
+    """``data`` validated as ``model``, or a "wrong shape" refusal naming ``what`` it should be."""
     try:
-        return model.model_validate(payload)
+        return model.model_validate(data)
     except ValidationError as error:
-        raise MalformedMessage("wrong shape", f"not an SSM {model.__name__}: {_problems(error)}") from error
+        raise MalformedMessage("wrong shape", f"not {what}: {_problems(error)}") from error
+
+
+def _within(text: str, limit: int, what: str) -> str:
+    """``text``, or an "oversized" refusal when its UTF-8 size exceeds ``limit`` bytes."""
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise MalformedMessage("oversized", f"{what} of {size} bytes exceeds {limit}")
+    return text
 
 
 def parse_record(raw: Mapping[str, Any]) -> ParsedMessage:
     """The message in one SQS record of the status queue."""
-    try:
-        record = SqsRecordModel.model_validate(raw)
-    except ValidationError as error:
-        raise MalformedMessage("wrong shape", f"not an SQS record: {_problems(error)}") from error
-    body = record.body if isinstance(record.body, str) else ""
-    size = len(body.encode("utf-8"))
-    if size > MAX_BODY_BYTES:
-        raise MalformedMessage("oversized", f"SQS body of {size} bytes exceeds {MAX_BODY_BYTES}")
+    record = _shaped(SqsRecordModel, raw, "an SQS record")
+    body = _within(record.body if isinstance(record.body, str) else "", MAX_BODY_BYTES, "SQS body")
     data = _json(body, "the SQS body")
     if isinstance(data, dict) and data.get("Type") == "Notification":
-        try:
-            envelope = SnsNotificationModel.model_validate(data)
-        except ValidationError as error:
-            raise MalformedMessage("wrong shape", f"not an SNS notification: {_problems(error)}") from error
-        message = envelope.Message if isinstance(envelope.Message, str) else ""
-        size = len(message.encode("utf-8"))
-        if size > MAX_SNS_MESSAGE_BYTES:
-            raise MalformedMessage(
-                "oversized", f"SNS Message of {size} bytes exceeds {MAX_SNS_MESSAGE_BYTES}"
-            )
+        envelope = _shaped(SnsNotificationModel, data, "an SNS notification")
+        message = _within(
+            envelope.Message if isinstance(envelope.Message, str) else "",
+            MAX_SNS_MESSAGE_BYTES,
+            "SNS Message",
+        )
         return parse_notification(_json(message, "the SNS Message"))
     if isinstance(data, dict) and "tagpatch" in data:
-        try:
-            return AlertFlush.model_validate(data)
-        except ValidationError as error:
-            detail = f"not a TagPatch alert flush: {_problems(error)}"
-            raise MalformedMessage("wrong shape", detail) from error
+        return _shaped(AlertFlush, data, "a TagPatch alert flush")
     return parse_notification(data)
