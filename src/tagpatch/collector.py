@@ -172,16 +172,14 @@ class CommandContext:
 
 @dataclass(frozen=True)
 class InvocationRecord:
-    """The (command, instance) item an Invocation notification writes."""
+    """The (command, instance) item an Invocation notification writes; what the command's
+    instances share (document, request time, output location) goes to the command item."""
 
     command_id: str
     instance_id: str
     status: RunStatus
     event_time: str
-    requested_at: str
-    document_name: str
     group: str | None
-    output_uri: str
 
 
 @dataclass(frozen=True)
@@ -577,15 +575,14 @@ class CollectorBatch:
             instance_id=notification.instance_id,
             status=notification.status,
             event_time=stamp(notification.event_time),
-            requested_at=stamp(notification.requested_date_time),
-            document_name=notification.document_name,
             group=context.group,
-            output_uri=context.output_uri(notification.instance_id),
         )
-        outcome = self.c.store.record_invocation(record, now=self.now, expires_at=self.c.expires_at(self.now))
+        outcome = self.c.store.record_invocation(record, expires_at=self.c.expires_at(self.now))
         entry = self._entry(command_id)
         entry.message_ids.append(message_id)
-        merge = entry.merge or BatchMerge(command_id, notification.document_name, record.requested_at)
+        merge = entry.merge or BatchMerge(
+            command_id, notification.document_name, stamp(notification.requested_date_time)
+        )
         entry.merge = merge
         if command_id in self.c.unpersisted:
             merge.context = context

@@ -79,21 +79,23 @@ def test_an_instance_run_is_recorded_with_its_group_and_history(world: Collector
         notifications_event(invocation(command, first, "Success", "2025-06-15T03:09:30.5Z")), world.collector
     )
 
-    # Then the instance item holds the latest status, its group and both transitions
+    # Then the instance item holds the latest status, its time, rank, group and expiry, and
+    # nothing its command's other instances share (that is on the command item)
     assert failures_of(started) == failures_of(done) == []
     item = world.instance_item(command, first)
     assert item is not None
-    assert (item["status"], item["group"], item["event_time"]) == (
-        "Success",
-        "web",
-        "2025-06-15T03:09:30.500000Z",
-    )
-    assert item["first_event_time"] == "2025-06-15T03:05:00.000000Z"
-    assert item["transitions"] == {
-        "2025-06-15T03:05:00.000000Z InProgress",
-        "2025-06-15T03:09:30.500000Z Success",
+    assert item == {
+        "pk": f"CMD#{command}",
+        "sk": f"INST#{first}",
+        "status": "Success",
+        "status_rank": 3,
+        "event_time": "2025-06-15T03:09:30.500000Z",
+        "instance_id": first,
+        "group": "web",
+        "ttl": item["ttl"],
     }
-    assert item["output_uri"] == f"s3://{BUCKET}/patch-output/web/{command}/{first}/"
+    # And readers get the command id back from the key
+    assert [(i["command_id"], i["status"]) for i in world.table.by_instance(first)] == [(command, "Success")]
     # And the command item counts statuses and remembers where the command writes
     summary = world.command_item(command)
     assert summary is not None
@@ -253,10 +255,13 @@ def test_a_late_in_progress_never_overwrites_success(world: CollectorWorld) -> N
         world.collector,
     )
 
-    # Then the record still says Success at its time, with no other transition and counts intact
+    # Then the record still says Success at its time and rank, and the counts are intact
     item = world.instance_item(command, target) or {}
-    assert (item["status"], item["event_time"]) == ("Success", "2025-06-15T03:09:00.000000Z")
-    assert item["transitions"] == {"2025-06-15T03:09:00.000000Z Success"}
+    assert (item["status"], item["event_time"], item["status_rank"]) == (
+        "Success",
+        "2025-06-15T03:09:00.000000Z",
+        3,
+    )
     summary = world.command_item(command) or {}
     assert summary["count_Success"] == 1
     assert "count_InProgress" not in summary

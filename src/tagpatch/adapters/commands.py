@@ -55,6 +55,16 @@ BY_GROUP = "ByGroup"
 MAX_TRACKED_FAILURES = 5000
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
+# The invocation write, fixed text (one per notification, the collector's hot path): status,
+# rank and time for the ordering condition (:func:`tagpatch.collector.supersedes`), the index keys
+# (instance_id; group when known) and ttl. status, group and ttl are reserved words.
+_INVOCATION_SET = "SET #s = :s, status_rank = :r, event_time = :t, instance_id = :i, #ttl = :x"
+_INVOCATION_SET_GROUP = ", #g = :g"
+_INVOCATION_NAMES_NO_GROUP = {"#s": "status", "#ttl": "ttl"}
+_INVOCATION_NAMES = {**_INVOCATION_NAMES_NO_GROUP, "#g": "group"}
+_TERMINAL_CONDITION = "attribute_not_exists(#s) OR status_rank < :r"
+_ORDERING_CONDITION = "attribute_not_exists(#s) OR (status_rank <= :r AND event_time < :t)"
+
 
 def command_key(command_id: str) -> dict[str, Any]:
     return {"pk": {"S": COMMAND_PREFIX + command_id}, "sk": {"S": COMMAND_SK}}
@@ -188,33 +198,37 @@ class CommandStatusTable:
         self._ddb = dynamodb_client or client("dynamodb")
 
     # -- writes ------------------------------------------------------------------------------
-    def record_invocation(self, record: InvocationRecord, *, now: float, expires_at: int) -> WriteOutcome:
-        """Move the (command, instance) item to ``record``'s status if that is a step forward."""
-        expr = _Expression()
-        expr.set("kind", "invocation")
-        expr.set("command_id", record.command_id)
-        expr.set("instance_id", record.instance_id)
-        expr.set("status", record.status.value)
-        expr.set("status_rank", RANK[record.status])
-        expr.set("event_time", record.event_time)
-        expr.set("first_event_time", record.event_time, if_absent=True)
-        expr.set("requested_at", record.requested_at)
-        expr.set("document_name", record.document_name)
-        expr.set("updated_at", _now_stamp(now))
-        expr.set("ttl", expires_at)
+    def record_invocation(self, record: InvocationRecord, *, expires_at: int) -> WriteOutcome:
+        """Move the (command, instance) item to ``record``'s status if that is a step forward.
+
+        The item holds only what is its own (see :data:`_INVOCATION_SET`): what the command
+        shares by all its instances (document, request time, output location) lives once on the
+        command item, under the same ``pk``, so the item and its two ``ALL``-projected index
+        copies stay small; readers get ``command_id`` back from ``pk`` (:func:`_record`).
+        """
+        values: dict[str, Any] = {
+            ":s": {"S": record.status.value},
+            ":r": {"N": str(RANK[record.status])},
+            ":t": {"S": record.event_time},
+            ":i": {"S": record.instance_id},
+            ":x": {"N": str(expires_at)},
+        }
+        update = _INVOCATION_SET
         if record.group:
-            expr.set("group", record.group)
-        if record.output_uri:
-            expr.set("output_uri", record.output_uri)
-        expr.add("transitions", {f"{record.event_time} {record.status.value}"})
-        expr.conditions.append(_ordering_condition(expr, record.status, record.event_time, "event_time"))
+            values[":g"] = {"S": record.group}
+            update += _INVOCATION_SET_GROUP
         try:
             response = self._ddb.update_item(
                 TableName=self._table,
                 Key=invocation_key(record.command_id, record.instance_id),
+                UpdateExpression=update,
+                ConditionExpression=(
+                    _TERMINAL_CONDITION if RANK[record.status] == TERMINAL_RANK else _ORDERING_CONDITION
+                ),
+                ExpressionAttributeNames=_INVOCATION_NAMES if record.group else _INVOCATION_NAMES_NO_GROUP,
+                ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **expr.params(),
             )
         except ClientError as error:
             if error_code(error) != _CONDITION_FAILED:
@@ -404,7 +418,14 @@ class CommandStatusTable:
     def _query(self, **params: Any) -> Iterator[dict[str, Any]]:
         for page in self._ddb.get_paginator("query").paginate(TableName=self._table, **params):
             for item in page.get("Items", []):
-                yield _plain(item)
+                yield _record(item)
+
+
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item as plain values, with ``command_id`` (kept only in ``pk``) filled in."""
+    plain = _plain(item)
+    plain.setdefault("command_id", str(plain.get("pk", "")).removeprefix(COMMAND_PREFIX))
+    return plain
 
 
 def _failed_item(error: ClientError) -> dict[str, Any]:
