@@ -2,16 +2,22 @@
 
 A missing or bad variable is one clear error naming the variable, not a KeyError deep inside a
 handler. Nothing here reads ``os.environ`` at import time: handlers call the loaders lazily.
+
+Each function uses one of these models, so they are built (``defer_build``) by their loader, the
+only code that validates them, rather than at import: a function's cold start does not build the
+other functions' configuration. For the same reason the group settings (a module and a large model
+that only the reconciler uses) are imported by the reconciler's loader, not here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tagpatch.settings import GroupSettings, InvalidSettings, parse_settings
+if TYPE_CHECKING:
+    from tagpatch.settings import GroupSettings
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -54,7 +60,8 @@ _OPTIONAL_ENV = {
 
 
 class ReconcilerConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Completed by load_reconciler_config, which imports GroupSettings.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     stack_name: str = Field(min_length=1, max_length=128)
     tag_key: str = Field(min_length=1, max_length=128)
@@ -80,6 +87,10 @@ def _validated(model: type[_M], values: dict[str, Any], what: str) -> _M:
 
 
 def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
+    # The reconciler's modules have imported the settings at cold start already: this is a lookup.
+    from tagpatch.settings import GroupSettings, InvalidSettings, parse_settings  # noqa: PLC0415
+
+    ReconcilerConfig.model_rebuild(_types_namespace={"GroupSettings": GroupSettings})
     raw: dict[str, Any] = {}
     for variable, field in DEFAULT_SETTINGS_ENV.items():
         if variable in _OPTIONAL_ENV:
@@ -104,7 +115,7 @@ def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
 
 # --- Compliance reporter --------------------------------------------------------------------
 class ReporterConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     tag_key: str = Field(min_length=1, max_length=128)
     groups_table_name: str = Field(min_length=3, max_length=255)
@@ -130,7 +141,7 @@ def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
 class CollectorConfig(BaseModel):
     """Status collector: Run Command notifications -> CommandStatusTable, AlertTopic."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     stack_name: str = Field(min_length=1, max_length=128)
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")

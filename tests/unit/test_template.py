@@ -246,6 +246,21 @@ def test_powertools_environment_is_global(template: dict[str, Any]) -> None:
     assert template["Globals"]["Function"]["Tracing"] == "Active"
 
 
+def test_tracing_of_aws_calls_is_opt_in_for_every_function(template: dict[str, Any]) -> None:
+    from tagpatch.observability import TRACE_AWS_CALLS_ENV
+
+    # Given the switch that loads the X-Ray SDK (~150 ms of cold start) in the functions
+    parameter = template["Parameters"]["TraceAwsCalls"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    # Then it is off unless the stack opts in, reaches every function, and the function-level
+    # traces of Tracing: Active stay on either way
+    assert parameter["Default"] == "false"
+    assert sorted(parameter["AllowedValues"]) == ["false", "true"]
+    assert _is_ref_to(variables[TRACE_AWS_CALLS_ENV], "TraceAwsCalls")
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+
+
 def test_code_uris_have_no_requirements_file(resources: Resources) -> None:
     # A requirements.txt would make `sam build` need a python3.13 binary on the build machine.
     for name, function in _of_type(resources, "AWS::Serverless::Function").items():

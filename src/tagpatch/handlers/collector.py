@@ -11,6 +11,8 @@ import os
 from functools import cache
 from typing import Any
 
+# Powertools' batch module comes before anything that imports pydantic: with pydantic loaded, it
+# imports the parser models (~50 ms of cold start; tests/unit/test_cold_start.py checks).
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -27,7 +29,7 @@ from tagpatch.models.notifications import (
     MalformedMessage,
     parse_record,
 )
-from tagpatch.observability import logger, metrics, tracer
+from tagpatch.observability import logger, metrics, trace_handler
 
 
 @cache
@@ -95,6 +97,6 @@ def handle(event: dict[str, Any], collector: StatusCollector) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, default_collector())

@@ -7,8 +7,8 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
@@ -20,7 +20,7 @@ from tagpatch.models.reconciler_events import (
     ScheduledEvent,
     TagChangeEvent,
 )
-from tagpatch.observability import logger, metrics, tracer
+from tagpatch.observability import logger, metrics, trace_handler
 from tagpatch.reconciler import Outcome, Reconciler
 
 _METRIC_OF_STATUS = {
@@ -48,12 +48,12 @@ def handle(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
     source = event.get("source") if isinstance(event, dict) else None
     try:
         if source == "aws.tag":
-            outcomes = _on_tag_change(parse(event=event, model=TagChangeEvent), reconciler)
+            outcomes = _on_tag_change(TagChangeEvent.model_validate(event), reconciler)
         elif source in ("aws.events", "aws.scheduler"):
-            parse(event=event, model=ScheduledEvent)
+            ScheduledEvent.model_validate(event)
             outcomes = reconciler.reconcile_all()
         elif source == "aws.ssm":
-            outcomes = _on_settings_change(parse(event=event, model=ParameterChangeEvent), reconciler)
+            outcomes = _on_settings_change(ParameterChangeEvent.model_validate(event), reconciler)
         elif source is None:
             return _on_demand(event, reconciler)
         else:
@@ -131,6 +131,6 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, default_reconciler())

@@ -9,8 +9,8 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
@@ -19,7 +19,7 @@ from tagpatch.adapters.patch_states import PatchStateGateway
 from tagpatch.compliance import METRIC_DIMENSION, METRIC_LOWEST_COMPLIANCE_PERCENT, metric_values
 from tagpatch.config import load_reporter_config
 from tagpatch.models.reporter_events import OnDemandReport, ReporterScheduledEvent
-from tagpatch.observability import logger, metrics, tracer
+from tagpatch.observability import logger, metrics, trace_handler
 from tagpatch.reporter import ComplianceReporter, ReportRequest, RunResult
 
 
@@ -49,7 +49,7 @@ def handle(
     source = event.get("source") if isinstance(event, dict) else None
     if source in ("aws.events", "aws.scheduler"):
         try:
-            scheduled = parse(event=event, model=ReporterScheduledEvent)
+            scheduled = ReporterScheduledEvent.model_validate(event)
         except ValidationError as error:
             logger.error("event refused: not the expected shape", extra={"errors": error.errors()})
             raise InvalidEvent(f"event from {source!r} does not have the expected shape: {error}") from error
@@ -125,6 +125,6 @@ def _summary(result: RunResult) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, default_reporter(), context.get_remaining_time_in_millis)
