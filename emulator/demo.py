@@ -353,7 +353,7 @@ def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResul
         rows = [
             [
                 item.get("group", "?"),
-                str(item["command_id"])[:8],
+                str(item["pk"]).removeprefix("CMD#")[:8],  # an instance item keeps its command in pk
                 item["instance_id"],
                 names.get(str(item["instance_id"]), ""),
                 item["status"],
