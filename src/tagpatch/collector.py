@@ -276,7 +276,7 @@ class BatchMerge:
 class CommandStore(Protocol):
     def get_command(self, command_id: str, *, consistent: bool = False) -> CommandState | None: ...
 
-    def record_invocation(self, record: InvocationRecord, *, now: float, expires_at: int) -> WriteOutcome: ...
+    def record_invocation(self, record: InvocationRecord, *, expires_at: int) -> WriteOutcome: ...
 
     def record_command(
         self, record: CommandRecord, *, now: float, expires_at: int, lease_until: float | None
@@ -303,6 +303,10 @@ class FlushScheduler(Protocol):
 
 class CommandLookup(Protocol):
     def describe(self, command_id: str) -> CommandContext | None: ...
+
+
+class GroupNameLookup(Protocol):
+    def name_of(self, slug: str) -> str | None: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,6 +341,7 @@ class AlertRequest:
     alert_number: int = 0  # n of max_alerts; 0 for the Command-level summary
     max_alerts: int = 0
     cooldown_seconds: int = 0
+    group_name: str | None = None  # the tag value, when it differs from the slug in ``context``
 
 
 def run_command_console_url(region: str, command_id: str) -> str:
@@ -383,7 +388,7 @@ def _plural(count: int, word: str) -> str:
 def compose_alert(request: AlertRequest) -> Alert:
     """The e-mail for one command: what failed, where, and where to look."""
     ctx = request.context
-    group = ctx.group
+    group = request.group_name or ctx.group
     listed = request.failures[:MAX_LISTED]
     if request.command_status is not None:
         summary = f"patch run {request.command_status.value}"
@@ -397,7 +402,8 @@ def compose_alert(request: AlertRequest) -> Alert:
         "TagPatch patch run " + ("result" if request.command_status else "failures"),
         "",
         f"Stack:         {request.stack_name} ({request.region})",
-        f"Patch group:   {group or 'unknown (the command has no TagPatch output prefix)'}",
+        f"Patch group:   {group or 'unknown (the command has no TagPatch output prefix)'}"
+        + (f" (slug {ctx.group})" if group and ctx.group and group != ctx.group else ""),
         f"Command:       {ctx.command_id} ({request.document_name or 'unknown document'})",
     ]
     if request.requested_at:
@@ -511,6 +517,7 @@ class StatusCollector:
         flushes: FlushScheduler,
         lookup: CommandLookup,
         *,
+        names: GroupNameLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -518,6 +525,7 @@ class StatusCollector:
         self.alerts = alerts
         self.flushes = flushes
         self.lookup = lookup
+        self.names = names
         self.clock = clock
         self._contexts: dict[str, CommandContext] = {}  # per container: command id -> context
         self.unpersisted: set[str] = set()  # looked up in SSM, not yet saved on the command item
@@ -551,6 +559,13 @@ class StatusCollector:
 
     def remember(self, context: CommandContext) -> None:
         self._contexts[context.command_id] = context
+
+    def group_name(self, slug: str | None) -> str | None:
+        """The tag value behind a group slug, for an alert; None when unknown (the slug is shown)."""
+        if not slug or self.names is None:
+            return None
+        name = self.names.name_of(slug)
+        return name if name != slug else None
 
 
 class CollectorBatch:
@@ -740,6 +755,7 @@ class CollectorBatch:
                 alert_number=alert_number,
                 max_alerts=config.max_alerts_per_command,
                 cooldown_seconds=config.alert_cooldown_seconds,
+                group_name=self.c.group_name(state.context.group),
             )
         )
         self.c.alerts.publish(alert)

@@ -146,6 +146,7 @@ class CollectorConfig(BaseModel):
     stack_name: str = Field(min_length=1, max_length=128)
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     table_name: str = Field(min_length=3, max_length=255)
+    groups_table_name: str = Field(min_length=3, max_length=255)
     alert_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
     status_queue_url: str = Field(pattern=r"^https://\S+/\d{12}/\S+$")
     history_days: int = Field(90, ge=1, le=36500)
@@ -160,6 +161,7 @@ def load_collector_config(environ: Mapping[str, str]) -> CollectorConfig:
             "stack_name": _require(environ, "STACK_NAME"),
             "region": _require(environ, "AWS_REGION"),
             "table_name": _require(environ, "COMMAND_STATUS_TABLE_NAME"),
+            "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
             "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
             "status_queue_url": _require(environ, "STATUS_QUEUE_URL"),
             "history_days": environ.get("COMMAND_HISTORY_DAYS", "") or 90,

@@ -121,8 +121,10 @@ def test_dynamodb_calls_per_notification(world: CollectorWorld) -> None:
     # a duplicate (or a late, superseded status): the conditional record write only
     assert calls(invocation(command, instance_id(1), "Success", "2025-06-15T03:02:00Z")) == (1, 0)
     assert calls(invocation(command, instance_id(1), "InProgress", "2025-06-15T03:01:30Z")) == (1, 0)
-    # a new failure that alerts: record + merge + claim + mark alerted (and one SNS publish)
-    assert calls(invocation(command, instance_id(2), "Failed", "2025-06-15T03:03:00Z")) == (4, 0)
+    # a new failure that alerts: record + merge + claim + mark alerted (and one SNS publish), and
+    # the container's first alert reads the group names (one Scan, cached for 5 minutes)
+    assert calls(invocation(command, instance_id(2), "Failed", "2025-06-15T03:03:00Z")) == (5, 0)
+    assert world.log.ops("dynamodb")["Scan"] == 1
     assert world.log.ops("sns") == {"Publish": 1}
     # a new failure during the cooldown: record + merge + flush due (and one SQS SendMessage)
     assert calls(invocation(command, instance_id(3), "Failed", "2025-06-15T03:04:00Z")) == (3, 0)
@@ -404,6 +406,36 @@ def test_a_failure_alerts_once_with_group_status_and_links(world: CollectorWorld
     assert f"s3://{BUCKET}/patch-output/web/{command}/" in body
 
 
+def test_an_alert_names_the_group_by_its_tag_value_not_its_slug(world: CollectorWorld) -> None:
+    # Given the group "Batch Jobs", whose windows write under its SSM-safe slug
+    slug = world.record_group("Batch Jobs")
+    command = world.send_command(slug)
+    assert slug != "Batch Jobs"
+
+    # When one of its instances fails
+    handle(notifications_event(invocation(command, instance_id(1), "Failed")), world.collector)
+
+    # Then the alert names the group as the operator tagged it, and the slug where S3 uses it
+    (alert,) = world.alerts()
+    assert alert["Subject"] == (
+        f"TagPatch tagpatch-test: 1 instance Failed in group Batch Jobs (command {command[:8]})"
+    )
+    assert f"Patch group:   Batch Jobs (slug {slug})" in alert["Message"]
+    assert f"s3://{BUCKET}/patch-output/{slug}/{command}/" in alert["Message"]
+
+
+def test_an_alert_without_readable_group_names_names_the_slug(world: CollectorWorld) -> None:
+    # Given a collector whose group names cannot be read (the table is gone)
+    world.ddb.delete_table(TableName=world.config.groups_table_name)
+    command = world.send_command("web")
+
+    # When an instance fails, the alert still goes out, naming the group by its slug
+    response = handle(notifications_event(invocation(command, instance_id(1), "Failed")), world.collector)
+    assert failures_of(response) == []
+    (alert,) = world.alerts()
+    assert "in group web (command" in alert["Subject"]
+
+
 def test_one_message_per_command_per_batch(world: CollectorWorld) -> None:
     # Given one batch with failures of two commands
     web, db = world.send_command("web"), world.send_command("db")
@@ -521,10 +553,11 @@ def test_a_command_with_1000_failing_instances_alerts_a_bounded_number_of_times(
     handle(world.deliver_flushes(), world.collector)
     flush_calls = world.log.count("dynamodb")
 
-    # Then 1,017 DynamoDB calls in all (benchmarks/collector_calls.py prints the same): one record
-    # write per notification, one merge per batch, the group read, claim + mark for the first alert,
-    # the flush's due time, and the flush's read + claim + mark
-    assert (batch_calls, flush_calls) == (1000 + 10 + 1 + 2 + 1, 3)
+    # Then 1,019 DynamoDB calls in all (benchmarks/collector_calls.py prints the same): one record
+    # write per notification, one merge per batch, the group read, claim + mark for the first alert
+    # and its Scan of group names, the flush's due time, and the flush's read + claim + mark and
+    # a second Scan (the names cached by the first alert are older than 5 minutes by then)
+    assert (batch_calls, flush_calls) == (1000 + 10 + 1 + 2 + 1 + 1, 3 + 1)
     # And two messages in all: the first failures at once, a digest of the rest after the cooldown
     alerts = world.alerts()
     assert len(alerts) == 2 <= world.config.max_alerts_per_command + 1

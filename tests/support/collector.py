@@ -17,8 +17,10 @@ from typing import Any
 import boto3
 from moto.sqs.models import sqs_backends
 
+from tagpatch import naming
 from tagpatch.adapters.alerts import AlertPublisher, FlushQueue
 from tagpatch.adapters.commands import CommandStatusTable
+from tagpatch.adapters.group_names import GroupNames
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
 from tagpatch.collector import StatusCollector
 from tagpatch.config import load_collector_config
@@ -37,6 +39,7 @@ COLLECTOR_ENV = {
     "STACK_NAME": STACK,
     "AWS_REGION": REGION,
     "COMMAND_STATUS_TABLE_NAME": TABLE,
+    "GROUPS_TABLE_NAME": "tagpatch-groups",
     "ALERT_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:tagpatch-AlertTopic",
     "STATUS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tagpatch-StatusQueue",
     "COMMAND_HISTORY_DAYS": "90",
@@ -200,6 +203,12 @@ class CollectorWorld:
         self.sqs = self.log.attach(boto3.client("sqs"))
         self.ssm = self.log.attach(boto3.client("ssm"))
         create_command_table(self.ddb)
+        self.ddb.create_table(  # GroupsTable as template.yaml declares it: the alerts' group names
+            TableName=self.env["GROUPS_TABLE_NAME"],
+            KeySchema=[{"AttributeName": "group", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "group", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         topic = self.sns.create_topic(Name="tagpatch-AlertTopic")["TopicArn"]
         self.status_queue_url = self.sqs.create_queue(QueueName="tagpatch-StatusQueue")["QueueUrl"]
         self.capture_url = self.sqs.create_queue(QueueName="alert-capture")["QueueUrl"]
@@ -221,8 +230,19 @@ class CollectorWorld:
             AlertPublisher(self.config.alert_topic_arn, self.sns),
             FlushQueue(self.config.status_queue_url, self.sqs),
             SsmCommandLookup(self.ssm),
+            names=GroupNames(self.config.groups_table_name, self.ddb, clock=self.clock),
             clock=self.clock,
         )
+
+    def record_group(self, group: str) -> str:
+        """The reconciler's GroupsTable item for ``group`` (its tag value); its slug."""
+        slug = naming.group_slug(group)
+        self.ddb.put_item(
+            TableName=self.config.groups_table_name,
+            Item={"group": {"S": group}, "slug": {"S": slug}, "status": {"S": "converged"}},
+        )
+        self.log.reset()
+        return slug
 
     def send_command(self, group: str = "web", prefix: str = "patch-output") -> str:
         """A Run Command command as a TagPatch window task sends it; its id."""

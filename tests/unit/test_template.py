@@ -765,6 +765,7 @@ COLLECTOR_ENVIRONMENT = frozenset(
     {
         "STACK_NAME",
         "COMMAND_STATUS_TABLE_NAME",
+        "GROUPS_TABLE_NAME",
         "ALERT_TOPIC_ARN",
         "STATUS_QUEUE_URL",
         "COMMAND_HISTORY_DAYS",
@@ -792,6 +793,7 @@ def test_collector_environment_points_at_its_resources(resources: Resources) -> 
     variables = _props(resources["StatusCollectorFunction"])["Environment"]["Variables"]
 
     assert _is_ref_to(variables["COMMAND_STATUS_TABLE_NAME"], "CommandStatusTable")
+    assert _is_ref_to(variables["GROUPS_TABLE_NAME"], "GroupsTable")
     assert _is_ref_to(variables["ALERT_TOPIC_ARN"], "AlertTopic")
     assert _is_ref_to(variables["STATUS_QUEUE_URL"], "StatusQueue")
     assert _is_ref_to(variables["COMMAND_HISTORY_DAYS"], "CommandHistoryDays")
@@ -885,6 +887,7 @@ def test_collector_policy_is_exactly_what_it_calls(resources: Resources) -> None
     assert granted == {
         "dynamodb:GetItem": json.dumps({"Fn::GetAtt": ["CommandStatusTable", "Arn"]}),
         "dynamodb:UpdateItem": json.dumps({"Fn::GetAtt": ["CommandStatusTable", "Arn"]}),
+        "dynamodb:Scan": json.dumps({"Fn::GetAtt": ["GroupsTable", "Arn"]}),
         "sns:Publish": json.dumps({"Ref": "AlertTopic"}),
         "kms:GenerateDataKey": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
         "kms:Decrypt": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tagpatch.adapters.alerts import AlertPublisher, FlushQueue
 from tagpatch.adapters.commands import CommandStatusTable
+from tagpatch.adapters.group_names import GroupNames
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
 from tagpatch.collector import CollectorBatch, StatusCollector
 from tagpatch.config import load_collector_config
@@ -41,6 +42,7 @@ def default_collector() -> StatusCollector:
         AlertPublisher(config.alert_topic_arn),
         FlushQueue(config.status_queue_url),
         SsmCommandLookup(),
+        names=GroupNames(config.groups_table_name),
     )
 
 
