@@ -25,7 +25,7 @@ def test_the_demo_drives_every_flow_and_prints_the_operator_views() -> None:
     assert len(result.runs) == 3
     subjects = [email.subject for email in result.emails]
     assert sum("instance Failed in group db" in s for s in subjects) == 1
-    assert sum("instance TimedOut in group Batch-Jobs-" in s for s in subjects) == 1
+    assert sum("instance TimedOut in group Batch Jobs (command" in s for s in subjects) == 1
     assert sum(s.startswith("TagPatch compliance") for s in subjects) == 1
     for heading in (
         "Patch groups and their maintenance windows",
