@@ -5,8 +5,10 @@ handler. Nothing here reads ``os.environ`` at import time: handlers call the loa
 
 Each function uses one of these models, so they are built (``defer_build``) by their loader, the
 only code that validates them, rather than at import: a function's cold start does not build the
-other functions' configuration. For the same reason the group settings (a module and a large model
-that only the reconciler uses) are imported by the reconciler's loader, not here.
+other functions' configuration. The status collector's configuration is not a pydantic model: it
+is in :mod:`tagpatch.collector_config`, which the collector imports (so that its cold start imports
+no pydantic at all), and is re-exported here. The group settings (a module and a large model that
+only the reconciler uses) are imported by the reconciler's loader, not here.
 """
 
 from __future__ import annotations
@@ -16,14 +18,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# The status collector's configuration is apart, without pydantic; it is re-exported here.
+from tagpatch.collector_config import CollectorConfig, ConfigError, load_collector_config
+
 if TYPE_CHECKING:
     from tagpatch.settings import GroupSettings
 
+__all__ = [
+    "DEFAULT_SETTINGS_ENV",
+    "CollectorConfig",
+    "ConfigError",
+    "ReconcilerConfig",
+    "ReporterConfig",
+    "load_collector_config",
+    "load_reconciler_config",
+    "load_reporter_config",
+]
+
 _M = TypeVar("_M", bound=BaseModel)
-
-
-class ConfigError(RuntimeError):
-    """The function's environment is incomplete or invalid."""
 
 
 # Stack Parameter -> environment variable -> settings field (camelCase alias).
@@ -135,38 +147,4 @@ def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
             "history_days": environ.get("COMPLIANCE_HISTORY_DAYS", "") or 400,
         },
         "compliance reporter",
-    )
-
-
-class CollectorConfig(BaseModel):
-    """Status collector: Run Command notifications -> CommandStatusTable, AlertTopic."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    stack_name: str = Field(min_length=1, max_length=128)
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    table_name: str = Field(min_length=3, max_length=255)
-    groups_table_name: str = Field(min_length=3, max_length=255)
-    alert_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-    status_queue_url: str = Field(pattern=r"^https://\S+/\d{12}/\S+$")
-    history_days: int = Field(90, ge=1, le=36500)
-    alert_cooldown_seconds: int = Field(900, ge=60, le=900)  # a flush is an SQS delay: at most 900 s
-    max_alerts_per_command: int = Field(4, ge=1, le=100)
-
-
-def load_collector_config(environ: Mapping[str, str]) -> CollectorConfig:
-    return _validated(
-        CollectorConfig,
-        {
-            "stack_name": _require(environ, "STACK_NAME"),
-            "region": _require(environ, "AWS_REGION"),
-            "table_name": _require(environ, "COMMAND_STATUS_TABLE_NAME"),
-            "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
-            "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
-            "status_queue_url": _require(environ, "STATUS_QUEUE_URL"),
-            "history_days": environ.get("COMMAND_HISTORY_DAYS", "") or 90,
-            "alert_cooldown_seconds": environ.get("ALERT_COOLDOWN_SECONDS", "") or 900,
-            "max_alerts_per_command": environ.get("MAX_ALERTS_PER_COMMAND", "") or 4,
-        },
-        "status collector",
     )

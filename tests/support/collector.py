@@ -23,7 +23,7 @@ from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.adapters.group_names import GroupNames
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
 from tagpatch.collector import StatusCollector
-from tagpatch.config import load_collector_config
+from tagpatch.collector_config import load_collector_config
 from tests.support.aws import CallLog
 
 ACCOUNT = "123456789012"

@@ -40,7 +40,11 @@ wrappers, function = [], module.handler
 while function is not None:
     wrappers.append(function.__code__.co_filename)
     function = getattr(function, "__wrapped__", None)
-print(json.dumps({{"loaded": [m for m in {expensive!r} if m in sys.modules], "wrappers": wrappers}}))
+print(json.dumps({{
+    "loaded": [m for m in {expensive!r} if m in sys.modules],
+    "wrappers": wrappers,
+    "pydantic": ["pydantic"] if "pydantic" in sys.modules else [],
+}}))
 """
 
 
@@ -89,6 +93,19 @@ def test_cold_start_loads_neither_the_xray_sdk_nor_the_powertools_parser(name: s
     assert cold["loaded"] == []
     assert not _traced(cold["wrappers"])
     assert cold["wrappers"][-1].endswith(f"handlers/{name}.py")  # the function itself, innermost
+
+
+@pytest.mark.parametrize(
+    ("name", "uses_pydantic"), [("collector", False), ("reconciler", True), ("reporter", True)]
+)
+def test_the_collector_s_cold_start_imports_no_pydantic(name: str, uses_pydantic: bool) -> None:
+    # Given a fresh interpreter (pydantic and its first model are ~50 ms of cold start)
+    # When it imports the handler module and builds the function's dependencies
+    cold = _cold_start(name)
+
+    # Then the collector, whose models and configuration are plain dataclasses, has not loaded
+    # pydantic (the reconciler and the reporter do, which shows the probe sees it)
+    assert cold["pydantic"] == (["pydantic"] if uses_pydantic else [])
 
 
 @pytest.mark.parametrize("name", sorted(HANDLERS))

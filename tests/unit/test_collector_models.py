@@ -208,3 +208,162 @@ def test_sample_events_are_what_lambda_receives_from_the_queue(
             assert message.document_name == "AWS-RunPatchBaseline"
             seen.append(message.status.value)
     assert seen == kinds
+
+
+# --------------------------------------------------------------------------------------------
+# Every validation rule of the SSM notifications and the flush, one by one
+# --------------------------------------------------------------------------------------------
+def _refusal(message: Any) -> MalformedMessage:
+    with pytest.raises(MalformedMessage) as refused:
+        parse_notification(message)
+    return refused.value
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        *((_without(INVOCATION, key), key) for key in INVOCATION if key != "instanceId"),
+        *((_without(SUMMARY, key), key) for key in SUMMARY if key not in ("instanceIds", "status")),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_each_required_field_is_required(message: dict[str, Any], field: str) -> None:
+    refusal = _refusal(message)
+
+    assert (refusal.reason, refusal.detail.split(": ", 1)[1]) == ("wrong shape", f"{field}: Field required")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("commandId", "a" * 36, True),
+        ("commandId", "A-0" * 12, True),
+        ("commandId", "a" * 35, False),
+        ("commandId", "a" * 37, False),
+        ("commandId", "a" * 35 + "_", False),
+        ("commandId", "a" * 35 + "\n", False),
+        ("commandId", 36, False),
+        ("documentName", "", False),
+        ("documentName", "d", True),
+        ("documentName", "d" * 1024, True),
+        ("documentName", "d" * 1025, False),
+        ("documentName", None, False),
+        ("instanceId", "i-01234567", True),
+        ("instanceId", "i-0123456789abcdef0", True),
+        ("instanceId", "mi-0123456789abcdef0", True),
+        ("instanceId", "i-0123456789abcdef0\n", True),  # as pydantic's python-re engine: $ before \n
+        ("instanceId", "i-0123456789", False),
+        ("instanceId", "mi-01234567", False),
+        ("instanceId", "xi-0123456789abcdef0", False),
+        ("instanceId", "i-0123456789abcdef0x", False),
+        ("instanceId", "web-1", False),
+        ("instanceId", ["i-01234567"], False),
+        ("eventTime", "2025-06-15T03:09:30.5Z", True),
+        ("eventTime", "2019-04-25T17:57:09.17Z", True),
+        ("eventTime", "2025-06-15T03:09:30.1234567+02:00", True),
+        ("eventTime", "2025-06-15 03:09:30Z", True),
+        ("eventTime", "2025-06-15T03:09:30", False),
+        ("eventTime", "2025-06-15", False),
+        ("eventTime", "yesterday", False),
+        ("eventTime", None, False),
+        ("requestedDateTime", "2025-06-15T03:09:30-05:00", True),
+        ("requestedDateTime", "2025-06-15T03:09:30", False),
+        ("status", "TimedOut", True),
+        ("status", "Delivery Timed Out", True),
+        ("status", None, False),
+    ],
+)
+def test_each_invocation_field_is_checked(field: str, value: Any, accepted: bool) -> None:
+    message = {**INVOCATION, field: value}
+
+    if accepted:
+        assert isinstance(parse_notification(message), InvocationNotification)
+    else:
+        refusal = _refusal(message)
+        assert refusal.reason == "wrong shape"
+        assert f"{field}: " in refusal.detail
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("instanceIds", [], True),
+        ("instanceIds", ["i-01234567", "mi-0123456789abcdef0"], True),
+        ("instanceIds", ["i-01234567", "web-1"], False),
+        ("instanceIds", "i-01234567", False),
+        ("instanceIds", None, False),
+        ("outputS3BucketName", "", True),
+        ("outputS3BucketName", "b" * 63, True),
+        ("outputS3BucketName", "b" * 64, False),
+        ("outputS3BucketName", None, False),
+        ("outputS3KeyPrefix", "p" * 500, True),
+        ("outputS3KeyPrefix", "p" * 501, False),
+        ("expiresAfter", "2025-06-15T05:00:00.000Z", True),
+        ("expiresAfter", "2025-06-15T05:00:00.000", False),
+    ],
+)
+def test_each_command_summary_field_is_checked(field: str, value: Any, accepted: bool) -> None:
+    message = {**SUMMARY, field: value}
+
+    if accepted:
+        assert isinstance(parse_notification(message), CommandNotification)
+    else:
+        refusal = _refusal(message)
+        assert refusal.reason == "wrong shape"
+        assert refusal.detail.split(": ", 1)[1].startswith(
+            f"{field}.1: " if value == ["i-01234567", "web-1"] else f"{field}: "
+        )
+
+
+def test_datetimes_keep_their_zone_and_fraction() -> None:
+    parsed = parse_notification(
+        {
+            **INVOCATION,
+            "eventTime": "2025-06-15T03:09:30.5Z",
+            "requestedDateTime": "2025-06-15T05:09:30+02:00",
+        }
+    )
+
+    assert parsed.event_time.isoformat() == "2025-06-15T03:09:30.500000+00:00"
+    assert parsed.requested_date_time.isoformat() == "2025-06-15T05:09:30+02:00"
+
+
+def test_every_problem_of_a_notification_is_named() -> None:
+    refusal = _refusal(
+        {**INVOCATION, "commandId": "abc", "instanceId": "web-1", "status": 3, "eventTime": "x"}
+    )
+
+    assert refusal.detail.startswith("not an SSM InvocationNotification: ")
+    for field in ("commandId: ", "status: status must be a string", "eventTime: ", "instanceId: "):
+        assert field in refusal.detail
+
+
+def test_the_parsed_models_are_frozen() -> None:
+    parsed = parse_notification(INVOCATION)
+
+    with pytest.raises(AttributeError):
+        parsed.status = RunStatus.SUCCESS  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("flush", "detail"),
+    [
+        ({"tagpatch": "alert-flush", "commandId": SAMPLE_COMMAND_ID, "extra": 1}, "extra: Extra inputs"),
+        ({"tagpatch": "other", "commandId": SAMPLE_COMMAND_ID}, "tagpatch: Input should be 'alert-flush'"),
+        ({"tagpatch": None, "commandId": SAMPLE_COMMAND_ID}, "tagpatch: "),
+        ({"tagpatch": "alert-flush", "commandId": "abc"}, "commandId: "),
+        ({"tagpatch": "alert-flush"}, "commandId: Field required"),
+    ],
+)
+def test_a_flush_is_exactly_its_two_keys(flush: dict[str, Any], detail: str) -> None:
+    with pytest.raises(MalformedMessage) as refused:
+        parse_record(sqs_record(json.dumps(flush)))
+
+    assert refused.value.reason == "wrong shape"
+    assert detail in refused.value.detail
+
+
+def test_a_flush_without_its_marker_key_is_a_flush_and_bad_ones_cannot_be_built() -> None:
+    assert AlertFlush.parse({"commandId": SAMPLE_COMMAND_ID}) == AlertFlush(command_id=SAMPLE_COMMAND_ID)
+    with pytest.raises(ValueError, match="commandId"):
+        AlertFlush(command_id="abc")

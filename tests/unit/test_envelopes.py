@@ -1,22 +1,33 @@
 """Our EventBridge, SQS record and SNS notification envelopes: the samples in events/, refusals with a
 reason, and the same verdict as Powertools' parser models on every required field.
 
-Powertools' models are imported here only, as the reference the handlers no longer import.
+Powertools' models are imported here only, as the reference the handlers no longer import. The SQS
+and SNS envelopes are dataclasses checked by hand (the collector imports no pydantic): ``_validate``
+reads either kind, and the parity tests compare their verdicts and values with Powertools' models.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser import models as powertools
-from pydantic import BaseModel, ValidationError
+from pydantic import AnyUrl, AwareDatetime, BaseModel, HttpUrl, TypeAdapter, ValidationError
 
-from tagpatch.models.envelopes import SnsNotificationModel, SqsRecordModel
+from tagpatch.models.envelopes import (
+    Invalid,
+    SnsNotificationModel,
+    SqsRecordModel,
+    aware_timestamp,
+    http_url,
+    timestamp,
+)
 from tagpatch.models.eventbridge import EventBridgeModel
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -43,14 +54,48 @@ SQS_RECORDS = {
 SNS_NOTIFICATIONS = {name: json.loads(record["body"]) for name, record in SQS_RECORDS.items()}
 
 
-def _accepts(model: type[BaseModel], data: Any) -> BaseModel | None:
+Model = type[BaseModel] | type[SqsRecordModel] | type[SnsNotificationModel]
+
+
+class Refused(Exception):
+    """Either kind of refusal: the (location, "missing" or the message) of each problem."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+def _validate(model: Model, data: Any) -> Any:
+    """``data`` as ``model`` (a pydantic model, or one of our dataclass envelopes), or :class:`Refused`."""
     try:
-        return model.model_validate(copy.deepcopy(data))  # Powertools' SNS model edits its input
-    except ValidationError:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(data)
+        return model.parse(data)
+    except ValidationError as error:
+        raise Refused(
+            [(e["loc"], "missing" if e["type"] == "missing" else e["msg"]) for e in error.errors()]
+        ) from error
+    except Invalid as error:
+        raise Refused(
+            [(loc, "missing" if msg == "Field required" else msg) for loc, msg in error.problems]
+        ) from error
+
+
+def _accepts(model: Model, data: Any) -> Any:
+    try:
+        return _validate(model, copy.deepcopy(data))  # Powertools' SNS model edits its input
+    except Refused:
         return None
 
 
-def _required(model: type[BaseModel]) -> list[str]:
+def _required(model: Model) -> list[str]:
+    if dataclasses.is_dataclass(model):
+        return [
+            field.name
+            for field in dataclasses.fields(model)
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        ]
+    assert issubclass(model, BaseModel)
     return [field.alias or name for name, field in model.model_fields.items() if field.is_required()]
 
 
@@ -66,15 +111,29 @@ def _with(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, 
     return changed
 
 
-def _assert_same_values(ours: BaseModel, theirs: BaseModel) -> None:
-    for name in type(ours).model_fields:
+def _is_model(value: Any) -> bool:
+    return isinstance(value, BaseModel) or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, BaseModel):
+        return list(type(value).model_fields)
+    return [field.name for field in dataclasses.fields(value)]
+
+
+def _assert_same_values(ours: Any, theirs: BaseModel) -> None:
+    for name in _names(ours):
         mine, reference = getattr(ours, name), getattr(theirs, name)
-        if isinstance(mine, BaseModel):
+        if _is_model(mine):
             _assert_same_values(mine, reference)
-        elif isinstance(mine, dict) and any(isinstance(value, BaseModel) for value in mine.values()):
+        elif isinstance(mine, dict) and any(_is_model(value) for value in mine.values()):
             assert mine.keys() == reference.keys(), name
             for key, value in mine.items():
                 _assert_same_values(value, reference[key])
+        elif isinstance(reference, AnyUrl):  # ours keeps the URL as sent; pydantic normalises it
+            assert TypeAdapter(HttpUrl).validate_python(mine) == reference, name
+        elif isinstance(reference, BaseModel):  # a JSON object as the SQS body: accepted, not text
+            assert isinstance(mine, dict), name
         else:
             assert mine == reference, name
 
@@ -113,8 +172,9 @@ def test_the_sqs_records_and_their_sns_notifications_are_accepted(name: str) -> 
     record = SQS_RECORDS[name]
 
     # When the record and the SNS notification in its body are validated
-    parsed = SqsRecordModel.model_validate(record)
-    notification = SnsNotificationModel.model_validate(json.loads(parsed.body))
+    parsed = SqsRecordModel.parse(record)
+    assert isinstance(parsed.body, str)
+    notification = SnsNotificationModel.parse(json.loads(parsed.body))
 
     # Then the SQS spelling of the URL keys is read too
     assert parsed.messageId == record["messageId"]
@@ -128,7 +188,7 @@ def test_the_sqs_records_and_their_sns_notifications_are_accepted(name: str) -> 
 # --------------------------------------------------------------------------------------------
 # Refusals, with the field that is wrong
 # --------------------------------------------------------------------------------------------
-REFUSAL_SAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
+REFUSAL_SAMPLES: list[tuple[Model, dict[str, Any]]] = [
     (EventBridgeModel, EVENTBRIDGE_SAMPLES["reconciler-scheduled.json"]),
     (SqsRecordModel, SQS_RECORDS["collector-invocation-failed.json#0"]),
     (SnsNotificationModel, SNS_NOTIFICATIONS["collector-invocation-failed.json#0"]),
@@ -145,27 +205,28 @@ REFUSAL_SAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
     ],
 )
 def test_a_missing_required_field_is_refused_naming_it(
-    model: type[BaseModel], sample: dict[str, Any], field: str
+    model: Model, sample: dict[str, Any], field: str
 ) -> None:
     # Given a sample without one required field
     data = {key: value for key, value in sample.items() if key != field}
 
     # When it is validated
-    with pytest.raises(ValidationError) as refused:
-        model.model_validate(data)
+    with pytest.raises(Refused) as refused:
+        _validate(model, data)
 
     # Then the refusal names the field
-    assert [(error["loc"], error["type"]) for error in refused.value.errors()] == [((field,), "missing")]
+    assert refused.value.problems == [((field,), "missing")]
 
 
 def test_an_sqs_attribute_that_is_missing_is_refused_naming_it() -> None:
     record = copy.deepcopy(SQS_RECORDS["collector-invocation-failed.json#0"])
     del record["attributes"]["SentTimestamp"]
 
-    with pytest.raises(ValidationError) as refused:
-        SqsRecordModel.model_validate(record)
+    with pytest.raises(Invalid) as refused:
+        SqsRecordModel.parse(record)
 
-    assert [error["loc"] for error in refused.value.errors()] == [("attributes", "SentTimestamp")]
+    assert refused.value.locations == [("attributes", "SentTimestamp")]
+    assert str(refused.value) == "attributes.SentTimestamp: Field required"
 
 
 def test_an_sns_notification_through_sqs_without_its_unsubscribe_url_is_refused() -> None:
@@ -174,18 +235,20 @@ def test_an_sns_notification_through_sqs_without_its_unsubscribe_url_is_refused(
     notification["UnsubscribeUrl"] = notification.pop("UnsubscribeURL")
 
     # When it is validated
-    with pytest.raises(ValidationError) as refused:
-        SnsNotificationModel.model_validate(notification)
+    with pytest.raises(Invalid) as refused:
+        SnsNotificationModel.parse(notification)
 
     # Then the URL is missing: the SQS spelling is the only one read once it is used (as Powertools)
-    assert [error["loc"] for error in refused.value.errors()] == [("UnsubscribeUrl",)]
+    assert refused.value.locations == [("UnsubscribeUrl",)]
+    with pytest.raises(ValidationError):
+        powertools.SnsNotificationModel.model_validate(copy.deepcopy(notification))
 
 
 def test_reading_the_sqs_spelling_leaves_the_callers_notification_as_it_was() -> None:
     notification = SNS_NOTIFICATIONS["collector-invocation-failed.json#0"]
     before = copy.deepcopy(notification)
 
-    SnsNotificationModel.model_validate(notification)
+    SnsNotificationModel.parse(notification)
 
     assert notification == before
 
@@ -203,7 +266,7 @@ def test_the_scheduler_empty_detail_string_is_an_empty_detail_for_the_scheduler_
 # --------------------------------------------------------------------------------------------
 # The same verdict as Powertools on every required field
 # --------------------------------------------------------------------------------------------
-def _assert_parity(ours: type[BaseModel], theirs: type[BaseModel], variants: Iterator[dict[str, Any]]) -> int:
+def _assert_parity(ours: Model, theirs: type[BaseModel], variants: Iterator[dict[str, Any]]) -> int:
     checked = 0
     for data in variants:
         mine, reference = _accepts(ours, data), _accepts(theirs, data)
@@ -273,3 +336,84 @@ def test_sns_notification_envelope_agrees_with_powertools(name: str) -> None:
     )
 
     assert checked > 2 * len(paths) * len(PROBES)
+
+
+# --------------------------------------------------------------------------------------------
+# The datetime and URL checks, value by value against pydantic's
+# --------------------------------------------------------------------------------------------
+TIMES: tuple[Any, ...] = (
+    "2025-06-15T03:09:30.5Z",
+    "2019-04-25T17:57:09.17Z",
+    "2025-06-15T03:10:00.1234567Z",
+    "2025-06-15T03:10:00,5Z",
+    "2025-06-15 03:10:00Z",
+    "2025-06-15t03:10:00z",
+    "2025-06-15T03:10Z",
+    "2025-06-15T03:10:00+01:00",
+    "2025-06-15T03:10:00-0130",
+    "2025-06-15T03:10:00",
+    "2025-06-15",
+    "1749957000125",
+    "1749957000",
+    "1.5",
+    "-1",
+    0,
+    1749957000125,
+    1.5,
+    "2025-06-15T03:10:00+01",
+    "20250615T031000Z",
+    " 2025-06-15T03:10:00Z",
+    "2025-06-15T24:00:00Z",
+    "2025-06-15T03:10:60Z",
+    "2025-02-30T03:10:00Z",
+    "x",
+    "",
+    None,
+    True,
+    [],
+    {},
+)
+
+
+@pytest.mark.parametrize("value", TIMES, ids=repr)
+def test_timestamps_are_read_as_pydantic_reads_them(value: Any) -> None:
+    for ours, theirs in ((timestamp, datetime), (aware_timestamp, AwareDatetime)):
+        try:
+            reference = TypeAdapter(theirs).validate_python(value)
+        except ValidationError:
+            with pytest.raises(ValueError):
+                ours(value)
+        else:
+            mine = ours(value)
+            assert mine == reference
+            assert mine.utcoffset() == reference.utcoffset()
+
+
+URLS = (
+    "https://sns.us-east-1.amazonaws.com/x",
+    "http://example.com",
+    "http://EXAMPLE.com:80/a",
+    "http://localhost",
+    "http://1.2.3.4",
+    "https://a.b/?x=1",
+    "ftp://example.com",
+    "https://",
+    "http://a b.com",
+    "http://example.com:99999",
+    "not a url",
+    "x",
+    "",
+    None,
+    0,
+)
+
+
+@pytest.mark.parametrize("value", URLS, ids=repr)
+def test_urls_are_accepted_as_by_pydantic_and_kept_as_sent(value: Any) -> None:
+    try:
+        TypeAdapter(HttpUrl).validate_python(value)
+    except ValidationError:
+        with pytest.raises(ValueError):
+            http_url(value)
+    else:
+        assert http_url(value) == value

@@ -11,8 +11,9 @@ import os
 from functools import cache
 from typing import Any
 
-# Powertools' batch module comes before anything that imports pydantic: with pydantic loaded, it
-# imports the parser models (~50 ms of cold start; tests/unit/test_cold_start.py checks).
+# Nothing on this function's path imports pydantic (tests/unit/test_cold_start.py checks): it would
+# cost ~50 ms of cold start, and with it loaded Powertools' batch module also builds its parser
+# models (~50 ms more).
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -23,7 +24,7 @@ from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.adapters.group_names import GroupNames
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
 from tagpatch.collector import CollectorBatch, StatusCollector
-from tagpatch.config import load_collector_config
+from tagpatch.collector_config import load_collector_config
 from tagpatch.models.notifications import (
     AlertFlush,
     CommandNotification,
