@@ -5,9 +5,10 @@ handler. Nothing here reads ``os.environ`` at import time: handlers call the loa
 
 Each function uses one of these models, so they are built (``defer_build``) by their loader, the
 only code that validates them, rather than at import: a function's cold start does not build the
-other functions' configuration. The status collector's configuration is not a pydantic model: it
-is in :mod:`tagpatch.collector_config`, which the collector imports (so that its cold start imports
-no pydantic at all), and is re-exported here. The group settings (a module and a large model that
+other functions' configuration. The status collector's and the compliance reporter's configurations
+are not pydantic models: they are in :mod:`tagpatch.collector_config` and :mod:`tagpatch.envconfig`,
+which those functions import (so that their cold starts import no pydantic at all), and are
+re-exported here. The group settings (a module and a large model that
 only the reconciler uses) are imported by the reconciler's loader, not here.
 """
 
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# The status collector's configuration is apart, without pydantic; it is re-exported here.
-from tagpatch.collector_config import CollectorConfig, ConfigError, load_collector_config
+# The status collector's and the reporter's configurations are apart, without pydantic; re-exported here.
+from tagpatch.collector_config import CollectorConfig, load_collector_config
+from tagpatch.envconfig import ConfigError, ReporterConfig, load_reporter_config, require
 
 if TYPE_CHECKING:
     from tagpatch.settings import GroupSettings
@@ -83,13 +85,6 @@ class ReconcilerConfig(BaseModel):
     defaults: GroupSettings
 
 
-def _require(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "")
-    if not value:
-        raise ConfigError(f"environment variable {name} is not set")
-    return value
-
-
 def _validated(model: type[_M], values: dict[str, Any], what: str) -> _M:
     """``values`` as ``model``, or one :class:`ConfigError` naming the function and every problem."""
     try:
@@ -109,42 +104,17 @@ def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
             if environ.get(variable, ""):
                 raw[field] = environ[variable]
         else:
-            raw[field] = _require(environ, variable)
+            raw[field] = require(environ, variable)
     try:
         defaults = parse_settings(raw)
     except InvalidSettings as error:
         raise ConfigError(f"stack defaults are invalid: {error}") from error
     values = {
-        "stack_name": _require(environ, "STACK_NAME"),
-        "tag_key": _require(environ, "TAG_KEY"),
-        "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
-        "group_settings_prefix": _require(environ, "GROUP_SETTINGS_PREFIX"),
+        "stack_name": require(environ, "STACK_NAME"),
+        "tag_key": require(environ, "TAG_KEY"),
+        "groups_table_name": require(environ, "GROUPS_TABLE_NAME"),
+        "group_settings_prefix": require(environ, "GROUP_SETTINGS_PREFIX"),
         "delete_empty_group_windows": environ.get("DELETE_EMPTY_GROUP_WINDOWS", "false").lower() == "true",
         "defaults": defaults,
     }
     return _validated(ReconcilerConfig, values, "reconciler")
-
-
-# --- Compliance reporter --------------------------------------------------------------------
-class ReporterConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    tag_key: str = Field(min_length=1, max_length=128)
-    groups_table_name: str = Field(min_length=3, max_length=255)
-    compliance_table_name: str = Field(min_length=3, max_length=255)
-    alert_topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-    history_days: int = Field(400, ge=1, le=36500)
-
-
-def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
-    return _validated(
-        ReporterConfig,
-        {
-            "tag_key": _require(environ, "TAG_KEY"),
-            "groups_table_name": _require(environ, "GROUPS_TABLE_NAME"),
-            "compliance_table_name": _require(environ, "COMPLIANCE_TABLE_NAME"),
-            "alert_topic_arn": _require(environ, "ALERT_TOPIC_ARN"),
-            "history_days": environ.get("COMPLIANCE_HISTORY_DAYS", "") or 400,
-        },
-        "compliance reporter",
-    )

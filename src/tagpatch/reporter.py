@@ -59,7 +59,7 @@ from tagpatch.compliance import (
     snapshot_id_for,
     worst_instances,
 )
-from tagpatch.config import ReporterConfig
+from tagpatch.envconfig import ReporterConfig
 from tagpatch.observability import logger
 
 if TYPE_CHECKING:

@@ -10,15 +10,14 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
 from tagpatch.compliance import METRIC_DIMENSION, METRIC_LOWEST_COMPLIANCE_PERCENT, metric_values
-from tagpatch.config import load_reporter_config
-from tagpatch.models.reporter_events import OnDemandReport, ReporterScheduledEvent
+from tagpatch.envconfig import load_reporter_config
+from tagpatch.models.reporter_events import Invalid, OnDemandReport, ReporterScheduledEvent
 from tagpatch.observability import logger, metrics, trace_handler
 from tagpatch.reporter import ComplianceReporter, ReportRequest, RunResult
 
@@ -49,15 +48,15 @@ def handle(
     source = event.get("source") if isinstance(event, dict) else None
     if source in ("aws.events", "aws.scheduler"):
         try:
-            scheduled = ReporterScheduledEvent.model_validate(event)
-        except ValidationError as error:
-            logger.error("event refused: not the expected shape", extra={"errors": error.errors()})
+            scheduled = ReporterScheduledEvent.parse(event)
+        except Invalid as error:
+            logger.error("event refused: not the expected shape", extra={"errors": error.problems})
             raise InvalidEvent(f"event from {source!r} does not have the expected shape: {error}") from error
         request = ReportRequest(snapshot_time=scheduled.time, source="scheduled")
     elif source is None and isinstance(event, dict):
         try:
-            on_demand = OnDemandReport.model_validate(event)
-        except ValueError as error:
+            on_demand = OnDemandReport.parse(event)
+        except Invalid as error:
             logger.error("request refused", extra={"error": str(error)})
             return {"ok": False, "error": f"invalid request: {error}"}
         request = ReportRequest(snapshot_time=now(), source="on-demand", group=on_demand.group)

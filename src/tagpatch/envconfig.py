@@ -1,0 +1,105 @@
+"""Functions' environments validated without pydantic: the shared checks, and the reporter's settings.
+
+Importing pydantic and building a model is ~50 ms of cold start, and neither the status collector
+nor the compliance reporter uses pydantic for anything else. The checks reproduce the constraints
+pydantic expresses (lengths, patterns, int ranges), and a bad environment is one :class:`ConfigError`
+naming every bad setting and its variable. :mod:`tagpatch.config` re-exports what is here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """The function's environment is incomplete or invalid."""
+
+
+def require(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    return value
+
+
+Check = Callable[[str], Any]
+# field -> (environment variable, check, default when unset or empty; None: required)
+EnvFields = dict[str, tuple[str, Check, str | None]]
+
+
+def text(min_length: int = 0, max_length: int | None = None, pattern: str | None = None) -> Check:
+    # \Z: the end of the text only (pydantic's default regex engine; ``$`` would allow a final newline).
+    compiled = re.compile(pattern) if pattern is not None else None
+
+    def check(value: str) -> str:
+        if len(value) < min_length:
+            raise ValueError(f"should have at least {min_length} characters")
+        if max_length is not None and len(value) > max_length:
+            raise ValueError(f"should have at most {max_length} characters")
+        if compiled is not None and compiled.search(value) is None:
+            raise ValueError(f"should match pattern '{pattern}'")
+        return value
+
+    return check
+
+
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+(_[0-9]+)*(\.0+)?\s*")
+
+
+def integer(low: int, high: int) -> Check:
+    def check(value: str) -> int:
+        if not _INTEGER.fullmatch(value):
+            raise ValueError("should be a valid integer")
+        number = int(value.strip().split(".")[0])
+        if not low <= number <= high:
+            raise ValueError(f"should be between {low} and {high}")
+        return number
+
+    return check
+
+
+def load_fields(environ: Mapping[str, str], fields: EnvFields, what: str) -> dict[str, Any]:
+    """Each field's checked value; a missing required variable, or one error naming every bad value."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field, (variable, check, default) in fields.items():
+        raw = require(environ, variable) if default is None else environ.get(variable, "") or default
+        try:
+            values[field] = check(raw)
+        except ValueError as error:
+            problems.append(f"{field} ({variable}={raw!r}) {error}")
+    if problems:
+        raise ConfigError(f"{what} environment is invalid: {'; '.join(problems)}")
+    return values
+
+
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}\Z"
+TABLE_NAME = text(3, 255)
+
+
+# --- Compliance reporter --------------------------------------------------------------------
+_REPORTER_FIELDS: EnvFields = {
+    "tag_key": ("TAG_KEY", text(1, 128), None),
+    "groups_table_name": ("GROUPS_TABLE_NAME", TABLE_NAME, None),
+    "compliance_table_name": ("COMPLIANCE_TABLE_NAME", TABLE_NAME, None),
+    "alert_topic_arn": ("ALERT_TOPIC_ARN", text(pattern=SNS_TOPIC_ARN), None),
+    "history_days": ("COMPLIANCE_HISTORY_DAYS", integer(1, 36500), "400"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReporterConfig:
+    """Compliance reporter: patch states -> ComplianceTable, the digest on AlertTopic."""
+
+    tag_key: str
+    groups_table_name: str
+    compliance_table_name: str
+    alert_topic_arn: str
+    history_days: int = 400
+
+
+def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
+    return ReporterConfig(**load_fields(environ, _REPORTER_FIELDS, "compliance reporter"))
