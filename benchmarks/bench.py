@@ -67,7 +67,7 @@ from tests.support.settings import RECONCILER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-COLD_RUNS = 10
+COLD_RUNS = 15
 COLD_TARGET = 1.3
 WALL_TARGET = 1.5
 CONCURRENT_EVENTS = 500
@@ -254,33 +254,45 @@ def collector(notifications: int = 10_000, batch: int | None = None) -> dict[str
             status = "Failed" if n % 50 == 0 else "Success"
             messages.append(invocation(command, instance_id(n + 1), status, "2025-06-15T03:02:00.000Z"))
         events = [notifications_event(*messages[i : i + batch]) for i in range(0, len(messages), batch)]
-        world.log.reset()
-        started = time.perf_counter()
-        failures = 0
-        for event in events:
-            failures += len(collector_handler.handle(event, world.collector)["batchItemFailures"])
-        seconds = time.perf_counter() - started
-        calls = {svc: world.log.count(svc) for svc in ("dynamodb", "ssm", "sns", "sqs")}
-
-        # The floor: one bare conditional write per notification, same table (its two indexes
-        # included: instance_id, group and event_time are set) and emulator
         table = world.config.table_name
-        started = time.perf_counter()
-        for n in range(notifications):
+        expires = str(int(time.time()) + 90 * 86_400)
+
+        def floor_write(n: int) -> None:
+            # One bare conditional write per notification: what the table asks of every record
+            # (status, time, both index keys, TTL), conditional on time, nothing else
             world.ddb.update_item(
                 TableName=table,
                 Key={"pk": {"S": f"FLOOR#{n * 10 // notifications}"}, "sk": {"S": f"I#{n}"}},
-                UpdateExpression="SET #s = :s, event_time = :t, instance_id = :i, #g = :g",
+                UpdateExpression="SET #s = :s, event_time = :t, instance_id = :i, #g = :g, #ttl = :x",
                 ConditionExpression="attribute_not_exists(event_time) OR event_time < :t",
-                ExpressionAttributeNames={"#s": "status", "#g": "group"},
+                ExpressionAttributeNames={"#s": "status", "#g": "group", "#ttl": "ttl"},
                 ExpressionAttributeValues={
                     ":s": {"S": "Success"},
                     ":t": {"S": "2025-06-15T03:02:00.000Z"},
                     ":i": {"S": instance_id(n + 1)},
                     ":g": {"S": "web"},
+                    ":x": {"N": expires},
                 },
             )
-        floor = time.perf_counter() - started
+
+        # Each batch, then as many floor writes, alternately: drift and the table's growth hit
+        # both sides alike. The call log counts TagPatch's calls only.
+        seconds = floor = 0.0
+        failures = 0
+        calls = dict.fromkeys(("dynamodb", "ssm", "sns", "sqs"), 0)
+        written = 0
+        for event in events:
+            world.log.reset()
+            started = time.perf_counter()
+            failures += len(collector_handler.handle(event, world.collector)["batchItemFailures"])
+            seconds += time.perf_counter() - started
+            for service in calls:
+                calls[service] += world.log.count(service)
+            started = time.perf_counter()
+            for n in range(written, written + len(event["Records"])):
+                floor_write(n)
+            floor += time.perf_counter() - started
+            written += len(event["Records"])
     return {
         "notifications": notifications,
         "batch": batch,
@@ -520,7 +532,8 @@ def main() -> None:
         f"SSM {coll['calls']['ssm'] / n:.4f}, SNS {coll['calls']['sns'] / n:.4f}, "
         f"SQS {coll['calls']['sqs'] / n:.4f} (record failures: {coll['failures']})",
         f"- wall: {coll['seconds']:.1f} s vs floor {coll['floor']:.1f} s ({n:,} bare conditional "
-        f"UpdateItem, same emulator): **{coll_ratio:.2f}x**, target <= {WALL_TARGET}x: "
+        f"UpdateItem setting status, time, index keys and TTL, same emulator, alternating with the "
+        f"batches): **{coll_ratio:.2f}x**, target <= {WALL_TARGET}x: "
         f"{_verdict(coll_ratio, WALL_TARGET)}",
         "",
         "## 4. Reporter: 10,000 instances in 100 groups (day 1 snapshot)",
@@ -554,10 +567,12 @@ def main() -> None:
         "  TagPatch adds is Powertools Logger, Metrics and (collector) BatchProcessor, its own modules,",
         "  and pydantic for the reconciler, whose group settings it validates. The X-Ray SDK is not",
         "  loaded unless the `TraceAwsCalls` Parameter is `true` (about 150 ms more per cold start).",
-        "- Collector: the floor is one conditional UpdateItem per notification that sets four attributes",
-        "  (the two index keys among them). TagPatch's write also sets the status rank (its ordering",
-        "  condition) and the TTL, and each batch adds one merge per command; on moto every attribute",
-        "  and condition clause costs expression-evaluation time, on DynamoDB the same WCU.",
+        "- Collector: the floor is one conditional UpdateItem per notification that sets what the table",
+        "  asks of every record (status, time, both index keys, the TTL issue 3 requires), conditional",
+        "  on time only. TagPatch's write also sets the status rank its ordering condition needs, and",
+        "  each batch adds one merge per command; on moto every attribute and condition clause costs",
+        "  expression-evaluation time, on DynamoDB the same WCU. (Until 2026-11-26 08:40 the floor set",
+        "  no TTL and ran after the whole TagPatch run instead of alternating with its batches.)",
         "- Reporter: the floor makes the minimum number of calls (from page sizes) and writes the same",
         "  rows TagPatch wrote, so the ratio is TagPatch's own work: building rows from the patch",
         "  states, carrying `non_compliant_since` over, serialising, retry bookkeeping.",
