@@ -18,7 +18,18 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.parser import models as powertools
-from pydantic import AnyUrl, AwareDatetime, BaseModel, HttpUrl, TypeAdapter, ValidationError
+from pydantic import (
+    AnyUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from tagpatch.models.envelopes import (
     Invalid,
@@ -28,7 +39,32 @@ from tagpatch.models.envelopes import (
     http_url,
     timestamp,
 )
-from tagpatch.models.eventbridge import EventBridgeModel
+
+
+class EventBridgeModel(BaseModel):
+    """The reference: the reconciler's (and reporter's) pydantic EventBridge model before they read
+    their events without pydantic (:class:`tagpatch.models.envelopes.EventBridgeEvent`); the tests
+    below hold it to Powertools' model, the event tests hold ours to it. Subclasses narrow ``source``,
+    ``detail_type`` and ``detail``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    id: str
+    source: str
+    account: str
+    time: datetime
+    region: str
+    resources: list[str]
+    detail_type: str = Field(alias="detail-type")
+    detail: dict[str, Any] | BaseModel  # subclasses narrow it to their detail model
+
+    @field_validator("detail", mode="before")
+    @classmethod
+    def _scheduler_detail(cls, value: Any, info: ValidationInfo) -> Any:
+        # EventBridge Scheduler sends the detail as the string "{}" when there is no payload.
+        return {} if info.data.get("source") == "aws.scheduler" and value == "{}" else value
+
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 

@@ -12,9 +12,16 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from tagpatch.models.eventbridge import EventBridgeModel
 from tagpatch.models.reporter_events import Invalid, OnDemandReport, ReporterScheduledEvent
-from tests.unit.test_envelopes import PROBES, _assert_parity, _events, _required, _variants, _with
+from tests.unit.test_envelopes import (
+    PROBES,
+    EventBridgeModel,
+    _assert_parity,
+    _events,
+    _required,
+    _variants,
+    _with,
+)
 
 
 class PydanticScheduledEvent(EventBridgeModel):

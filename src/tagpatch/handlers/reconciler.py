@@ -8,13 +8,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
 from tagpatch.config import load_reconciler_config
 from tagpatch.models.reconciler_events import (
+    Invalid,
     OnDemandRequest,
     ParameterChangeEvent,
     ScheduledEvent,
@@ -48,20 +48,19 @@ def handle(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
     source = event.get("source") if isinstance(event, dict) else None
     try:
         if source == "aws.tag":
-            outcomes = _on_tag_change(TagChangeEvent.model_validate(event), reconciler)
+            outcomes = _on_tag_change(TagChangeEvent.parse(event), reconciler)
         elif source in ("aws.events", "aws.scheduler"):
-            ScheduledEvent.model_validate(event)
+            ScheduledEvent.parse(event)
             outcomes = reconciler.reconcile_all()
         elif source == "aws.ssm":
-            outcomes = _on_settings_change(ParameterChangeEvent.model_validate(event), reconciler)
+            outcomes = _on_settings_change(ParameterChangeEvent.parse(event), reconciler)
         elif source is None:
             return _on_demand(event, reconciler)
         else:
             raise InvalidEvent(f"unexpected event source {source!r}")
-    except ValidationError as error:
-        logger.error(
-            "event refused: not the expected shape", extra={"source": source, "errors": error.errors()}
-        )
+    except Invalid as error:
+        errors = [{"loc": loc, "msg": msg} for loc, msg in error.problems]
+        logger.error("event refused: not the expected shape", extra={"source": source, "errors": errors})
         raise InvalidEvent(f"event from {source!r} does not have the expected shape: {error}") from error
     return _summary(outcomes)
 
@@ -94,7 +93,7 @@ def _on_settings_change(event: ParameterChangeEvent, reconciler: Reconciler) -> 
 
 def _on_demand(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
     try:
-        request = OnDemandRequest.model_validate(event)
+        request = OnDemandRequest.parse(event)
     except ValueError as error:
         logger.error("request refused", extra={"error": str(error)})
         return {"ok": False, "error": f"invalid request: {error}"}

@@ -213,7 +213,75 @@ def http_url(value: Any) -> str:
     return value
 
 
+def one_of(*expected: str) -> Callable[[Any], str]:
+    """A string that is one of ``expected`` (pydantic's ``Literal``), with pydantic's message."""
+    quoted = [f"'{value}'" for value in expected]
+    message = "Input should be " + (
+        f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+    )
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in expected:
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError("Input should be a valid dictionary or object")
+    return dict(value)
+
+
+def _scheduler_detail(value: Any) -> dict[str, Any]:
+    # EventBridge Scheduler sends the detail as the string "{}" when there is no payload.
+    return {} if value == "{}" else json_object(value)
+
+
 # --- the envelopes ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventBridgeEvent:
+    """The fields every EventBridge event has, as the reconciler's former pydantic ``EventBridgeModel``
+    (Powertools' model, with ``populate_by_name``) read them; subclasses narrow ``source`` and
+    ``detail_type`` and add ``detail``. Unknown fields (and ``replay-name``) are ignored."""
+
+    version: str
+    id: str
+    source: str
+    account: str
+    time: datetime
+    region: str
+    resources: list[str]
+    detail_type: str
+
+    @staticmethod
+    def read(fields: Fields, source: Callable[[Any], str], detail_type: str) -> dict[str, Any]:
+        """The common fields of ``fields`` in pydantic's order (the caller reads ``detail`` next);
+        ``detail-type`` may also be spelt ``detail_type`` (the alias wins when both are there)."""
+        type_key = (
+            "detail_type"
+            if "detail-type" not in fields.data and "detail_type" in fields.data
+            else "detail-type"
+        )
+        return {
+            "version": fields.get("version", text),
+            "id": fields.get("id", text),
+            "source": fields.get("source", source),
+            "account": fields.get("account", text),
+            "time": fields.get("time", timestamp),
+            "region": fields.get("region", text),
+            "resources": fields.get("resources", text_list(text)),
+            "detail_type": fields.get(type_key, literal(detail_type)),
+        }
+
+    @staticmethod
+    def object_detail(source: str | None) -> Callable[[Any], dict[str, Any]]:
+        """The check of a ``detail`` that is any JSON object: from EventBridge Scheduler (a valid
+        ``source``), the string "{}" is also an empty detail."""
+        return _scheduler_detail if source == "aws.scheduler" else json_object
+
+
 @dataclass(frozen=True)
 class SqsAttributesModel:
     ApproximateReceiveCount: str
