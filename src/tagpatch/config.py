@@ -3,28 +3,23 @@
 A missing or bad variable is one clear error naming the variable, not a KeyError deep inside a
 handler. Nothing here reads ``os.environ`` at import time: handlers call the loaders lazily.
 
-Each function uses one of these models, so they are built (``defer_build``) by their loader, the
-only code that validates them, rather than at import: a function's cold start does not build the
-other functions' configuration. The status collector's and the compliance reporter's configurations
-are not pydantic models: they are in :mod:`tagpatch.collector_config` and :mod:`tagpatch.envconfig`,
-which those functions import (so that their cold starts import no pydantic at all), and are
-re-exported here. The group settings (a module and a large model that
-only the reconciler uses) are imported by the reconciler's loader, not here.
+Only the reconciler's configuration is a pydantic model (its defaults are group settings, validated
+as a whole). The status collector's and the compliance reporter's are in
+:mod:`tagpatch.collector_config` and :mod:`tagpatch.envconfig`, without pydantic, which those
+functions import (so that their cold starts import no pydantic at all); they are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # The status collector's and the reporter's configurations are apart, without pydantic; re-exported here.
 from tagpatch.collector_config import CollectorConfig, load_collector_config
 from tagpatch.envconfig import ConfigError, ReporterConfig, load_reporter_config, require
-
-if TYPE_CHECKING:
-    from tagpatch.settings import GroupSettings
+from tagpatch.settings import GroupSettings, InvalidSettings, parse_settings
 
 __all__ = [
     "DEFAULT_SETTINGS_ENV",
@@ -74,8 +69,7 @@ _OPTIONAL_ENV = {
 
 
 class ReconcilerConfig(BaseModel):
-    # Completed by load_reconciler_config, which imports GroupSettings.
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     stack_name: str = Field(min_length=1, max_length=128)
     tag_key: str = Field(min_length=1, max_length=128)
@@ -94,10 +88,6 @@ def _validated(model: type[_M], values: dict[str, Any], what: str) -> _M:
 
 
 def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
-    # The reconciler's modules have imported the settings at cold start already: this is a lookup.
-    from tagpatch.settings import GroupSettings, InvalidSettings, parse_settings  # noqa: PLC0415
-
-    ReconcilerConfig.model_rebuild(_types_namespace={"GroupSettings": GroupSettings})
     raw: dict[str, Any] = {}
     for variable, field in DEFAULT_SETTINGS_ENV.items():
         if variable in _OPTIONAL_ENV:
