@@ -46,7 +46,7 @@ from urllib.parse import quote
 from tagpatch.observability import logger
 
 if TYPE_CHECKING:
-    from tagpatch.config import CollectorConfig
+    from tagpatch.collector_config import CollectorConfig
     from tagpatch.models.notifications import (
         AlertFlush,
         CommandNotification,

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tagpatch.models.envelopes import bounded_text
+
 
 class ConfigError(RuntimeError):
     """The function's environment is incomplete or invalid."""
@@ -31,19 +33,9 @@ EnvFields = dict[str, tuple[str, Check, str | None]]
 
 
 def text(min_length: int = 0, max_length: int | None = None, pattern: str | None = None) -> Check:
-    # \Z: the end of the text only (pydantic's default regex engine; ``$`` would allow a final newline).
-    compiled = re.compile(pattern) if pattern is not None else None
-
-    def check(value: str) -> str:
-        if len(value) < min_length:
-            raise ValueError(f"should have at least {min_length} characters")
-        if max_length is not None and len(value) > max_length:
-            raise ValueError(f"should have at most {max_length} characters")
-        if compiled is not None and compiled.search(value) is None:
-            raise ValueError(f"should match pattern '{pattern}'")
-        return value
-
-    return check
+    """A setting's length and pattern check (patterns end in ``\\Z``: ``$`` would allow a final
+    newline), worded to follow "<field> (<VARIABLE>=...)" in :func:`load_fields`."""
+    return bounded_text(min_length, max_length, pattern, noun="")
 
 
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+(_[0-9]+)*(\.0+)?\s*")

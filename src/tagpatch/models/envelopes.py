@@ -90,19 +90,21 @@ def text(value: Any) -> str:
 
 
 def bounded_text(
-    min_length: int = 0, max_length: int | None = None, pattern: str | None = None
+    min_length: int = 0, max_length: int | None = None, pattern: str | None = None, *, noun: str = "String"
 ) -> Callable[[Any], str]:
     """A string check with pydantic's ``min_length``/``max_length``/``pattern`` (searched, as ``re``)."""
     compiled = re.compile(pattern) if pattern is not None else None
 
+    subject = f"{noun} should" if noun else "should"
+
     def check(value: Any) -> str:
         string = text(value)
         if len(string) < min_length:
-            raise ValueError(f"String should have at least {min_length} characters")
+            raise ValueError(f"{subject} have at least {min_length} characters")
         if max_length is not None and len(string) > max_length:
-            raise ValueError(f"String should have at most {max_length} characters")
+            raise ValueError(f"{subject} have at most {max_length} characters")
         if compiled is not None and compiled.search(string) is None:
-            raise ValueError(f"String should match pattern '{pattern}'")
+            raise ValueError(f"{subject} match pattern '{pattern}'")
         return string
 
     return check
