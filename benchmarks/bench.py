@@ -48,11 +48,11 @@ from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.config import load_reconciler_config
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
-from tagpatch.reconciler import Reconciler
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.core import Reconciler
 from tests.fakes import ssm as fake_ssm
 from tests.support.aws import make_dynamodb_writes_atomic
 from tests.support.collector import (

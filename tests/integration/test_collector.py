@@ -776,8 +776,8 @@ def test_lambda_entry_point_builds_from_its_environment(
 def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tagpatch.config import ConfigError
     from tagpatch.handlers import collector as entry
+    from tagpatch.models.environment import ConfigError
 
     for name, value in COLLECTOR_ENV.items():
         monkeypatch.setenv(name, value)
@@ -803,7 +803,7 @@ _STATUSES = ["Pending", "InProgress", "Delayed", "Cancelling", "Success", "Faile
 def test_the_table_applies_exactly_the_supersedes_rule(events: list[tuple[str, int]]) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tagpatch.collector import normalise_status, stamp, supersedes
+    from tagpatch.models.run_status import normalise_status, stamp, supersedes
 
     with mock_aws():
         world = CollectorWorld()

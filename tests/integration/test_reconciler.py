@@ -542,8 +542,8 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
 def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tagpatch.config import ConfigError
     from tagpatch.handlers import reconciler as entry
+    from tagpatch.models.environment import ConfigError
 
     monkeypatch.delenv("GROUPS_TABLE_NAME", raising=False)
     entry.default_reconciler.cache_clear()

@@ -738,8 +738,9 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
 def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tagpatch.config import ConfigError, load_reporter_config
     from tagpatch.handlers import reporter as entry
+    from tagpatch.models.environment import ConfigError
+    from tagpatch.reporter.config import load_reporter_config
     from tests.support.compliance import REPORTER_ENV
 
     for name, value in REPORTER_ENV.items():

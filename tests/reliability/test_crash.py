@@ -10,8 +10,8 @@ import pytest
 
 from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers.reconciler import handle
-from tagpatch.plan import ActionKind
-from tagpatch.reconciler import Reconciler
+from tagpatch.reconciler.core import Reconciler
+from tagpatch.reconciler.plan import ActionKind
 from tests.reliability.test_faults import tag_event
 from tests.support.aws import World
 

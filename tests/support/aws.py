@@ -13,8 +13,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.config import load_reconciler_config
-from tagpatch.reconciler import Reconciler
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.core import Reconciler
 from tests.support.settings import RECONCILER_ENV
 
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Register", "Deregister", "Add", "Put", "Remove")

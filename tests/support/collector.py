@@ -22,8 +22,8 @@ from tagpatch.adapters.alerts import AlertPublisher, FlushQueue
 from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.adapters.group_names import GroupNames
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
-from tagpatch.collector import StatusCollector
-from tagpatch.collector_config import load_collector_config
+from tagpatch.collector.config import load_collector_config
+from tagpatch.collector.core import StatusCollector
 from tests.support.aws import CallLog
 
 ACCOUNT = "123456789012"

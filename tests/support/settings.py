@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tagpatch.settings import GroupSettings, parse_settings
+from tagpatch.reconciler.settings import GroupSettings, parse_settings
 
 STACK = "tagpatch-test"
 PREFIX = f"/tagpatch/{STACK}/groups/"
@@ -45,7 +45,7 @@ RECONCILER_ENV: dict[str, str] = {
 
 
 def default_settings(**override: Any) -> GroupSettings:
-    from tagpatch.config import DEFAULT_SETTINGS_ENV
+    from tagpatch.reconciler.config import DEFAULT_SETTINGS_ENV
 
     raw = {field: RECONCILER_ENV[var] for var, field in DEFAULT_SETTINGS_ENV.items() if RECONCILER_ENV[var]}
     return parse_settings({**raw, **override})

@@ -10,29 +10,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tagpatch.adapters.alerts import MAX_MESSAGE_BYTES, safe_message, safe_subject
-from tagpatch.collector import (
-    ALERTING,
+from tagpatch.collector.alerts import (
     MAX_LISTED,
     SUBJECT_MAX,
-    TERMINAL,
     AlertRequest,
-    CommandContext,
-    CommandState,
-    FailedInstance,
     Gate,
-    RunStatus,
-    UnknownStatus,
     alert_gate,
     alert_subject,
     compose_alert,
-    group_from_prefix,
-    normalise_status,
     run_command_console_url,
     s3_console_url,
+)
+from tagpatch.collector.config import load_collector_config
+from tagpatch.models.environment import ConfigError
+from tagpatch.models.records import CommandContext, CommandState, FailedInstance, group_from_prefix
+from tagpatch.models.run_status import (
+    ALERTING,
+    TERMINAL,
+    RunStatus,
+    UnknownStatus,
+    normalise_status,
     stamp,
     supersedes,
 )
-from tagpatch.config import ConfigError, load_collector_config
 from tests.support.collector import COLLECTOR_ENV
 
 COMMAND = "a8c7e76f-15f1-4c33-9052-0123456789ab"

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import tagpatch.config
-from tagpatch.collector_config import CollectorConfig, ConfigError, load_collector_config
+from tagpatch.collector.config import ConfigError, load_collector_config
 from tests.support.collector import COLLECTOR_ENV
-
-
-def test_the_configuration_is_still_importable_from_tagpatch_config() -> None:
-    assert tagpatch.config.load_collector_config is load_collector_config
-    assert tagpatch.config.CollectorConfig is CollectorConfig
-    assert tagpatch.config.ConfigError is ConfigError
 
 
 def test_the_environment_is_read_into_typed_frozen_settings() -> None:

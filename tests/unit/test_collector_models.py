@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tagpatch.collector import RunStatus
 from tagpatch.models.notifications import (
     MAX_BODY_BYTES,
     MAX_SNS_MESSAGE_BYTES,
@@ -20,6 +19,7 @@ from tagpatch.models.notifications import (
     parse_notification,
     parse_record,
 )
+from tagpatch.models.run_status import RunStatus
 from tests.support.collector import (
     SAMPLE_COMMAND_ID,
     build_sample_events,

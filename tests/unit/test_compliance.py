@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tagpatch.compliance import (
+from tagpatch.reporter.compliance import (
     SLA_DAYS,
     SUBJECT_MAX_LENGTH,
     GroupOutcome,

@@ -17,7 +17,7 @@ from tagpatch.adapters.compliance_store import (
     run_item,
     totals_item,
 )
-from tagpatch.compliance import GroupTotals, build_snapshot
+from tagpatch.reporter.compliance import GroupTotals, build_snapshot
 from tests.fakes.ssm import make_instance_patch_state
 
 Item = dict[str, Any]

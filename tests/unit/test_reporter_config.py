@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import tagpatch.collector_config
-import tagpatch.config
-from tagpatch.envconfig import ConfigError, ReporterConfig, load_reporter_config
+from tagpatch.models.environment import ConfigError
+from tagpatch.reporter.config import ReporterConfig, load_reporter_config
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:tagpatch-AlertTopic"
 ENV = {
@@ -16,13 +15,6 @@ ENV = {
     "ALERT_TOPIC_ARN": TOPIC,
     "COMPLIANCE_HISTORY_DAYS": "30",
 }
-
-
-def test_the_configuration_is_still_importable_from_tagpatch_config() -> None:
-    assert tagpatch.config.load_reporter_config is load_reporter_config
-    assert tagpatch.config.ReporterConfig is ReporterConfig
-    # one ConfigError for every function's loader
-    assert tagpatch.config.ConfigError is ConfigError is tagpatch.collector_config.ConfigError
 
 
 def test_the_environment_is_read_into_typed_frozen_settings() -> None:

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from tagpatch.compliance import METRIC_LOWEST_COMPLIANCE_PERCENT, GroupOutcome, GroupTotals
 from tagpatch.handlers import reporter as entry
 from tagpatch.observability import metrics
-from tagpatch.reporter import RunResult
+from tagpatch.reporter.compliance import METRIC_LOWEST_COMPLIANCE_PERCENT, GroupOutcome, GroupTotals
+from tagpatch.reporter.core import RunResult
 
 
 def _recorded(group: str, instances: int, compliant: int, percent: str | None) -> GroupOutcome:

@@ -1,6 +1,6 @@
 import pytest
 
-from tagpatch.schedule import ScheduleError, validate_schedule
+from tagpatch.reconciler.schedule import ScheduleError, validate_schedule
 
 VALID = [
     # every example of the SSM User Guide's cron and rate reference

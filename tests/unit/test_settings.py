@@ -1,7 +1,8 @@
 import pytest
 
-from tagpatch.config import ConfigError, load_reconciler_config
-from tagpatch.settings import InvalidSettings, parse_override
+from tagpatch.models.environment import ConfigError
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.settings import InvalidSettings, parse_override
 from tests.support.settings import RECONCILER_ENV, default_settings
 
 

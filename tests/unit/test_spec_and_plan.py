@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from tagpatch.plan import plan_target, plan_task, plan_window
-from tagpatch.spec import GroupSpec, build_spec
+from tagpatch.reconciler.plan import plan_target, plan_task, plan_window
+from tagpatch.reconciler.spec import GroupSpec, build_spec
 from tests.support.settings import BUCKET, NOTIFY_ROLE, STACK, TOPIC, WINDOW_ROLE, default_settings
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tagpatch.adapters.clients import client
-from tagpatch.collector import MAX_FLUSH_DELAY, SUBJECT_MAX, Alert
+from tagpatch.collector.alerts import MAX_FLUSH_DELAY, SUBJECT_MAX, Alert
 from tagpatch.models.notifications import AlertFlush
 
 MAX_MESSAGE_BYTES = 262_144

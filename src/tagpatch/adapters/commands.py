@@ -29,18 +29,15 @@ from botocore.exceptions import ClientError
 
 from tagpatch import naming
 from tagpatch.adapters.clients import client, error_code
-from tagpatch.collector import (
-    RANK,
-    TERMINAL_RANK,
+from tagpatch.models.records import (
     BatchMerge,
     CommandRecord,
     CommandState,
     CommandWrite,
     InvocationRecord,
-    RunStatus,
     WriteOutcome,
-    stamp,
 )
+from tagpatch.models.run_status import RANK, TERMINAL_RANK, RunStatus, stamp
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()

@@ -33,7 +33,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tagpatch.adapters.clients import client
-from tagpatch.compliance import GroupTotals, InstanceRow
+from tagpatch.reporter.compliance import GroupTotals, InstanceRow
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100

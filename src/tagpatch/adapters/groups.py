@@ -7,64 +7,52 @@ go. A crashed holder's lease expires, so nothing stays stuck.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tagpatch.adapters.clients import client, error_code
+from tagpatch.models.records import GroupRecord
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 LEASE_SECONDS = 240
 
 
-@dataclass
-class GroupRecord:
-    group: str
-    slug: str = ""
-    status: str = "new"
-    fingerprint: str = ""
-    windows: dict[str, dict[str, str]] = field(default_factory=dict)
-    baseline_id: str = ""
-    reasons: list[str] = field(default_factory=list)
-    instance_count: int = -1
-    empty_since: str = ""
-    updated_at: str = ""
+def record_from_item(item: dict[str, Any]) -> GroupRecord:
+    """The :class:`GroupRecord` a groups-table item holds."""
+    plain = {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
+    return GroupRecord(
+        group=str(plain["group"]),
+        slug=str(plain.get("slug", "")),
+        status=str(plain.get("status", "new")),
+        fingerprint=str(plain.get("fingerprint", "")),
+        windows={
+            str(role): {str(k): str(v) for k, v in ids.items()}
+            for role, ids in dict(plain.get("windows", {})).items()
+        },
+        baseline_id=str(plain.get("baseline_id", "")),
+        reasons=[str(reason) for reason in plain.get("reasons", [])],
+        instance_count=int(plain.get("instance_count", -1)),
+        empty_since=str(plain.get("empty_since", "")),
+        updated_at=str(plain.get("updated_at", "")),
+    )
 
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> GroupRecord:
-        plain = {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
-        return cls(
-            group=str(plain["group"]),
-            slug=str(plain.get("slug", "")),
-            status=str(plain.get("status", "new")),
-            fingerprint=str(plain.get("fingerprint", "")),
-            windows={
-                str(role): {str(k): str(v) for k, v in ids.items()}
-                for role, ids in dict(plain.get("windows", {})).items()
-            },
-            baseline_id=str(plain.get("baseline_id", "")),
-            reasons=[str(reason) for reason in plain.get("reasons", [])],
-            instance_count=int(plain.get("instance_count", -1)),
-            empty_since=str(plain.get("empty_since", "")),
-            updated_at=str(plain.get("updated_at", "")),
-        )
 
-    def state(self) -> dict[str, Any]:
-        """Every attribute but the key and the lease, ready for an update."""
-        return {
-            "slug": self.slug,
-            "status": self.status,
-            "fingerprint": self.fingerprint,
-            "windows": self.windows,
-            "baseline_id": self.baseline_id,
-            "reasons": self.reasons,
-            "instance_count": self.instance_count,
-            "empty_since": self.empty_since,
-            "updated_at": self.updated_at,
-        }
+def record_state(record: GroupRecord) -> dict[str, Any]:
+    """Every attribute but the key and the lease, ready for an update."""
+    return {
+        "slug": record.slug,
+        "status": record.status,
+        "fingerprint": record.fingerprint,
+        "windows": record.windows,
+        "baseline_id": record.baseline_id,
+        "reasons": record.reasons,
+        "instance_count": record.instance_count,
+        "empty_since": record.empty_since,
+        "updated_at": record.updated_at,
+    }
 
 
 def _key(group: str) -> dict[str, Any]:
@@ -78,11 +66,11 @@ class GroupsRepository:
 
     def get(self, group: str) -> GroupRecord | None:
         item = self._ddb.get_item(TableName=self._table, Key=_key(group), ConsistentRead=True).get("Item")
-        return GroupRecord.from_item(item) if item else None
+        return record_from_item(item) if item else None
 
     def all(self) -> list[GroupRecord]:
         pages = self._ddb.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True)
-        return [GroupRecord.from_item(item) for page in pages for item in page.get("Items", [])]
+        return [record_from_item(item) for page in pages for item in page.get("Items", [])]
 
     def acquire(self, group: str, owner: str, now: int) -> GroupRecord | None:
         """Take the group's lease; the current record (new if none), or None when another holds it."""
@@ -107,7 +95,7 @@ class GroupsRepository:
             if error_code(error) == "ConditionalCheckFailedException":
                 return None
             raise
-        return GroupRecord.from_item(response["Attributes"])
+        return record_from_item(response["Attributes"])
 
     def mark_pending(self, group: str, now: int) -> bool:
         """Ask the lease holder to reconcile once more; False when nobody holds the lease any longer."""
@@ -128,7 +116,7 @@ class GroupsRepository:
     def release(self, record: GroupRecord, owner: str, *, force: bool = False) -> bool:
         """Save ``record`` and give up the lease; False (nothing saved, lease kept, request cleared)
         when another invocation asked for a rerun meanwhile, unless ``force``."""
-        state = record.state()
+        state = record_state(record)
         names = {f"#a{i}": name for i, name in enumerate(state)}
         values = {f":v{i}": _SERIALIZER.serialize(value) for i, value in enumerate(state.values())}
         assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(state)))
@@ -160,7 +148,9 @@ class GroupsRepository:
             "Item"
         )
         return (
-            bool(item) and "lock_owner" not in item and GroupRecord.from_item(item).state() == record.state()
+            bool(item)
+            and "lock_owner" not in item
+            and record_state(record_from_item(item)) == record_state(record)
         )
 
     def _clear_pending(self, group: str, owner: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tagpatch.adapters.clients import client, error_code
-from tagpatch.collector import CommandContext, group_from_prefix
+from tagpatch.models.records import CommandContext, group_from_prefix
 
 # ListCommands lists commands for 30 days; an older (or foreign) id is simply unknown.
 _UNKNOWN = {"InvalidCommandId"}

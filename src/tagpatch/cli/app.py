@@ -29,13 +29,15 @@ from botocore.exceptions import (
 from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.ec2 import Ec2Gateway
-from tagpatch.adapters.groups import GroupRecord, GroupsRepository
+from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
 from tagpatch.cli import views
 from tagpatch.cli.stack import DEFAULT_STACK, Stack, StackNotFound, open_stack
-from tagpatch.config import ConfigError, load_reconciler_config
+from tagpatch.models.environment import ConfigError
+from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
-from tagpatch.reconciler import Outcome, Reconciler
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.core import Outcome, Reconciler
 
 EXIT_OK = 0
 EXIT_FAILED = 1

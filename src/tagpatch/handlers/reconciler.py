@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.config import load_reconciler_config
 from tagpatch.models.reconciler_events import (
     Invalid,
     OnDemandRequest,
@@ -21,7 +20,8 @@ from tagpatch.models.reconciler_events import (
     TagChangeEvent,
 )
 from tagpatch.observability import logger, metrics, trace_handler
-from tagpatch.reconciler import Outcome, Reconciler
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.core import Outcome, Reconciler
 
 _METRIC_OF_STATUS = {
     "converged": "GroupsConverged",

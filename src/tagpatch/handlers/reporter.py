@@ -15,11 +15,11 @@ from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
-from tagpatch.compliance import METRIC_DIMENSION, METRIC_LOWEST_COMPLIANCE_PERCENT, metric_values
-from tagpatch.envconfig import load_reporter_config
 from tagpatch.models.reporter_events import Invalid, OnDemandReport, ReporterScheduledEvent
 from tagpatch.observability import logger, metrics, trace_handler
-from tagpatch.reporter import ComplianceReporter, ReportRequest, RunResult
+from tagpatch.reporter.compliance import METRIC_DIMENSION, METRIC_LOWEST_COMPLIANCE_PERCENT, metric_values
+from tagpatch.reporter.config import load_reporter_config
+from tagpatch.reporter.core import ComplianceReporter, ReportRequest, RunResult
 
 
 class InvalidEvent(ValueError):

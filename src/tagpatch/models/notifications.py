@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from tagpatch.collector import RunStatus, UnknownStatus, normalise_status
 from tagpatch.models.envelopes import (
     Fields,
     Invalid,
@@ -32,6 +31,7 @@ from tagpatch.models.envelopes import (
     literal,
     text_list,
 )
+from tagpatch.models.run_status import RunStatus, UnknownStatus, normalise_status
 
 # SNS refuses to publish more than 256 KiB by default (the stack's topics keep the default), so a
 # larger Message did not come from SSM through our topic. The SQS body adds the envelope and JSON

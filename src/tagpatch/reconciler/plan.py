@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tagpatch.spec import TargetSpec, TaskSpec, WindowSpec
+from tagpatch.reconciler.spec import TargetSpec, TaskSpec, WindowSpec
 
 ActionKind = Literal[
     "create_window",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from tagpatch.models.envelopes import bounded_text
@@ -70,28 +69,3 @@ def load_fields(environ: Mapping[str, str], fields: EnvFields, what: str) -> dic
 
 SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}\Z"
 TABLE_NAME = text(3, 255)
-
-
-# --- Compliance reporter --------------------------------------------------------------------
-_REPORTER_FIELDS: EnvFields = {
-    "tag_key": ("TAG_KEY", text(1, 128), None),
-    "groups_table_name": ("GROUPS_TABLE_NAME", TABLE_NAME, None),
-    "compliance_table_name": ("COMPLIANCE_TABLE_NAME", TABLE_NAME, None),
-    "alert_topic_arn": ("ALERT_TOPIC_ARN", text(pattern=SNS_TOPIC_ARN), None),
-    "history_days": ("COMPLIANCE_HISTORY_DAYS", integer(1, 36500), "400"),
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReporterConfig:
-    """Compliance reporter: patch states -> ComplianceTable, the digest on AlertTopic."""
-
-    tag_key: str
-    groups_table_name: str
-    compliance_table_name: str
-    alert_topic_arn: str
-    history_days: int = 400
-
-
-def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
-    return ReporterConfig(**load_fields(environ, _REPORTER_FIELDS, "compliance reporter"))

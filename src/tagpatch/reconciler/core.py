@@ -17,13 +17,14 @@ from typing import Any
 
 from tagpatch import naming
 from tagpatch.adapters.ec2 import Ec2Gateway
-from tagpatch.adapters.groups import GroupRecord, GroupsRepository
+from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.config import ReconcilerConfig
+from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
-from tagpatch.plan import Action, plan_target, plan_task, plan_window
-from tagpatch.settings import GroupSettings, InvalidSettings, parse_override
-from tagpatch.spec import OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
+from tagpatch.reconciler.config import ReconcilerConfig
+from tagpatch.reconciler.plan import Action, plan_target, plan_task, plan_window
+from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_override
+from tagpatch.reconciler.spec import OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
 
 _NOT_LOADED: Any = object()
 MAX_RERUNS = 5

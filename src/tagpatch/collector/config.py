@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tagpatch.envconfig import (
+from tagpatch.models.environment import (
     SNS_TOPIC_ARN,
     TABLE_NAME,
     ConfigError,

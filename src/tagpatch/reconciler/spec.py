@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagpatch import naming
-from tagpatch.settings import GroupSettings
+from tagpatch.reconciler.settings import GroupSettings
 
 RUN_PATCH_BASELINE = "AWS-RunPatchBaseline"
 OWNER_TAG = "tagpatch:stack"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tagpatch.schedule import ScheduleError, is_cron, validate_schedule
+from tagpatch.reconciler.schedule import ScheduleError, is_cron, validate_schedule
 
 NotificationEvent = Literal["All", "InProgress", "Success", "TimedOut", "Cancelled", "Failed"]
 

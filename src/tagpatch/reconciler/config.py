@@ -1,12 +1,8 @@
-"""Environment of each function, validated once at cold start into typed settings.
+"""The reconciler's environment, validated once at cold start: its own settings and the stack's
+defaults for every group's window (validated as a whole, as a group's override is).
 
 A missing or bad variable is one clear error naming the variable, not a KeyError deep inside a
-handler. Nothing here reads ``os.environ`` at import time: handlers call the loaders lazily.
-
-Only the reconciler's configuration is a pydantic model (its defaults are group settings, validated
-as a whole). The status collector's and the compliance reporter's are in
-:mod:`tagpatch.collector_config` and :mod:`tagpatch.envconfig`, without pydantic, which those
-functions import (so that their cold starts import no pydantic at all); they are re-exported here.
+handler. Nothing here reads ``os.environ`` at import time: the handler calls the loader lazily.
 """
 
 from __future__ import annotations
@@ -16,21 +12,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# The status collector's and the reporter's configurations are apart, without pydantic; re-exported here.
-from tagpatch.collector_config import CollectorConfig, load_collector_config
-from tagpatch.envconfig import ConfigError, ReporterConfig, load_reporter_config, require
-from tagpatch.settings import GroupSettings, InvalidSettings, parse_settings
-
-__all__ = [
-    "DEFAULT_SETTINGS_ENV",
-    "CollectorConfig",
-    "ConfigError",
-    "ReconcilerConfig",
-    "ReporterConfig",
-    "load_collector_config",
-    "load_reconciler_config",
-    "load_reporter_config",
-]
+from tagpatch.models.environment import ConfigError, require
+from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_settings
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -46,7 +46,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tagpatch.adapters.compliance_store import instance_item, latest_item, run_item, totals_item
-from tagpatch.compliance import (
+from tagpatch.observability import logger
+from tagpatch.reporter.compliance import (
     Digest,
     GroupOutcome,
     GroupTotals,
@@ -59,8 +60,7 @@ from tagpatch.compliance import (
     snapshot_id_for,
     worst_instances,
 )
-from tagpatch.envconfig import ReporterConfig
-from tagpatch.observability import logger
+from tagpatch.reporter.config import ReporterConfig
 
 if TYPE_CHECKING:
     from tagpatch.adapters.compliance_store import ComplianceStore, SnapshotWriter

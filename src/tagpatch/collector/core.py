@@ -1,0 +1,347 @@
+"""Run Command status collection: notifications become per-instance records and bounded alerts.
+
+Every SSM Run Command status notification that the maintenance windows publish ends here, one
+SQS batch at a time. This module is the domain of that flow; it calls AWS only through the ports
+it is given (``CommandStore``, ``AlertSink``, ``FlushScheduler``, ``CommandLookup``).
+
+Statuses
+    ``normalise_status`` maps every spelling SSM uses (``Canceled``/``Cancelled``,
+    ``In Progress``/``InProgress``) to one :class:`RunStatus`. Ranks order them: Pending <
+    InProgress/Delayed < Cancelling < terminal. A record moves only forward (:func:`supersedes`):
+    a newer ``eventTime`` of an equal or higher rank, or any terminal status over a non-terminal
+    one. So a late ``InProgress`` never overwrites ``Success`` and a duplicate changes nothing.
+
+Group
+    A command's patch group is the last segment of its ``OutputS3KeyPrefix`` (the reconciler sets
+    ``<outputPrefix>/<slug>``). Command notifications carry the prefix; Invocation notifications
+    do not, so the group of a command is looked up once (the command item, else ListCommands),
+    cached per container and persisted on the command item.
+
+Alerts (storm control)
+    * at most one message per command per batch;
+    * a failure is alerted once: the command item holds the failed instance ids per status and the
+      ids already alerted; only the difference is ever listed (so a redelivered failure, or one
+      seen by two concurrent batches, is listed once);
+    * per command, at most ``max_alerts_per_command`` messages, at least ``alert_cooldown_seconds``
+      apart. Failures that arrive during the cooldown are held on the command item and one delayed
+      "flush" message to the status queue makes a digest of them when the cooldown ends;
+    * a Command-level terminal failure (NotificationType Command) sends one final summary,
+      outside the cooldown and the cap, exactly once per command.
+    A command with any number of failing instances therefore produces at most
+    ``max_alerts_per_command + 1`` messages, while the table keeps every instance's record.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tagpatch.collector.alerts import MAX_FLUSH_DELAY, AlertRequest, Gate, alert_gate, compose_alert
+from tagpatch.models.records import (
+    BatchMerge,
+    CommandContext,
+    CommandRecord,
+    CommandState,
+    FailedInstance,
+    InvocationRecord,
+    group_from_prefix,
+)
+from tagpatch.models.run_status import ALERTING, RunStatus, stamp
+from tagpatch.observability import logger
+
+if TYPE_CHECKING:
+    from tagpatch.collector.config import CollectorConfig
+    from tagpatch.collector.ports import (
+        AlertSink,
+        CommandLookup,
+        CommandStore,
+        FlushScheduler,
+        GroupNameLookup,
+    )
+    from tagpatch.models.notifications import (
+        AlertFlush,
+        CommandNotification,
+        InvocationNotification,
+    )
+
+
+COMMAND_ALERT_LEASE = 120  # seconds a claimed Command-level alert stays claimed if publishing dies
+
+
+@dataclass
+class _CommandEntry:
+    command_id: str
+    message_ids: list[str] = field(default_factory=list)
+    merge: BatchMerge | None = None
+    state: CommandState | None = None  # the item as a Command notification left it
+    command_alert: tuple[RunStatus, tuple[str, ...]] | None = None
+    flush: bool = False
+
+
+@dataclass
+class BatchReport:
+    failed_message_ids: list[str] = field(default_factory=list)
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+class StatusCollector:
+    """Records notifications and sends bounded alerts; one :class:`CollectorBatch` per SQS batch."""
+
+    def __init__(
+        self,
+        config: CollectorConfig,
+        store: CommandStore,
+        alerts: AlertSink,
+        flushes: FlushScheduler,
+        lookup: CommandLookup,
+        *,
+        names: GroupNameLookup | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.alerts = alerts
+        self.flushes = flushes
+        self.lookup = lookup
+        self.names = names
+        self.clock = clock
+        self._contexts: dict[str, CommandContext] = {}  # per container: command id -> context
+        self.unpersisted: set[str] = set()  # looked up in SSM, not yet saved on the command item
+
+    def start_batch(self) -> CollectorBatch:
+        return CollectorBatch(self)
+
+    def expires_at(self, now: float) -> int:
+        return int(now) + self.config.history_days * 86_400
+
+    def context_for(self, command_id: str) -> CommandContext:
+        """The command's context: from this container's cache, else the command item, else SSM
+        (then it is in :attr:`unpersisted` until a batch saves it on the command item)."""
+        cached = self._contexts.get(command_id)
+        if cached is not None:
+            return cached
+        state = self.store.get_command(command_id)
+        if state is not None and state.resolved:
+            self._contexts[command_id] = state.context
+            return state.context
+        found = self.lookup.describe(command_id)
+        logger.info(
+            "command looked up", extra={"commandId": command_id, "group": found.group if found else None}
+        )
+        # An unknown command (older than ListCommands' 30 days, or not ours) is not persisted, so
+        # another container may still find it; this container asks once.
+        self._contexts[command_id] = found or CommandContext(command_id)
+        if found is not None:
+            self.unpersisted.add(command_id)
+        return found or CommandContext(command_id)
+
+    def remember(self, context: CommandContext) -> None:
+        self._contexts[context.command_id] = context
+
+    def group_name(self, slug: str | None) -> str | None:
+        """The tag value behind a group slug, for an alert; None when unknown (the slug is shown)."""
+        if not slug or self.names is None:
+            return None
+        name = self.names.name_of(slug)
+        return name if name != slug else None
+
+
+class CollectorBatch:
+    """One SQS batch: records are written as they come (``add_*``), alerts are decided at the end
+    (:meth:`finish`) so that a command gets at most one message per batch."""
+
+    def __init__(self, collector: StatusCollector) -> None:
+        self.c = collector
+        self.now = collector.clock()
+        self.entries: dict[str, _CommandEntry] = {}
+        self.report = BatchReport()
+
+    def _entry(self, command_id: str) -> _CommandEntry:
+        return self.entries.setdefault(command_id, _CommandEntry(command_id))
+
+    # -- per record ------------------------------------------------------------------------
+    def add_invocation(self, message_id: str, notification: InvocationNotification) -> None:
+        command_id = notification.command_id
+        context = self.c.context_for(command_id)
+        record = InvocationRecord(
+            command_id=command_id,
+            instance_id=notification.instance_id,
+            status=notification.status,
+            event_time=stamp(notification.event_time),
+            group=context.group,
+        )
+        outcome = self.c.store.record_invocation(record, expires_at=self.c.expires_at(self.now))
+        entry = self._entry(command_id)
+        entry.message_ids.append(message_id)
+        merge = entry.merge or BatchMerge(
+            command_id, notification.document_name, stamp(notification.requested_date_time)
+        )
+        entry.merge = merge
+        if command_id in self.c.unpersisted:
+            merge.context = context
+        if outcome.applied:
+            self.report.counters["InvocationsRecorded"] += 1
+            merge.deltas[record.status] += 1
+            if outcome.previous is not None:
+                merge.deltas[outcome.previous] -= 1
+        else:
+            self.report.counters["InvocationsUnchanged"] += 1
+        # A duplicate of a recorded failure stays a candidate: the command item knows whether it
+        # was alerted already (a crash between the two writes must not lose the alert).
+        if record.status in ALERTING and (outcome.applied or outcome.previous == record.status):
+            merge.failures.setdefault(record.status, set()).add(record.instance_id)
+
+    def add_command(self, message_id: str, notification: CommandNotification) -> None:
+        command_id = notification.command_id
+        prefix = notification.output_s3_key_prefix
+        context = CommandContext(
+            command_id, group_from_prefix(prefix), notification.output_s3_bucket_name, prefix
+        )
+        self.c.remember(context)
+        record = CommandRecord(
+            command_id=command_id,
+            status=notification.status,
+            event_time=stamp(notification.event_time),
+            requested_at=stamp(notification.requested_date_time),
+            expires_after=stamp(notification.expires_after),
+            document_name=notification.document_name,
+            context=context,
+            instance_ids=tuple(notification.instance_ids),
+        )
+        alerting = record.status in ALERTING
+        lease_until = self.now + COMMAND_ALERT_LEASE
+        write = self.c.store.record_command(
+            record,
+            now=self.now,
+            expires_at=self.c.expires_at(self.now),
+            lease_until=lease_until if alerting else None,
+        )
+        entry = self._entry(command_id)
+        entry.message_ids.append(message_id)
+        entry.state = write.state
+        self.report.counters["CommandsRecorded" if write.applied else "CommandsUnchanged"] += 1
+        if not alerting:
+            return
+        claimed = write.applied or (
+            write.state.status == record.status
+            and not write.state.command_alert_sent
+            and self.c.store.claim_command_alert(command_id, now=self.now, lease_until=lease_until)
+        )
+        if claimed:
+            entry.command_alert = (record.status, record.instance_ids)
+
+    def add_flush(self, message_id: str, flush: AlertFlush) -> None:
+        entry = self._entry(flush.command_id)
+        entry.message_ids.append(message_id)
+        entry.flush = True
+
+    # -- per batch -------------------------------------------------------------------------
+    def finish(self) -> BatchReport:
+        for entry in self.entries.values():
+            try:
+                self._finish_command(entry)
+            except Exception:
+                # Its records were written; redelivery repeats them as no-ops and retries this step.
+                logger.exception(
+                    "command step failed; its messages will be retried",
+                    extra={"commandId": entry.command_id},
+                )
+                self.report.failed_message_ids.extend(entry.message_ids)
+                self.report.counters["CommandStepsFailed"] += 1
+        return self.report
+
+    def _finish_command(self, entry: _CommandEntry) -> None:
+        store = self.c.store
+        state = entry.state
+        merge = entry.merge
+        if merge is not None and (merge.context is not None or merge.failures or any(merge.deltas.values())):
+            state = store.merge_batch(merge, now=self.now, expires_at=self.c.expires_at(self.now))
+            self.c.unpersisted.discard(entry.command_id)
+        if state is None and entry.flush:
+            state = store.get_command(entry.command_id, consistent=True)
+        if state is None:
+            return
+        if state.context.group is not None or state.resolved:
+            self.c.remember(state.context)
+        held = state.unalerted()
+        if entry.command_alert is not None:
+            status, instance_ids = entry.command_alert
+            self._publish(state, held, command_status=status, instance_ids=instance_ids)
+            store.mark_alerted(entry.command_id, [f.instance_id for f in held], command_alert=True)
+            self.report.counters["CommandAlertsPublished"] += 1
+            return
+        if not held:
+            return
+        config = self.c.config
+        gate = alert_gate(
+            alert_count=state.alert_count,
+            last_alert_at=state.last_alert_at,
+            now=self.now,
+            cooldown=config.alert_cooldown_seconds,
+            cap=config.max_alerts_per_command,
+        )
+        if gate is Gate.CAPPED:
+            self.report.counters["AlertsCapped"] += 1
+            logger.info(
+                "alert cap reached; failures only recorded",
+                extra={"commandId": entry.command_id, "failures": len(held)},
+            )
+            return
+        claimed = gate is Gate.SEND and store.claim_alert(
+            entry.command_id, seen_count=state.alert_count, now=self.now
+        )
+        if claimed:
+            self._publish(state, held, alert_number=state.alert_count + 1)
+            store.mark_alerted(entry.command_id, [f.instance_id for f in held], command_alert=False)
+            self.report.counters["AlertsPublished"] += 1
+            return
+        # Cooldown (or another batch claimed the alert just now): hold, and make sure one delayed
+        # flush will turn the held failures into a digest when the cooldown ends.
+        self.report.counters["AlertsHeld"] += 1
+        # One flush is enough while it is due; a flush that itself arrived early schedules the next.
+        if not entry.flush and state.flush_at is not None and state.flush_at > self.now:
+            return
+        last = state.last_alert_at if state.last_alert_at is not None else self.now
+        delay = min(MAX_FLUSH_DELAY, max(1, math.ceil(last + config.alert_cooldown_seconds - self.now)))
+        self.c.flushes.schedule(entry.command_id, delay_seconds=delay)
+        store.set_flush(entry.command_id, due=self.now + delay)
+        self.report.counters["FlushesScheduled"] += 1
+
+    def _publish(
+        self,
+        state: CommandState,
+        held: list[FailedInstance],
+        *,
+        alert_number: int = 0,
+        command_status: RunStatus | None = None,
+        instance_ids: tuple[str, ...] = (),
+    ) -> None:
+        config = self.c.config
+        alert = compose_alert(
+            AlertRequest(
+                context=state.context,
+                region=config.region,
+                stack_name=config.stack_name,
+                table_name=config.table_name,
+                document_name=state.document_name,
+                requested_at=state.requested_at,
+                failures=tuple(held),
+                failed_total=state.failed_total,
+                succeeded=state.counts.get(RunStatus.SUCCESS, 0),
+                command_status=command_status,
+                command_instance_ids=instance_ids,
+                alert_number=alert_number,
+                max_alerts=config.max_alerts_per_command,
+                cooldown_seconds=config.alert_cooldown_seconds,
+                group_name=self.c.group_name(state.context.group),
+            )
+        )
+        self.c.alerts.publish(alert)
+        logger.info(
+            "alert published",
+            extra={"commandId": state.command_id, "subject": alert.subject, "instances": len(held)},
+        )

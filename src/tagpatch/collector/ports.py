@@ -1,0 +1,55 @@
+"""What the status collector needs from AWS, as Protocols; :mod:`tagpatch.adapters` implements
+them and the handler wires them in, so the collector imports neither boto3 nor an adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tagpatch.collector.alerts import Alert
+    from tagpatch.models.records import (
+        BatchMerge,
+        CommandContext,
+        CommandRecord,
+        CommandState,
+        CommandWrite,
+        InvocationRecord,
+        WriteOutcome,
+    )
+
+
+class CommandStore(Protocol):
+    def get_command(self, command_id: str, *, consistent: bool = False) -> CommandState | None: ...
+
+    def record_invocation(self, record: InvocationRecord, *, expires_at: int) -> WriteOutcome: ...
+
+    def record_command(
+        self, record: CommandRecord, *, now: float, expires_at: int, lease_until: float | None
+    ) -> CommandWrite: ...
+
+    def merge_batch(self, merge: BatchMerge, *, now: float, expires_at: int) -> CommandState: ...
+
+    def claim_alert(self, command_id: str, *, seen_count: int, now: float) -> bool: ...
+
+    def claim_command_alert(self, command_id: str, *, now: float, lease_until: float) -> bool: ...
+
+    def mark_alerted(self, command_id: str, instance_ids: Iterable[str], *, command_alert: bool) -> None: ...
+
+    def set_flush(self, command_id: str, *, due: float) -> None: ...
+
+
+class AlertSink(Protocol):
+    def publish(self, alert: Alert) -> None: ...
+
+
+class FlushScheduler(Protocol):
+    def schedule(self, command_id: str, *, delay_seconds: int) -> None: ...
+
+
+class CommandLookup(Protocol):
+    def describe(self, command_id: str) -> CommandContext | None: ...
+
+
+class GroupNameLookup(Protocol):
+    def name_of(self, slug: str) -> str | None: ...

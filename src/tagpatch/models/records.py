@@ -1,0 +1,154 @@
+"""Records of Run Command commands and invocations, shared by the collector and its store.
+
+A command's patch group is the last segment of its ``OutputS3KeyPrefix`` (the reconciler sets
+``<outputPrefix>/<slug>``): :func:`group_from_prefix`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tagpatch.models.run_status import RunStatus
+
+
+def group_from_prefix(prefix: str) -> str | None:
+    """The patch group slug in a TagPatch ``OutputS3KeyPrefix`` (its last segment), if any."""
+    segments = [segment for segment in prefix.split("/") if segment]
+    return segments[-1] if segments else None
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What the collector knows about a command without asking SSM again."""
+
+    command_id: str
+    group: str | None = None
+    output_bucket: str = ""
+    output_prefix: str = ""
+
+    def output_key_prefix(self, instance_id: str | None = None) -> str:
+        """``<prefix>/<commandId>/[<instanceId>/]``: where Run Command writes the output."""
+        parts = [self.output_prefix.strip("/"), self.command_id, instance_id or ""]
+        return "/".join(part for part in parts if part) + "/"
+
+    def output_uri(self, instance_id: str | None = None) -> str:
+        if not self.output_bucket:
+            return ""
+        return f"s3://{self.output_bucket}/{self.output_key_prefix(instance_id)}"
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    """The (command, instance) item an Invocation notification writes; what the command's
+    instances share (document, request time, output location) goes to the command item."""
+
+    command_id: str
+    instance_id: str
+    status: RunStatus
+    event_time: str
+    group: str | None
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """The command item a Command notification writes."""
+
+    command_id: str
+    status: RunStatus
+    event_time: str
+    requested_at: str
+    expires_after: str
+    document_name: str
+    context: CommandContext
+    instance_ids: tuple[str, ...]
+
+
+@dataclass
+class CommandState:
+    """The command item as the store returns it."""
+
+    command_id: str
+    group: str | None = None
+    output_bucket: str = ""
+    output_prefix: str = ""
+    resolved: bool = False  # group lookup done (output_prefix stored, possibly empty)
+    document_name: str = ""
+    requested_at: str = ""
+    status: RunStatus | None = None
+    status_time: str | None = None
+    instance_ids: frozenset[str] = frozenset()
+    counts: dict[RunStatus, int] = field(default_factory=dict)
+    failed: dict[RunStatus, frozenset[str]] = field(default_factory=dict)
+    alerted: frozenset[str] = frozenset()
+    untracked_failures: int = 0
+    alert_count: int = 0
+    last_alert_at: float | None = None
+    flush_at: float | None = None
+    command_alert_sent: bool = False
+    command_alert_lease: float | None = None
+
+    @property
+    def context(self) -> CommandContext:
+        return CommandContext(self.command_id, self.group, self.output_bucket, self.output_prefix)
+
+    @property
+    def failed_total(self) -> int:
+        return sum(len(ids) for ids in self.failed.values()) + self.untracked_failures
+
+    def unalerted(self) -> list[FailedInstance]:
+        """Failures recorded on the command but not yet listed in any alert, in a stable order."""
+        return sorted(
+            FailedInstance(instance_id, status)
+            for status, ids in self.failed.items()
+            for instance_id in ids - self.alerted
+        )
+
+
+@dataclass(frozen=True, order=True)
+class FailedInstance:
+    instance_id: str
+    status: RunStatus
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """Result of a conditional record write: ``applied``, and the status stored before it
+    (the replaced one when applied, the one that won when not)."""
+
+    applied: bool
+    previous: RunStatus | None
+
+
+@dataclass(frozen=True)
+class CommandWrite:
+    applied: bool
+    state: CommandState
+
+
+@dataclass
+class BatchMerge:
+    """What one batch adds to a command item: status count changes and failed instances."""
+
+    command_id: str
+    document_name: str = ""
+    requested_at: str = ""
+    context: CommandContext | None = None  # set when the group was looked up and must be persisted
+    deltas: Counter[RunStatus] = field(default_factory=Counter)
+    failures: dict[RunStatus, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class GroupRecord:
+    """What the reconciler last made for one patch group (an item of the groups table)."""
+
+    group: str
+    slug: str = ""
+    status: str = "new"
+    fingerprint: str = ""
+    windows: dict[str, dict[str, str]] = field(default_factory=dict)
+    baseline_id: str = ""
+    reasons: list[str] = field(default_factory=list)
+    instance_count: int = -1
+    empty_since: str = ""
+    updated_at: str = ""
