@@ -225,6 +225,10 @@ class ComplianceStore:
     def writer(self) -> SnapshotWriter:
         return SnapshotWriter(self.batch_write)
 
+    def record_run(self, snapshot_id: str, attributes: dict[str, Any], expires_at: int) -> None:
+        """The run record: written last, so it says the run's digest went out."""
+        self.put(run_item(snapshot_id, attributes, expires_at))
+
 
 @dataclass
 class WriteResult:
@@ -267,6 +271,26 @@ class SnapshotWriter:
             self._flush(self._take(self._items, BATCH_WRITE_LIMIT))
         while len(self._ready) >= HELD_COMMITS:
             self._flush(self._take(self._ready, BATCH_WRITE_LIMIT))
+
+    def write_snapshot(
+        self,
+        group: str,
+        snapshot_id: str,
+        rows: Iterable[InstanceRow],
+        totals: GroupTotals,
+        *,
+        moves_latest: bool,
+        expires_at: int,
+    ) -> None:
+        """Queue one group's snapshot: its instance rows, then (committed last) its totals and,
+        when ``moves_latest``, its ``LATEST`` entry, so no ``LATEST`` names an incomplete snapshot."""
+        items = [instance_item(group, snapshot_id, row, expires_at) for row in rows]
+        if moves_latest:
+            items.append(totals_item(totals, expires_at))
+            commit = [latest_item(totals, expires_at)]
+        else:
+            commit = [totals_item(totals, expires_at)]
+        self.add(group, items, commit)
 
     def finish(self) -> WriteResult:
         """Write everything left: the last items, topped up with ready commits, then the commits."""

@@ -13,18 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagpatch import naming
-from tagpatch.adapters.ec2 import Ec2Gateway
-from tagpatch.adapters.groups import GroupsRepository
-from tagpatch.adapters.ssm import SsmGateway
 from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
 from tagpatch.reconciler.config import ReconcilerConfig
 from tagpatch.reconciler.plan import Action, plan_target, plan_task, plan_window
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_override
 from tagpatch.reconciler.spec import OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
+
+if TYPE_CHECKING:
+    from tagpatch.reconciler.ports import Fleet, Groups, Ssm
 
 _NOT_LOADED: Any = object()
 MAX_RERUNS = 5
@@ -47,7 +47,7 @@ class Outcome:
 class _Executor:
     """Carries out (or, in a dry run, only lists) the actions of a plan."""
 
-    def __init__(self, ssm: SsmGateway, dry_run: bool, token: str) -> None:
+    def __init__(self, ssm: Ssm, dry_run: bool, token: str) -> None:
         self.ssm = ssm
         self.dry_run = dry_run
         self.token = token
@@ -70,9 +70,9 @@ class Reconciler:
     def __init__(
         self,
         config: ReconcilerConfig,
-        ssm: SsmGateway,
-        groups: GroupsRepository,
-        ec2: Ec2Gateway,
+        ssm: Ssm,
+        groups: Groups,
+        ec2: Fleet,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config

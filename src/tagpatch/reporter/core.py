@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tagpatch.adapters.compliance_store import instance_item, latest_item, run_item, totals_item
 from tagpatch.observability import logger
 from tagpatch.reporter.compliance import (
     Digest,
@@ -63,10 +62,13 @@ from tagpatch.reporter.compliance import (
 from tagpatch.reporter.config import ReporterConfig
 
 if TYPE_CHECKING:
-    from tagpatch.adapters.compliance_store import ComplianceStore, SnapshotWriter
-    from tagpatch.adapters.digest_topic import DigestTopic
-    from tagpatch.adapters.groups import GroupsRepository
-    from tagpatch.adapters.patch_states import PatchStateGateway
+    from tagpatch.reporter.ports import (
+        ComplianceStore,
+        DigestSink,
+        GroupDirectory,
+        PatchStates,
+        SnapshotWriter,
+    )
 
 RESERVE_MS = 60_000
 ERROR_MAX_LENGTH = 400
@@ -123,10 +125,10 @@ class ComplianceReporter:
     def __init__(
         self,
         config: ReporterConfig,
-        patch_states: PatchStateGateway,
+        patch_states: PatchStates,
         store: ComplianceStore,
-        groups: GroupsRepository,
-        topic: DigestTopic,
+        groups: GroupDirectory,
+        topic: DigestSink,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -216,7 +218,7 @@ class ComplianceReporter:
             tag_key=self.config.tag_key,
         )
         result.message_id = self._topic.publish(result.digest.subject, result.digest.body)
-        self._store.put(run_item(snapshot_id, self._run_attributes(result), expires_at))
+        self._store.record_run(snapshot_id, self._run_attributes(result), expires_at)
         return result
 
     # ---------------------------------------------------------------------------------------
@@ -269,13 +271,9 @@ class ComplianceReporter:
             source=run.source,
             taken_at=snapshot_id_for(self._clock()),
         )
-        items = [instance_item(group, snapshot_id, row, run.expires_at) for row in snap.rows]
-        if moves_latest:
-            items.append(totals_item(snap.totals, run.expires_at))
-            commit = [latest_item(snap.totals, run.expires_at)]
-        else:
-            commit = [totals_item(snap.totals, run.expires_at)]
-        run.writer.add(group, items, commit)
+        run.writer.write_snapshot(
+            group, snapshot_id, snap.rows, snap.totals, moves_latest=moves_latest, expires_at=run.expires_at
+        )
         return _Pending(snap.totals, [(group, row) for row in worst_of(snap.rows)])
 
     def _run_attributes(self, result: RunResult) -> dict[str, Any]:
