@@ -1,4 +1,4 @@
-"""The README stays true: every stack Parameter is documented with its real default."""
+"""The README stays true: every stack Parameter is documented (docs/parameters.md) with its real default."""
 
 import re
 from pathlib import Path
@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _documented() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "parameters.md").read_text(encoding="utf-8")
     table = text.split("<!-- parameters:start -->")[1].split("<!-- parameters:end -->")[0]
     rows = re.findall(r"^\| `(\w+)` \| (`[^`]*`|\(empty\)) \|", table, flags=re.MULTILINE)
     return {name: "" if default == "(empty)" else default.strip("`") for name, default in rows}
