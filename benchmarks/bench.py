@@ -68,7 +68,7 @@ from tests.support.settings import RECONCILER_ENV
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 COLD_RUNS = 15
-COLD_TARGET = 1.3
+COLD_TARGET = 1.4  # issue 11: nobody waits on these functions' init; one validation mechanism
 WALL_TARGET = 1.5
 CONCURRENT_EVENTS = 500
 

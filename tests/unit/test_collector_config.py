@@ -1,8 +1,9 @@
-"""The status collector's configuration: the checks that replace its pydantic model, one by one."""
+"""The status collector's configuration: its pydantic model, setting by setting."""
 
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from tagpatch.collector.config import ConfigError, load_collector_config
 from tests.support.collector import COLLECTOR_ENV
@@ -20,7 +21,7 @@ def test_the_environment_is_read_into_typed_frozen_settings() -> None:
 
     assert (config.history_days, config.alert_cooldown_seconds, config.max_alerts_per_command) == (30, 60, 10)
     assert config.status_queue_url == COLLECTOR_ENV["STATUS_QUEUE_URL"]
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.history_days = 1  # type: ignore[misc]
 
 
@@ -119,7 +120,8 @@ def test_every_bad_setting_is_in_the_one_error() -> None:
     with pytest.raises(ConfigError) as refused:
         load_collector_config({**COLLECTOR_ENV, "AWS_REGION": "nowhere", "MAX_ALERTS_PER_COMMAND": "0"})
 
-    assert "region (AWS_REGION='nowhere') should match pattern" in str(refused.value)
-    assert "max_alerts_per_command (MAX_ALERTS_PER_COMMAND='0') should be between 1 and 100" in str(
-        refused.value
+    assert "region (AWS_REGION='nowhere'): String should match pattern" in str(refused.value)
+    assert (
+        "max_alerts_per_command (MAX_ALERTS_PER_COMMAND='0'): Input should be greater than or equal to 1"
+        in str(refused.value)
     )

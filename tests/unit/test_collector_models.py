@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tagpatch.models.notifications import (
     MAX_BODY_BYTES,
@@ -341,7 +342,7 @@ def test_every_problem_of_a_notification_is_named() -> None:
 def test_the_parsed_models_are_frozen() -> None:
     parsed = parse_notification(INVOCATION)
 
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         parsed.status = RunStatus.SUCCESS  # type: ignore[misc]
 
 
@@ -365,5 +366,5 @@ def test_a_flush_is_exactly_its_two_keys(flush: dict[str, Any], detail: str) -> 
 
 def test_a_flush_without_its_marker_key_is_a_flush_and_bad_ones_cannot_be_built() -> None:
     assert AlertFlush.parse({"commandId": SAMPLE_COMMAND_ID}) == AlertFlush(command_id=SAMPLE_COMMAND_ID)
-    with pytest.raises(ValueError, match="commandId"):
+    with pytest.raises(ValueError, match=r"command_?[iI]d"):
         AlertFlush(command_id="abc")

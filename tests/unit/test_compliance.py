@@ -1,4 +1,4 @@
-"""Compliance maths (tagpatch.compliance): definition, carry-over, totals, metrics, digest."""
+"""Compliance maths (tagpatch.reporter.compliance): definition, carry-over, totals, metrics, digest."""
 
 from __future__ import annotations
 

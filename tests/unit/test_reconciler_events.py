@@ -1,15 +1,12 @@
-"""The reconciler's events, read without pydantic: the samples in events/, each rule with the field it
-refuses, and the same verdict as the pydantic models the reconciler used before (kept here as the
-reference) on every required field, every detail field and the on-demand request's keys.
-"""
+"""The reconciler's events: the samples in events/, and each rule with the field it refuses."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
 from tagpatch.models.reconciler_events import (
     Invalid,
@@ -22,55 +19,11 @@ from tagpatch.models.reconciler_events import (
 )
 from tests.unit.test_envelopes import (
     ABSENT,
-    PROBES,
     EventBridgeModel,
-    _accepts,
-    _assert_parity,
     _events,
     _required,
-    _variants,
     _with,
 )
-
-
-# --------------------------------------------------------------------------------------------
-# The reference: the reconciler's pydantic models before
-# --------------------------------------------------------------------------------------------
-class PydanticTagChangeDetail(BaseModel):
-    changed_tag_keys: list[str] = Field(alias="changed-tag-keys")
-    service: str
-    resource_type: str = Field(alias="resource-type")
-    tags: dict[str, str]
-
-
-class PydanticTagChangeEvent(EventBridgeModel):
-    source: Literal["aws.tag"]
-    detail_type: Literal["Tag Change on Resource"] = Field(alias="detail-type")
-    detail: PydanticTagChangeDetail
-
-
-class PydanticScheduledEvent(EventBridgeModel):
-    source: Literal["aws.events", "aws.scheduler"]
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-
-
-class PydanticParameterChangeDetail(BaseModel):
-    operation: str
-    name: str = Field(min_length=1, max_length=2048)
-
-
-class PydanticParameterChangeEvent(EventBridgeModel):
-    source: Literal["aws.ssm"]
-    detail_type: Literal["Parameter Store Change"] = Field(alias="detail-type")
-    detail: PydanticParameterChangeDetail
-
-
-class PydanticOnDemandRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    group: str | None = Field(None, max_length=256)
-    dry_run: bool = Field(False, alias="dryRun")
-
 
 SAMPLES = _events("reconciler-")
 SCHEDULED = SAMPLES["reconciler-scheduled.json"]
@@ -82,24 +35,22 @@ COMMON = [(field,) for field in _required(EventBridgeModel)]
 
 Ours = type[TagChangeEvent | ScheduledEvent | ParameterChangeEvent | OnDemandRequest]
 
-# (ours, the reference, a sample, the paths of every required field, detail fields included)
-EVENTS: list[tuple[Ours, type[BaseModel], dict[str, Any], list[tuple[str, ...]]]] = [
+# (the model, a sample, the paths of every required field, detail fields included)
+EVENTS: list[tuple[Ours, dict[str, Any], list[tuple[str, ...]]]] = [
     *[
         (
             TagChangeEvent,
-            PydanticTagChangeEvent,
             sample,
-            COMMON + [("detail", field) for field in _required(PydanticTagChangeDetail)],
+            COMMON + [("detail", field) for field in _required(TagChangeDetail)],
         )
         for sample in TAG_SAMPLES.values()
     ],
-    (ScheduledEvent, PydanticScheduledEvent, SCHEDULED, COMMON),
-    (ScheduledEvent, PydanticScheduledEvent, SCHEDULER, COMMON),
+    (ScheduledEvent, SCHEDULED, COMMON),
+    (ScheduledEvent, SCHEDULER, COMMON),
     (
         ParameterChangeEvent,
-        PydanticParameterChangeEvent,
         SETTINGS,
-        COMMON + [("detail", field) for field in _required(PydanticParameterChangeDetail)],
+        COMMON + [("detail", field) for field in _required(ParameterChangeDetail)],
     ),
 ]
 
@@ -125,12 +76,12 @@ def test_the_tag_change_samples_are_read(name: str) -> None:
         sample["resources"],
     )
     assert event.time == datetime.fromisoformat(sample["time"])
-    assert event.detail == TagChangeDetail(
-        changed_tag_keys=["PatchGroup"],
-        service="ec2",
-        resource_type="instance",
-        tags=sample["detail"]["tags"],
+    assert (event.detail.changed_tag_keys, event.detail.service, event.detail.resource_type) == (
+        ["PatchGroup"],
+        "ec2",
+        "instance",
     )
+    assert event.detail.tags == sample["detail"]["tags"]
 
 
 def test_the_scheduled_and_settings_samples_are_read() -> None:
@@ -148,14 +99,16 @@ def test_the_scheduled_and_settings_samples_are_read() -> None:
 
 
 def test_the_on_demand_sample_is_read() -> None:
-    assert OnDemandRequest.parse(SAMPLES["reconciler-on-demand.json"]) == OnDemandRequest("web", False)
+    assert OnDemandRequest.parse(SAMPLES["reconciler-on-demand.json"]) == OnDemandRequest(
+        group="web", dry_run=False
+    )
 
 
 def test_the_events_are_frozen() -> None:
     event = TagChangeEvent.parse(TAG)
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         event.detail.tags = {}  # type: ignore[misc]
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         OnDemandRequest.parse({}).dry_run = True  # type: ignore[misc]
 
 
@@ -164,7 +117,7 @@ def test_the_events_are_frozen() -> None:
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("model", "sample", "path"),
-    [(model, sample, path) for model, _, sample, paths in EVENTS for path in paths],
+    [(model, sample, path) for model, sample, paths in EVENTS for path in paths],
 )
 def test_each_required_field_is_required(model: Ours, sample: dict[str, Any], path: tuple[str, ...]) -> None:
     assert _problems(model, _with(sample, path, ABSENT)) == [(path, "Field required")]
@@ -184,7 +137,7 @@ def test_each_required_field_is_required(model: Ours, sample: dict[str, Any], pa
             TAG,
             ("time",),
             "soon",
-            "Input should be a valid datetime or date, invalid character or format",
+            "Input should be a valid datetime or date, input is too short",
         ),
         (TagChangeEvent, TAG, ("source",), "aws.ssm", "Input should be 'aws.tag'"),
         (
@@ -194,13 +147,25 @@ def test_each_required_field_is_required(model: Ours, sample: dict[str, Any], pa
             "Scheduled Event",
             "Input should be 'Tag Change on Resource'",
         ),
-        (TagChangeEvent, TAG, ("detail",), [], "Input should be a valid dictionary or object"),
-        (TagChangeEvent, TAG, ("detail",), "{}", "Input should be a valid dictionary or object"),
+        (
+            TagChangeEvent,
+            TAG,
+            ("detail",),
+            [],
+            "Input should be a valid dictionary or instance of TagChangeDetail",
+        ),
+        (
+            TagChangeEvent,
+            TAG,
+            ("detail",),
+            "{}",
+            "Input should be a valid dictionary or instance of TagChangeDetail",
+        ),
         (TagChangeEvent, TAG, ("detail", "changed-tag-keys"), "PatchGroup", "Input should be a valid list"),
         (TagChangeEvent, TAG, ("detail", "changed-tag-keys"), [1], "Input should be a valid string"),
         (TagChangeEvent, TAG, ("detail", "service"), 2, "Input should be a valid string"),
         (TagChangeEvent, TAG, ("detail", "resource-type"), None, "Input should be a valid string"),
-        (TagChangeEvent, TAG, ("detail", "tags"), [], "Input should be a valid dictionary or object"),
+        (TagChangeEvent, TAG, ("detail", "tags"), [], "Input should be a valid dictionary"),
         (TagChangeEvent, TAG, ("detail", "tags"), {"PatchGroup": 1}, "Input should be a valid string"),
         (
             ScheduledEvent,
@@ -210,13 +175,19 @@ def test_each_required_field_is_required(model: Ours, sample: dict[str, Any], pa
             "Input should be 'aws.events' or 'aws.scheduler'",
         ),
         (ScheduledEvent, SCHEDULED, ("detail-type",), "scheduled event", "Input should be 'Scheduled Event'"),
-        (ScheduledEvent, SCHEDULED, ("detail",), "{}", "Input should be a valid dictionary or object"),
-        (ScheduledEvent, SCHEDULER, ("detail",), "[]", "Input should be a valid dictionary or object"),
+        (ScheduledEvent, SCHEDULED, ("detail",), "{}", "Input should be a valid dictionary"),
+        (ScheduledEvent, SCHEDULER, ("detail",), "[]", "Input should be a valid dictionary"),
         (ParameterChangeEvent, SETTINGS, ("source",), "aws.tag", "Input should be 'aws.ssm'"),
         (ParameterChangeEvent, SETTINGS, ("detail-type",), "x", "Input should be 'Parameter Store Change'"),
-        (ParameterChangeEvent, SETTINGS, ("detail",), None, "Input should be a valid dictionary or object"),
+        (
+            ParameterChangeEvent,
+            SETTINGS,
+            ("detail",),
+            None,
+            "Input should be a valid dictionary or instance of ParameterChangeDetail",
+        ),
         (ParameterChangeEvent, SETTINGS, ("detail", "operation"), 1, "Input should be a valid string"),
-        (ParameterChangeEvent, SETTINGS, ("detail", "name"), "", "String should have at least 1 characters"),
+        (ParameterChangeEvent, SETTINGS, ("detail", "name"), "", "String should have at least 1 character"),
         (
             ParameterChangeEvent,
             SETTINGS,
@@ -297,29 +268,31 @@ def test_every_problem_is_in_the_one_error() -> None:
     assert str(refused.value) == (
         "id: Field required; time: Input should be a valid datetime; "
         "detail-type: Input should be 'Tag Change on Resource'; "
-        "detail.tags: Input should be a valid dictionary or object"
+        "detail.tags: Input should be a valid dictionary"
     )
 
 
 @pytest.mark.parametrize("model", [TagChangeEvent, ScheduledEvent, ParameterChangeEvent, OnDemandRequest])
 @pytest.mark.parametrize("data", ["not an event", None, []])
 def test_data_that_is_not_an_object_is_refused(model: Ours, data: Any) -> None:
-    assert _problems(model, data) == [((), "Input should be a valid dictionary or object")]
+    assert _problems(model, data) == [
+        ((), f"Input should be a valid dictionary or instance of {model.__name__}")
+    ]
 
 
 @pytest.mark.parametrize(
     ("request_body", "expected"),
     [
-        ({}, OnDemandRequest(None, False)),
-        ({"group": None}, OnDemandRequest(None, False)),
-        ({"group": ""}, OnDemandRequest("", False)),
-        ({"group": "x" * 256}, OnDemandRequest("x" * 256, False)),
-        ({"group": "web", "dryRun": True}, OnDemandRequest("web", True)),
-        ({"group": "web", "dry_run": True}, OnDemandRequest("web", True)),
-        ({"dryRun": "yes"}, OnDemandRequest(None, True)),
-        ({"dryRun": "OFF"}, OnDemandRequest(None, False)),
-        ({"dryRun": 1}, OnDemandRequest(None, True)),
-        ({"dryRun": 0.0}, OnDemandRequest(None, False)),
+        ({}, OnDemandRequest(group=None, dry_run=False)),
+        ({"group": None}, OnDemandRequest(group=None, dry_run=False)),
+        ({"group": ""}, OnDemandRequest(group="", dry_run=False)),
+        ({"group": "x" * 256}, OnDemandRequest(group="x" * 256, dry_run=False)),
+        ({"group": "web", "dryRun": True}, OnDemandRequest(group="web", dry_run=True)),
+        ({"group": "web", "dry_run": True}, OnDemandRequest(group="web", dry_run=True)),
+        ({"dryRun": "yes"}, OnDemandRequest(group=None, dry_run=True)),
+        ({"dryRun": "OFF"}, OnDemandRequest(group=None, dry_run=False)),
+        ({"dryRun": 1}, OnDemandRequest(group=None, dry_run=True)),
+        ({"dryRun": 0.0}, OnDemandRequest(group=None, dry_run=False)),
     ],
 )
 def test_on_demand_requests_are_read(request_body: dict[str, Any], expected: OnDemandRequest) -> None:
@@ -353,69 +326,3 @@ def test_bad_on_demand_requests_are_refused_naming_the_field(
     request_body: dict[str, Any], problems: list[tuple[Any, str]]
 ) -> None:
     assert _problems(OnDemandRequest, request_body) == problems
-
-
-# --------------------------------------------------------------------------------------------
-# The same verdict as the pydantic models
-# --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("ours", "theirs", "sample", "paths"), EVENTS)
-def test_each_event_agrees_with_the_pydantic_model(
-    ours: Ours, theirs: type[BaseModel], sample: dict[str, Any], paths: list[tuple[str, ...]]
-) -> None:
-    spelt = {key: value for key, value in sample.items() if key != "detail-type"}
-    extra = [
-        {**sample, "detail": "{}"},
-        {**sample, "detail": "[]"},
-        {**sample, "replay-name": "r"},
-        {**spelt, "detail_type": sample["detail-type"]},
-        {**spelt, "detail_type": "x"},
-        {**sample, "detail_type": "x"},
-        *[
-            _with(sample, ("source",), value)
-            for value in ("aws.tag", "aws.events", "aws.scheduler", "aws.ssm")
-        ],
-        *[_with(sample, ("time",), value) for value in ("2025-06-01T06:00:00", "1748757600", "2025-13-01")],
-    ]
-    if ours is TagChangeEvent:
-        extra += [
-            _with(sample, ("detail", "tags"), value)
-            for value in ({}, {"a": "b"}, {"a": 1}, {"a": None}, {"a": ["b"]}, {"": ""})
-        ]
-        extra += [_with(sample, ("detail", "changed_tag_keys"), ["PatchGroup"])]
-    if ours is ParameterChangeEvent:
-        extra += [_with(sample, ("detail", "name"), "/" * n) for n in (0, 1, 2048, 2049)]
-
-    checked = _assert_parity(ours, theirs, _variants(sample, paths))
-    checked += _assert_parity(ours, theirs, iter(extra))
-
-    assert checked > len(paths) * len(PROBES)
-
-
-BOOLS: tuple[Any, ...] = (
-    *PROBES,
-    False,
-    0,
-    1,
-    0.0,
-    1.0,
-    1.5,
-    -1,
-    *("0", "1", "true", "False", "YES", "no", "on", "OFF", "t", "F", "y", "n", " true", "2", "truthy"),
-)
-
-
-def test_the_on_demand_request_agrees_with_the_pydantic_model() -> None:
-    groups = [*PROBES, "web", "x" * 256, "x" * 257]
-    requests: list[dict[str, Any]] = [
-        *[_with({"group": "web"}, ("group",), value) for value in groups],
-        *[_with({"group": "web"}, ("dryRun",), value) for value in BOOLS],
-        *[_with({}, ("dry_run",), value) for value in BOOLS],
-        {"dryRun": True, "dry_run": False},
-        {"group": "web", "groups": "web"},
-        {"Group": "web"},
-    ]
-
-    checked = _assert_parity(OnDemandRequest, PydanticOnDemandRequest, iter(requests))
-    accepted = sum(_accepts(OnDemandRequest, request) is not None for request in requests)
-
-    assert checked == len(requests) and 0 < accepted < checked

@@ -1,46 +1,23 @@
-"""The compliance reporter's events, read without pydantic: the samples in events/, each rule with the
-field it refuses, and the same verdict as the pydantic models the reporter used before (the
-reconciler's EventBridge model narrowed to the schedule) on every required field.
-"""
+"""The compliance reporter's events: the samples in events/, and each rule with the field it refuses."""
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
 from tagpatch.models.reporter_events import Invalid, OnDemandReport, ReporterScheduledEvent
 from tests.unit.test_envelopes import (
-    PROBES,
-    EventBridgeModel,
-    _assert_parity,
     _events,
     _required,
-    _variants,
-    _with,
 )
-
-
-class PydanticScheduledEvent(EventBridgeModel):
-    """The reference: the reporter's pydantic model before."""
-
-    source: Literal["aws.events", "aws.scheduler"]
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-
-
-class PydanticOnDemandReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    group: str | None = Field(None, min_length=1, max_length=256)
-
 
 SAMPLES = _events("reporter-")
 SCHEDULED = SAMPLES["reporter-scheduled.json"]
 SCHEDULER = {**SCHEDULED, "source": "aws.scheduler"}
-REQUIRED = [(field,) for field in _required(PydanticScheduledEvent)]
+REQUIRED = [(field,) for field in _required(ReporterScheduledEvent)]
 
 
 def _problems(model: type[ReporterScheduledEvent | OnDemandReport], data: Any) -> list[tuple[Any, str]]:
@@ -64,7 +41,7 @@ def test_the_scheduled_sample_is_read() -> None:
         "us-east-1",
     )
     assert event.resources == SCHEDULED["resources"]
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         event.time = datetime.now(UTC)  # type: ignore[misc]
 
 
@@ -92,9 +69,9 @@ def test_each_required_field_is_required(field: str) -> None:
         ("account", 123456789012, "Input should be a valid string"),
         ("region", [], "Input should be a valid string"),
         ("resources", "arn", "Input should be a valid list"),
-        ("time", "yesterday", "Input should be a valid datetime or date, invalid character or format"),
-        ("detail", "{}", "Input should be a valid dictionary or object"),
-        ("detail", [], "Input should be a valid dictionary or object"),
+        ("time", "yesterday", "Input should be a valid datetime or date, input is too short"),
+        ("detail", "{}", "Input should be a valid dictionary"),
+        ("detail", [], "Input should be a valid dictionary"),
         ("source", "aws.s3", "Input should be 'aws.events' or 'aws.scheduler'"),
         ("source", "aws.scheduler ", "Input should be 'aws.events' or 'aws.scheduler'"),
         ("detail-type", "Something else", "Input should be 'Scheduled Event'"),
@@ -124,13 +101,15 @@ def test_every_problem_is_in_the_one_error() -> None:
 
 @pytest.mark.parametrize("event", ["not an event", None, []])
 def test_an_event_that_is_not_an_object_is_refused(event: Any) -> None:
-    assert _problems(ReporterScheduledEvent, event) == [((), "Input should be a valid dictionary or object")]
+    assert _problems(ReporterScheduledEvent, event) == [
+        ((), "Input should be a valid dictionary or instance of ReporterScheduledEvent")
+    ]
 
 
 def test_the_scheduler_empty_detail_string_is_an_empty_detail_for_the_scheduler_only() -> None:
     assert ReporterScheduledEvent.parse({**SCHEDULER, "detail": "{}"}).detail == {}
     assert _problems(ReporterScheduledEvent, {**SCHEDULER, "detail": "[]"}) == [
-        (("detail",), "Input should be a valid dictionary or object")
+        (("detail",), "Input should be a valid dictionary")
     ]
     # not for the default event bus, nor for a source that is refused
     assert [loc for loc, _ in _problems(ReporterScheduledEvent, {**SCHEDULED, "detail": "{}"})] == [
@@ -162,7 +141,7 @@ def test_the_time_is_read_as_pydantic_reads_it(value: Any, expected: datetime) -
 @pytest.mark.parametrize(
     ("request_body", "problem"),
     [
-        ({"group": ""}, (("group",), "String should have at least 1 characters")),
+        ({"group": ""}, (("group",), "String should have at least 1 character")),
         ({"group": "x" * 257}, (("group",), "String should have at most 256 characters")),
         ({"group": 7}, (("group",), "Input should be a valid string")),
         ({"group": "web", "bogus": 1}, (("bogus",), "Extra inputs are not permitted")),
@@ -183,33 +162,3 @@ def test_the_group_length_boundaries_are_accepted(group: str) -> None:
 # --------------------------------------------------------------------------------------------
 # The same verdict as the pydantic models
 # --------------------------------------------------------------------------------------------
-def test_the_scheduled_event_agrees_with_the_pydantic_model() -> None:
-    times = [
-        (("time",), value) for value in ("2025-06-01T06:00:00", "2025-06-01T06:00:00+02:00", "1748757600")
-    ]
-    sources = [(("source",), value) for value in ("aws.events", "aws.scheduler", "aws.s3", "AWS.EVENTS")]
-    detail_types = [(("detail-type",), value) for value in ("Scheduled Event", "scheduled event")]
-
-    checked = _assert_parity(ReporterScheduledEvent, PydanticScheduledEvent, _variants(SCHEDULED, REQUIRED))
-    checked += _assert_parity(
-        ReporterScheduledEvent, PydanticScheduledEvent, _variants(SCHEDULER, [*REQUIRED, ("detail",)])
-    )
-    checked += _assert_parity(
-        ReporterScheduledEvent,
-        PydanticScheduledEvent,
-        iter(
-            [{**SCHEDULED, "detail": "{}"}, {**SCHEDULER, "detail": "{}"}, {**SCHEDULER, "detail": "[]"}]
-            + [_with(SCHEDULED, path, value) for path, value in times + sources + detail_types]
-            + [_with(SCHEDULER, path, value) for path, value in sources]
-        ),
-    )
-
-    assert checked > 2 * len(REQUIRED) * len(PROBES)
-
-
-def test_the_on_demand_request_agrees_with_the_pydantic_model() -> None:
-    values = [*PROBES, "w", "x" * 256, "x" * 257]
-    requests = [{} if value is PROBES[0] else {"group": value} for value in values]
-    requests += [{**request, "extra": 1} for request in copy.deepcopy(requests)]
-
-    assert _assert_parity(OnDemandReport, PydanticOnDemandReport, iter(requests)) == len(requests)

@@ -17,7 +17,7 @@ Writes go through :class:`SnapshotWriter`: BatchWriteItem calls of 25 items, fil
 groups, ``UnprocessedItems`` retried with exponential backoff and jitter. A group's *commit*
 items (its ``LATEST`` entry) are written only after every other item of the group has been
 written, so ``LATEST`` naming a snapshot means that snapshot is complete: that is what makes a
-rerun of the same snapshot skip the group (see :mod:`tagpatch.reporter`).
+rerun of the same snapshot skip the group (see :mod:`tagpatch.reporter.core`).
 """
 
 from __future__ import annotations

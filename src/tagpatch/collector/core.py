@@ -5,11 +5,8 @@ SQS batch at a time. This module is the domain of that flow; it calls AWS only t
 it is given (``CommandStore``, ``AlertSink``, ``FlushScheduler``, ``CommandLookup``).
 
 Statuses
-    ``normalise_status`` maps every spelling SSM uses (``Canceled``/``Cancelled``,
-    ``In Progress``/``InProgress``) to one :class:`RunStatus`. Ranks order them: Pending <
-    InProgress/Delayed < Cancelling < terminal. A record moves only forward (:func:`supersedes`):
-    a newer ``eventTime`` of an equal or higher rank, or any terminal status over a non-terminal
-    one. So a late ``InProgress`` never overwrites ``Success`` and a duplicate changes nothing.
+    Records move only forward (:mod:`tagpatch.models.run_status`): a late ``InProgress`` never
+    overwrites ``Success`` and a duplicate changes nothing.
 
 Group
     A command's patch group is the last segment of its ``OutputS3KeyPrefix`` (the reconciler sets
@@ -17,7 +14,7 @@ Group
     do not, so the group of a command is looked up once (the command item, else ListCommands),
     cached per container and persisted on the command item.
 
-Alerts (storm control)
+Alerts (storm control; composition and the gate are :mod:`tagpatch.collector.alerts`)
     * at most one message per command per batch;
     * a failure is alerted once: the command item holds the failed instance ids per status and the
       ids already alerted; only the difference is ever listed (so a redelivered failure, or one

@@ -1,71 +1,61 @@
-"""Functions' environments validated without pydantic: the shared checks, and the reporter's settings.
+"""Each function's environment is one pydantic model, validated once at cold start.
 
-Importing pydantic and building a model is ~50 ms of cold start, and neither the status collector
-nor the compliance reporter uses pydantic for anything else. The checks reproduce the constraints
-pydantic expresses (lengths, patterns, int ranges), and a bad environment is one :class:`ConfigError`
-naming every bad setting and its variable. :mod:`tagpatch.config` re-exports what is here.
+A model's fields carry their environment variable as alias (``Field(alias="STACK_NAME")``);
+:func:`load_environment` reads the variables (an empty one counts as unset, so the default applies)
+and turns every problem into one :class:`ConfigError` naming the setting, its variable and its
+value, not a KeyError deep inside a handler. Nothing reads ``os.environ`` at import time: handlers
+call the loaders lazily.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
 
-from tagpatch.models.envelopes import bounded_text
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from tagpatch.models.envelopes import message
 
 
 class ConfigError(RuntimeError):
     """The function's environment is incomplete or invalid."""
 
 
-def require(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "")
-    if not value:
-        raise ConfigError(f"environment variable {name} is not set")
-    return value
+class Environment(BaseModel):
+    """A function's settings; patterns end in ``\\Z`` (``$`` would allow a final newline)."""
+
+    model_config = ConfigDict(frozen=True, regex_engine="python-re", populate_by_name=True)
 
 
-Check = Callable[[str], Any]
-# field -> (environment variable, check, default when unset or empty; None: required)
-EnvFields = dict[str, tuple[str, Check, str | None]]
+E = TypeVar("E", bound=Environment)
+
+TableName = Annotated[str, StringConstraints(min_length=3, max_length=255)]
+SnsTopicArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}\Z")
+]
 
 
-def text(min_length: int = 0, max_length: int | None = None, pattern: str | None = None) -> Check:
-    """A setting's length and pattern check (patterns end in ``\\Z``: ``$`` would allow a final
-    newline), worded to follow "<field> (<VARIABLE>=...)" in :func:`load_fields`."""
-    return bounded_text(min_length, max_length, pattern, noun="")
+def load_environment(model: type[E], environ: Mapping[str, str], what: str, **values: Any) -> E:
+    """``model`` from the variables in ``environ`` (and ``values`` given by field name).
 
-
-_INTEGER = re.compile(r"\s*[+-]?[0-9]+(_[0-9]+)*(\.0+)?\s*")
-
-
-def integer(low: int, high: int) -> Check:
-    def check(value: str) -> int:
-        if not _INTEGER.fullmatch(value):
-            raise ValueError("should be a valid integer")
-        number = int(value.strip().split(".")[0])
-        if not low <= number <= high:
-            raise ValueError(f"should be between {low} and {high}")
-        return number
-
-    return check
-
-
-def load_fields(environ: Mapping[str, str], fields: EnvFields, what: str) -> dict[str, Any]:
-    """Each field's checked value; a missing required variable, or one error naming every bad value."""
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for field, (variable, check, default) in fields.items():
-        raw = require(environ, variable) if default is None else environ.get(variable, "") or default
-        try:
-            values[field] = check(raw)
-        except ValueError as error:
-            problems.append(f"{field} ({variable}={raw!r}) {error}")
-    if problems:
-        raise ConfigError(f"{what} environment is invalid: {'; '.join(problems)}")
-    return values
-
-
-SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}\Z"
-TABLE_NAME = text(3, 255)
+    A missing required variable is ``environment variable X is not set``; bad values are one error
+    ``<what> environment is invalid: <field> (<VARIABLE>='<value>'): <problem>; ...``.
+    """
+    variables = {field.alias or name: name for name, field in model.model_fields.items()}
+    data: dict[str, Any] = {alias: environ[alias] for alias in variables if environ.get(alias, "") != ""}
+    try:
+        return model.model_validate({**data, **values})
+    except ValidationError as error:
+        problems = error.errors(include_url=False)
+        missing = [str(p["loc"][0]) for p in problems if p["type"] == "missing" and p["loc"][0] in variables]
+        if missing:
+            raise ConfigError(
+                "; ".join(f"environment variable {name} is not set" for name in missing)
+            ) from None
+        described = []
+        for problem in problems:
+            head = str(problem["loc"][0]) if problem["loc"] else ""
+            where = ".".join(str(part) for part in problem["loc"][1:])
+            label = f"{variables[head]} ({head}={data.get(head)!r})" if head in variables else head
+            described.append(f"{label}{'.' + where if where else ''}: {message(problem)}")
+        raise ConfigError(f"{what} environment is invalid: {'; '.join(described)}") from None

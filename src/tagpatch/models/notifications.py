@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from tagpatch.models.envelopes import (
-    Fields,
     Invalid,
+    Model,
     SnsNotificationModel,
     SqsRecordModel,
-    aware_timestamp,
-    bounded_text,
-    literal,
-    text_list,
+    StrictModel,
 )
 from tagpatch.models.run_status import RunStatus, UnknownStatus, normalise_status
 
@@ -39,13 +36,13 @@ from tagpatch.models.run_status import RunStatus, UnknownStatus, normalise_statu
 MAX_SNS_MESSAGE_BYTES = 262_144
 MAX_BODY_BYTES = 2 * MAX_SNS_MESSAGE_BYTES + 16_384
 
-# Searched with ``re`` (so, as pydantic's python-re engine did, ``$`` also matches before a final
-# newline: an instance id with one is accepted, a command id is then 37 characters and refused).
-COMMAND_ID = bounded_text(36, 36, r"^[0-9A-Za-z-]{36}$")
-INSTANCE_ID = bounded_text(pattern=r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")
-DOCUMENT_NAME = bounded_text(1, 1024)
-BUCKET_NAME = bounded_text(max_length=63)
-KEY_PREFIX = bounded_text(max_length=500)
+# Searched with ``re`` (so ``$`` also matches before a final newline: an instance id with one is
+# accepted, a command id is then 37 characters and refused).
+CommandId = Annotated[str, StringConstraints(min_length=36, max_length=36, pattern=r"^[0-9A-Za-z-]{36}$")]
+InstanceId = Annotated[str, StringConstraints(pattern=r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")]
+DocumentName = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+BucketName = Annotated[str, StringConstraints(max_length=63)]
+KeyPrefix = Annotated[str, StringConstraints(max_length=500)]
 
 
 def run_status(value: Any) -> RunStatus:
@@ -55,96 +52,43 @@ def run_status(value: Any) -> RunStatus:
     return normalise_status(value)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _SsmNotification:
-    command_id: str
-    document_name: str
-    requested_date_time: datetime
-    status: RunStatus
-    event_time: datetime
-
-    @staticmethod
-    def _common(fields: Fields) -> dict[str, Any]:
-        return {
-            "command_id": fields.get("commandId", COMMAND_ID),
-            "document_name": fields.get("documentName", DOCUMENT_NAME),
-            "requested_date_time": fields.get("requestedDateTime", aware_timestamp),
-            "status": fields.get("status", run_status),
-            "event_time": fields.get("eventTime", aware_timestamp),
-        }
+Status = Annotated[RunStatus, BeforeValidator(run_status)]
 
 
-@dataclass(frozen=True, kw_only=True)
+class _SsmNotification(Model):
+    command_id: CommandId = Field(alias="commandId")
+    document_name: DocumentName = Field(alias="documentName")
+    requested_date_time: AwareDatetime = Field(alias="requestedDateTime")
+    status: Status
+    event_time: AwareDatetime = Field(alias="eventTime")
+
+
 class InvocationNotification(_SsmNotification):
     """NotificationType Invocation: one managed node's status changed."""
 
-    instance_id: str
-
-    @classmethod
-    def parse(cls, data: Any) -> InvocationNotification:
-        """``data`` (camelCase keys; unknown keys ignored) as an Invocation, or :class:`Invalid`."""
-        fields = Fields(data)
-        notification = cls(**cls._common(fields), instance_id=fields.get("instanceId", INSTANCE_ID))
-        fields.done()
-        return notification
+    instance_id: InstanceId = Field(alias="instanceId")
 
 
-@dataclass(frozen=True, kw_only=True)
 class CommandNotification(_SsmNotification):
     """NotificationType Command: the command's overall status changed."""
 
-    instance_ids: list[str]
-    expires_after: datetime
-    output_s3_bucket_name: str
-    output_s3_key_prefix: str
-
-    @classmethod
-    def parse(cls, data: Any) -> CommandNotification:
-        """``data`` (camelCase keys; unknown keys ignored) as a Command summary, or :class:`Invalid`."""
-        fields = Fields(data)
-        notification = cls(
-            **cls._common(fields),
-            instance_ids=fields.get("instanceIds", text_list(INSTANCE_ID)),
-            expires_after=fields.get("expiresAfter", aware_timestamp),
-            output_s3_bucket_name=fields.get("outputS3BucketName", BUCKET_NAME),
-            output_s3_key_prefix=fields.get("outputS3KeyPrefix", KEY_PREFIX),
-        )
-        fields.done()
-        return notification
+    instance_ids: list[InstanceId] = Field(alias="instanceIds")
+    expires_after: AwareDatetime = Field(alias="expiresAfter")
+    output_s3_bucket_name: BucketName = Field(alias="outputS3BucketName")
+    output_s3_key_prefix: KeyPrefix = Field(alias="outputS3KeyPrefix")
 
 
-@dataclass(frozen=True, kw_only=True)
-class AlertFlush:
+class AlertFlush(StrictModel):
     """Sent by the collector to the status queue with a delay: "summarise this command's held
     failures now that its alert cooldown is over"."""
 
-    tagpatch: Literal["alert-flush"] = field(default="alert-flush")
-    command_id: str
+    model_config = ConfigDict(populate_by_name=True)
 
-    def __post_init__(self) -> None:
-        AlertFlush._checked(self._json())  # a flush is built only if it would be accepted
-
-    def _json(self) -> dict[str, str]:
-        return {"tagpatch": self.tagpatch, "commandId": self.command_id}
-
-    @staticmethod
-    def _checked(data: Any) -> str:
-        """The command id of the flush in ``data`` (unknown keys refused), or :class:`Invalid`."""
-        fields = Fields(data)
-        fields.forbid_extra({"tagpatch", "commandId"})
-        if "tagpatch" in fields.data:  # optional, and then exactly "alert-flush"
-            fields.get("tagpatch", literal("alert-flush"))
-        identity = fields.get("commandId", COMMAND_ID)
-        fields.done()
-        return identity
-
-    @classmethod
-    def parse(cls, data: Any) -> AlertFlush:
-        """``data`` as a flush, or :class:`Invalid`."""
-        return cls(command_id=cls._checked(data))
+    tagpatch: Literal["alert-flush"] = "alert-flush"
+    command_id: CommandId = Field(alias="commandId")
 
     def body(self) -> str:
-        return json.dumps(self._json(), separators=(",", ":"))
+        return json.dumps({"tagpatch": self.tagpatch, "commandId": self.command_id}, separators=(",", ":"))
 
 
 Notification = InvocationNotification | CommandNotification

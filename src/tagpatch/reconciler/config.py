@@ -8,15 +8,12 @@ handler. Nothing here reads ``os.environ`` at import time: the handler calls the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, StringConstraints
 
-from tagpatch.models.environment import ConfigError, require
+from tagpatch.models.environment import ConfigError, Environment, TableName, load_environment
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_settings
-
-_M = TypeVar("_M", bound=BaseModel)
-
 
 # Stack Parameter -> environment variable -> settings field (camelCase alias).
 DEFAULT_SETTINGS_ENV: dict[str, str] = {
@@ -51,43 +48,35 @@ _OPTIONAL_ENV = {
 }
 
 
-class ReconcilerConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class ReconcilerConfig(Environment):
+    """Reconciler: its own settings, and the stack's defaults for every group (``DEFAULT_*``)."""
 
-    stack_name: str = Field(min_length=1, max_length=128)
-    tag_key: str = Field(min_length=1, max_length=128)
-    groups_table_name: str = Field(min_length=3, max_length=255)
-    group_settings_prefix: str = Field(pattern=r"^/[A-Za-z0-9_.\-/]+/$")
-    delete_empty_group_windows: bool = False
+    stack_name: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(alias="STACK_NAME")
+    tag_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(alias="TAG_KEY")
+    groups_table_name: TableName = Field(alias="GROUPS_TABLE_NAME")
+    group_settings_prefix: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_.\-/]+/\Z")] = Field(
+        alias="GROUP_SETTINGS_PREFIX"
+    )
+    delete_empty_group_windows: bool = Field(default=False, alias="DELETE_EMPTY_GROUP_WINDOWS")
     defaults: GroupSettings
 
 
-def _validated(model: type[_M], values: dict[str, Any], what: str) -> _M:
-    """``values`` as ``model``, or one :class:`ConfigError` naming the function and every problem."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        raise ConfigError(f"{what} environment is invalid: {error}") from error
-
-
 def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:
-    raw: dict[str, Any] = {}
-    for variable, field in DEFAULT_SETTINGS_ENV.items():
-        if variable in _OPTIONAL_ENV:
-            if environ.get(variable, ""):
-                raw[field] = environ[variable]
-        else:
-            raw[field] = require(environ, variable)
+    """The reconciler's settings; the ``DEFAULT_*`` variables are validated as one group's settings."""
+    missing = [
+        variable
+        for variable in DEFAULT_SETTINGS_ENV
+        if variable not in _OPTIONAL_ENV and not environ.get(variable, "")
+    ]
+    if missing:
+        raise ConfigError(f"environment variable {missing[0]} is not set")
+    raw: dict[str, Any] = {
+        field: environ[variable]
+        for variable, field in DEFAULT_SETTINGS_ENV.items()
+        if environ.get(variable, "")
+    }
     try:
         defaults = parse_settings(raw)
     except InvalidSettings as error:
         raise ConfigError(f"stack defaults are invalid: {error}") from error
-    values = {
-        "stack_name": require(environ, "STACK_NAME"),
-        "tag_key": require(environ, "TAG_KEY"),
-        "groups_table_name": require(environ, "GROUPS_TABLE_NAME"),
-        "group_settings_prefix": require(environ, "GROUP_SETTINGS_PREFIX"),
-        "delete_empty_group_windows": environ.get("DELETE_EMPTY_GROUP_WINDOWS", "false").lower() == "true",
-        "defaults": defaults,
-    }
-    return _validated(ReconcilerConfig, values, "reconciler")
+    return load_environment(ReconcilerConfig, environ, "reconciler", defaults=defaults)

@@ -43,7 +43,7 @@ non-compliant state (or the snapshot time, if that is earlier). A compliant inst
 (``snapshot time - critical_missing_since > 7 days``) and counted per group as
 ``critical_sla_breaches``.
 
-How the reporter uses this (idempotency, failures, scale and fan-out): :mod:`tagpatch.reporter`.
+How the reporter uses this (idempotency, failures, scale and fan-out): :mod:`tagpatch.reporter.core`.
 """
 
 from __future__ import annotations

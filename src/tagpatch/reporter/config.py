@@ -1,31 +1,24 @@
-"""The compliance reporter's environment, validated once at cold start into typed settings."""
+"""The compliance reporter's environment, one model validated at cold start."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated
 
-from tagpatch.models.environment import SNS_TOPIC_ARN, TABLE_NAME, EnvFields, integer, load_fields, text
+from pydantic import Field, StringConstraints
 
-_REPORTER_FIELDS: EnvFields = {
-    "tag_key": ("TAG_KEY", text(1, 128), None),
-    "groups_table_name": ("GROUPS_TABLE_NAME", TABLE_NAME, None),
-    "compliance_table_name": ("COMPLIANCE_TABLE_NAME", TABLE_NAME, None),
-    "alert_topic_arn": ("ALERT_TOPIC_ARN", text(pattern=SNS_TOPIC_ARN), None),
-    "history_days": ("COMPLIANCE_HISTORY_DAYS", integer(1, 36500), "400"),
-}
+from tagpatch.models.environment import Environment, SnsTopicArn, TableName, load_environment
 
 
-@dataclass(frozen=True, kw_only=True)
-class ReporterConfig:
+class ReporterConfig(Environment):
     """Compliance reporter: patch states -> ComplianceTable, the digest on AlertTopic."""
 
-    tag_key: str
-    groups_table_name: str
-    compliance_table_name: str
-    alert_topic_arn: str
-    history_days: int = 400
+    tag_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(alias="TAG_KEY")
+    groups_table_name: TableName = Field(alias="GROUPS_TABLE_NAME")
+    compliance_table_name: TableName = Field(alias="COMPLIANCE_TABLE_NAME")
+    alert_topic_arn: SnsTopicArn = Field(alias="ALERT_TOPIC_ARN")
+    history_days: int = Field(default=400, ge=1, le=36500, alias="COMPLIANCE_HISTORY_DAYS")
 
 
 def load_reporter_config(environ: Mapping[str, str]) -> ReporterConfig:
-    return ReporterConfig(**load_fields(environ, _REPORTER_FIELDS, "compliance reporter"))
+    return load_environment(ReporterConfig, environ, "compliance reporter")

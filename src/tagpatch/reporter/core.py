@@ -7,7 +7,7 @@ A run (the daily schedule, or an on-demand request for one group or all):
 2. reads each group's ``LATEST`` entry and the run's record (one BatchGetItem per 100 groups);
 3. per group: ``DescribePatchGroupState``, every page of ``DescribeInstancePatchStatesForPatchGroup``
    and - only when the previous snapshot had non-compliant instances - the previous snapshot's
-   instance rows (one Query), then builds the snapshot (:mod:`tagpatch.compliance`) and queues its
+   instance rows (one Query), then builds the snapshot (:mod:`tagpatch.reporter.compliance`) and queues its
    items on the shared writer (BatchWriteItem of 25, filled across groups);
 4. publishes one digest and records the run.
 
