@@ -44,6 +44,7 @@ from moto import mock_aws
 
 import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
 from benchmarks import reconciler_calls
+from emulator import fake_ssm
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
@@ -53,7 +54,6 @@ from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
 from tagpatch.reconciler import Reconciler
-from tests.fakes import ssm as fake_ssm
 from tests.support.aws import make_dynamodb_writes_atomic
 from tests.support.collector import (
     COLLECTOR_ENV,
@@ -480,7 +480,7 @@ def main() -> None:
         f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         f"- machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
         f"- python: {platform.python_version()}; emulator: moto in-process (moto's ThreadedMotoServer for "
-        "the concurrency run) with tests/fakes/ssm.py",
+        "the concurrency run) with emulator/fake_ssm.py",
         f"- whole run: {total:.0f} s",
         "",
         "## 1. Cold start (import + build dependencies, fresh subprocess)",

@@ -4,9 +4,9 @@ At import time (before any test module creates a client):
 
 * fake AWS credentials, ``AWS_DEFAULT_REGION=us-east-1`` and empty config/credential files, so
   no test can reach or authenticate against real AWS;
-* :mod:`tests.strict_validation` is installed: every botocore client validates each request
+* :mod:`emulator.strict_validation` is installed: every botocore client validates each request
   against the operation's full input shape (max, enum, pattern, unknown members);
-* :mod:`tests.fakes.ssm` is installed: moto's SSM emulator gains the APIs moto 5.2 lacks.
+* :mod:`emulator.fake_ssm` is installed: moto's SSM emulator gains the APIs moto 5.2 lacks.
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDE
 
 from moto import mock_aws  # noqa: E402  (after the environment is made safe)
 
-from tests import strict_validation  # noqa: E402
-from tests.fakes import ssm as fake_ssm  # noqa: E402
+from emulator import fake_ssm, strict_validation  # noqa: E402
 
 strict_validation.install()
 fake_ssm.install()

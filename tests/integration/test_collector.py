@@ -855,7 +855,7 @@ def test_concurrent_containers_alert_each_failure_once_and_boundedly(world: Coll
 # SSM lookup failures
 # --------------------------------------------------------------------------------------------
 def test_a_throttled_lookup_is_retried_and_a_denied_one_fails_only_its_record(world: CollectorWorld) -> None:
-    from tests.fakes import ssm as fake_ssm
+    from emulator import fake_ssm
 
     web, db = world.send_command("web"), world.send_command("db")
     # Given ListCommands throttles once (the client retries), then is denied for the next command

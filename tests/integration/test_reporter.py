@@ -1,4 +1,4 @@
-"""The compliance reporter against moto + the shared SSM fake (tests/fakes/ssm.py), through the handler."""
+"""The compliance reporter against moto + the shared SSM fake (emulator/fake_ssm.py), through the handler."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
+from emulator.fake_ssm import CALLS, inject_faults
 from tagpatch.adapters.compliance_store import ReadFailed
 from tagpatch.handlers.reporter import InvalidEvent, handle
-from tests.fakes.ssm import CALLS, inject_faults
 from tests.support.compliance import DAY1, ReporterWorld, count_items, instance_id, scheduled_event
 
 Loader = Callable[[str], Any]
@@ -131,7 +131,7 @@ def test_a_state_without_optional_counts_and_a_group_without_instances(world: Re
     # Given a registered group with no instances and a managed group whose only state has no counts
     world.register("empty")
     world.manage("sparse")
-    from tests.fakes.ssm import seed_instance_patch_state
+    from emulator.fake_ssm import seed_instance_patch_state
 
     seed_instance_patch_state(
         {

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
+from emulator.fake_ssm import make_instance_patch_state, seed_instance_patch_state
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
@@ -17,7 +18,6 @@ from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
 from tagpatch.config import load_reporter_config
 from tagpatch.reporter import ComplianceReporter
-from tests.fakes.ssm import make_instance_patch_state, seed_instance_patch_state
 from tests.support.aws import CallLog
 
 REPORTER_ENV: dict[str, str] = {

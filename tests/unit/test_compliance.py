@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from emulator.fake_ssm import make_instance_patch_state
 from tagpatch.compliance import (
     SLA_DAYS,
     SUBJECT_MAX_LENGTH,
@@ -26,7 +27,6 @@ from tagpatch.compliance import (
     snapshot_id_for,
     worst_instances,
 )
-from tests.fakes.ssm import make_instance_patch_state
 
 # aws-cli examples (awscli/examples/ssm/*.rst), verbatim: DescribePatchGroupState has no
 # InstancesWithAvailableSecurityUpdates there, and the states carry string timestamps.

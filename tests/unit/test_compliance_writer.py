@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from emulator.fake_ssm import make_instance_patch_state
 from tagpatch.adapters.compliance_store import (
     BACKOFF_CAP_SECONDS,
     SnapshotWriter,
@@ -18,7 +19,6 @@ from tagpatch.adapters.compliance_store import (
     totals_item,
 )
 from tagpatch.compliance import GroupTotals, build_snapshot
-from tests.fakes.ssm import make_instance_patch_state
 
 Item = dict[str, Any]
 
