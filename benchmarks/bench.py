@@ -42,7 +42,6 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
 from benchmarks import reconciler_calls
 from emulator import fake_ssm
 from tagpatch.adapters.clients import RETRY_CONFIG

@@ -14,7 +14,6 @@ from typing import Any
 
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation
 from tagpatch.handlers.collector import handle
 from tests.support.collector import (
     CollectorWorld,

@@ -14,7 +14,6 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TagPatch")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
 from tagpatch.handlers.reconciler import handle
 from tests.support.aws import World
 

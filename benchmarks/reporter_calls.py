@@ -32,7 +32,6 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TagPatch")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
 from emulator.fake_ssm import CALLS
 from tagpatch.handlers.reporter import handle
 from tests.support.compliance import DAY1, ReporterWorld, scheduled_event

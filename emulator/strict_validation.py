@@ -5,7 +5,7 @@ Python types and ``min``. The real services also enforce ``max``, ``enum`` and `
 reject unknown members. This module checks every request a botocore client makes against the
 operation's complete input shape, so that a test fails as the real service would.
 
-Usage (done once, in ``tests/conftest.py``)::
+Usage (done once, by :func:`emulator.sandbox.install` for the tests and the benchmarks)::
 
     from emulator import strict_validation
     strict_validation.install()
