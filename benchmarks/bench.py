@@ -44,6 +44,16 @@ from moto import mock_aws
 
 from benchmarks import reconciler_calls
 from emulator import fake_ssm
+from emulator.scenarios.aws import make_dynamodb_writes_atomic
+from emulator.scenarios.collector import (
+    COLLECTOR_ENV,
+    CollectorWorld,
+    instance_id,
+    invocation,
+    notifications_event,
+)
+from emulator.scenarios.compliance import DAY1, REPORTER_ENV, ReporterWorld, scheduled_event
+from emulator.scenarios.settings import RECONCILER_ENV
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
@@ -53,16 +63,6 @@ from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
 from tagpatch.reconciler import Reconciler
-from tests.support.aws import make_dynamodb_writes_atomic
-from tests.support.collector import (
-    COLLECTOR_ENV,
-    CollectorWorld,
-    instance_id,
-    invocation,
-    notifications_event,
-)
-from tests.support.compliance import DAY1, REPORTER_ENV, ReporterWorld, scheduled_event
-from tests.support.settings import RECONCILER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

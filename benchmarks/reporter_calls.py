@@ -33,8 +33,8 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 from moto import mock_aws
 
 from emulator.fake_ssm import CALLS
+from emulator.scenarios.compliance import DAY1, ReporterWorld, scheduled_event
 from tagpatch.handlers.reporter import handle
-from tests.support.compliance import DAY1, ReporterWorld, scheduled_event
 
 SSM_READS = ("DescribePatchGroups", "DescribePatchGroupState", "DescribeInstancePatchStatesForPatchGroup")
 

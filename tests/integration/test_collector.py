@@ -16,14 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from tagpatch.adapters import commands as commands_adapter
-from tagpatch.handlers.collector import handle
-from tests.support.aws import make_dynamodb_writes_atomic
-from tests.support.collector import (
+from emulator.scenarios.aws import make_dynamodb_writes_atomic
+from emulator.scenarios.collector import (
     BUCKET,
     COLLECTOR_ENV,
-    SAMPLE_COMMAND_ID,
-    SAMPLE_INSTANCES,
     T0,
     CollectorWorld,
     command_summary,
@@ -34,6 +30,9 @@ from tests.support.collector import (
     sqs_event,
     sqs_record,
 )
+from tagpatch.adapters import commands as commands_adapter
+from tagpatch.handlers.collector import handle
+from tests.support.collector import SAMPLE_COMMAND_ID, SAMPLE_INSTANCES
 
 Loader = Callable[[str], Any]
 DAY = 86_400

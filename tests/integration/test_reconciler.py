@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from emulator.scenarios.aws import World
+from emulator.scenarios.settings import PREFIX, STACK
 from tagpatch.adapters.groups import LeaseLost
 from tagpatch.handlers.reconciler import InvalidEvent, handle
-from tests.support.aws import World
-from tests.support.settings import PREFIX, STACK
 
 Loader = Callable[[str], Any]
 

@@ -12,9 +12,10 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from emulator.fake_ssm import CALLS, inject_faults
+from emulator.scenarios.compliance import DAY1, ReporterWorld, instance_id, scheduled_event
 from tagpatch.adapters.compliance_store import ReadFailed
 from tagpatch.handlers.reporter import InvalidEvent, handle
-from tests.support.compliance import DAY1, ReporterWorld, count_items, instance_id, scheduled_event
+from tests.support.compliance import count_items
 
 Loader = Callable[[str], Any]
 SNAP1 = "2025-06-01T06:00:00Z"
@@ -738,9 +739,9 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
 def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from emulator.scenarios.compliance import REPORTER_ENV
     from tagpatch.config import ConfigError, load_reporter_config
     from tagpatch.handlers import reporter as entry
-    from tests.support.compliance import REPORTER_ENV
 
     for name, value in REPORTER_ENV.items():
         monkeypatch.setenv(name, value)

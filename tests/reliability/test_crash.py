@@ -8,12 +8,12 @@ from typing import Any, get_args
 
 import pytest
 
+from emulator.scenarios.aws import World
 from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers.reconciler import handle
 from tagpatch.plan import ActionKind
 from tagpatch.reconciler import Reconciler
 from tests.reliability.test_faults import tag_event
-from tests.support.aws import World
 
 Loader = Callable[[str], Any]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import tagpatch.config
+from emulator.scenarios.collector import COLLECTOR_ENV
 from tagpatch.collector_config import CollectorConfig, ConfigError, load_collector_config
-from tests.support.collector import COLLECTOR_ENV
 
 
 def test_the_configuration_is_still_importable_from_tagpatch_config() -> None:
