@@ -42,8 +42,18 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
 from benchmarks import reconciler_calls
+from emulator import fake_ssm
+from emulator.scenarios.aws import make_dynamodb_writes_atomic
+from emulator.scenarios.collector import (
+    COLLECTOR_ENV,
+    CollectorWorld,
+    instance_id,
+    invocation,
+    notifications_event,
+)
+from emulator.scenarios.compliance import DAY1, REPORTER_ENV, ReporterWorld, scheduled_event
+from emulator.scenarios.settings import RECONCILER_ENV
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
@@ -51,19 +61,7 @@ from tagpatch.adapters.ssm import SsmGateway
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
-from tagpatch.reconciler.config import load_reconciler_config
-from tagpatch.reconciler.core import Reconciler
-from tests.fakes import ssm as fake_ssm
-from tests.support.aws import make_dynamodb_writes_atomic
-from tests.support.collector import (
-    COLLECTOR_ENV,
-    CollectorWorld,
-    instance_id,
-    invocation,
-    notifications_event,
-)
-from tests.support.compliance import DAY1, REPORTER_ENV, ReporterWorld, scheduled_event
-from tests.support.settings import RECONCILER_ENV
+from tagpatch.reconciler import Reconciler
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -480,7 +478,7 @@ def main() -> None:
         f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         f"- machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}",
         f"- python: {platform.python_version()}; emulator: moto in-process (moto's ThreadedMotoServer for "
-        "the concurrency run) with tests/fakes/ssm.py",
+        "the concurrency run) with emulator/fake_ssm.py",
         f"- whole run: {total:.0f} s",
         "",
         "## 1. Cold start (import + build dependencies, fresh subprocess)",

@@ -14,15 +14,14 @@ from typing import Any
 
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation
-from tagpatch.handlers.collector import handle
-from tests.support.collector import (
+from emulator.scenarios.collector import (
     CollectorWorld,
     command_summary,
     instance_id,
     invocation,
     notifications_event,
 )
+from tagpatch.handlers.collector import handle
 
 Row = tuple[str, int, float, int, int, int]
 

@@ -14,9 +14,8 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TagPatch")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
+from emulator.scenarios.aws import World
 from tagpatch.handlers.reconciler import handle
-from tests.support.aws import World
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 

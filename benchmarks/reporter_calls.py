@@ -2,7 +2,7 @@
 
 Run with ``PYTHONPATH=src:. python -m benchmarks.reporter_calls`` (add ``--instances N --groups G``
 for other sizes). Everything runs in-process against moto + the shared SSM fake
-(tests/fakes/ssm.py), so counts are exact and deterministic; wall times are the emulator's, not
+(emulator/fake_ssm.py), so counts are exact and deterministic; wall times are the emulator's, not
 AWS's.
 
 Floors:
@@ -32,10 +32,9 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TagPatch")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 from moto import mock_aws
 
-import tests.conftest  # noqa: F401  - fake credentials, strict validation, SSM fake
+from emulator.fake_ssm import CALLS
+from emulator.scenarios.compliance import DAY1, ReporterWorld, scheduled_event
 from tagpatch.handlers.reporter import handle
-from tests.fakes.ssm import CALLS
-from tests.support.compliance import DAY1, ReporterWorld, scheduled_event
 
 SSM_READS = ("DescribePatchGroups", "DescribePatchGroupState", "DescribeInstancePatchStatesForPatchGroup")
 
@@ -146,7 +145,7 @@ def main() -> None:
     runs, timings = measure(args.instances, args.groups)
     print(
         f"Compliance snapshot of {args.instances:,} instances in {args.groups} groups "
-        f"(moto + tests/fakes/ssm.py, in-process; seeding took {timings['seed']:.1f} s)\n"
+        f"(moto + emulator/fake_ssm.py, in-process; seeding took {timings['seed']:.1f} s)\n"
     )
     for figures in runs:
         print(

@@ -1,7 +1,7 @@
 """Run the real ``template.yaml`` on a local AWS emulator (moto's server, in this process).
 
-Test and demo tooling only: it lives outside ``src/`` so ``sam build`` never ships it, and the
-Lambda code has no branch for it. The parts:
+Test, benchmark and demo tooling only: it lives outside ``src/`` so ``sam build`` never ships it,
+and the Lambda code has no branch for it. The parts:
 
 * :mod:`emulator.moto_ext` - what this tooling adds to moto 5.2: ``events:TestEventPattern``
   (moto's own rule matcher), IAM evaluation at the action level plus the permissions AWS checks
@@ -17,4 +17,11 @@ Lambda code has no branch for it. The parts:
 * :mod:`emulator.flows` - the stack's flows driven through the deployed wiring;
 * :mod:`emulator.permissions` - granted versus used permissions per role;
 * :mod:`emulator.demo` - ``python -m emulator.demo``.
+
+Shared with the tests and the benchmarks (which import nothing from ``tests/``):
+
+* :mod:`emulator.strict_validation` - every request checked against botocore's full model;
+* :mod:`emulator.fake_ssm` - the SSM APIs moto 5.2 lacks;
+* :mod:`emulator.sandbox` - fake credentials, strict validation and the SSM fake in one ``install()``;
+* :mod:`emulator.scenarios` - TagPatch's functions wired to in-process moto (the worlds).
 """

@@ -23,13 +23,13 @@ from typing import Any, Final, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from emulator import strict_validation
 from emulator.deploy import DROPPED, NORMALISED, NOT_REPRODUCED, SKIPPED, Deployment, deploy
+from emulator.fake_ssm import make_instance_patch_state
 from emulator.flows import Email, Flows, RuleDelivery, WindowRun
 from emulator.permissions import RoleUsage, role_usage
 from emulator.runtime import Invocation, LambdaRuntime
 from emulator.server import Emulator
-from tests import strict_validation
-from tests.fakes.ssm import make_instance_patch_state
 
 TAG_KEY: Final = "PatchGroup"
 ALERT_EMAIL: Final = "ops@example.com"

@@ -35,10 +35,10 @@ from typing import Any, Final
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from emulator import fake_ssm
 from emulator.deploy import Deployment
 from emulator.runtime import AsyncOutcome, Invocation, LambdaRuntime
 from emulator.server import Credentials, Emulator
-from tests.fakes import ssm as fake_ssm
 
 EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
 SSM_PRINCIPAL: Final = "ssm.amazonaws.com"

@@ -1,6 +1,6 @@
 """What the emulator adds to moto 5.2.5, installed once and active only while an emulator runs.
 
-moto's server runs in this process, so these patches apply to it exactly as ``tests.fakes.ssm``
+moto's server runs in this process, so these patches apply to it exactly as ``emulator.fake_ssm``
 does. Outside :func:`activate`/:func:`deactivate` every patched method behaves as moto's own, so
 ``mock_aws`` tests in the same process are unaffected.
 

@@ -20,14 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from emulator import demo
+from emulator import demo, strict_validation
 from emulator.deploy import deploy
+from emulator.fake_ssm import make_instance_patch_state
 from emulator.flows import Flows
 from emulator.runtime import LambdaRuntime
 from emulator.server import Emulator
 from tagpatch.cli.app import main as tagpatch
-from tests import strict_validation
-from tests.fakes.ssm import make_instance_patch_state
 
 #: Patch states a week before the demo's: more instances missing patches, so the trend rises.
 EARLIER_STATES: Final[dict[str, dict[str, Any]]] = {

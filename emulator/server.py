@@ -1,6 +1,6 @@
 """moto's server on 127.0.0.1, in this process, with IAM enforced for every request.
 
-In-process so that ``tests.fakes.ssm`` (the SSM APIs moto 5.2 lacks, patched onto moto's SSM
+In-process so that ``emulator.fake_ssm`` (the SSM APIs moto 5.2 lacks, patched onto moto's SSM
 response class) and :mod:`emulator.moto_ext` apply to it, and so that patch states can be seeded
 straight into its SSM backend.
 
@@ -29,8 +29,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 
-from emulator import moto_ext
-from tests.fakes import ssm as fake_ssm
+from emulator import fake_ssm, moto_ext
 
 ACCOUNT_ID: Final = DEFAULT_ACCOUNT_ID
 ADMIN_USER: Final = "tagpatch-emulator-admin"

@@ -1,18 +1,13 @@
 """Suite-wide test setup.
 
-At import time (before any test module creates a client):
-
-* fake AWS credentials, ``AWS_DEFAULT_REGION=us-east-1`` and empty config/credential files, so
-  no test can reach or authenticate against real AWS;
-* :mod:`tests.strict_validation` is installed: every botocore client validates each request
-  against the operation's full input shape (max, enum, pattern, unknown members);
-* :mod:`tests.fakes.ssm` is installed: moto's SSM emulator gains the APIs moto 5.2 lacks.
+At import time (before any test module creates a client or imports TagPatch),
+:func:`emulator.sandbox.install`: fake AWS credentials and region, strict request validation on
+every botocore client, and the SSM fake for the APIs moto 5.2 lacks.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,32 +15,13 @@ from typing import Any
 
 import pytest
 
-_FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    # as the template's Globals set them for every function
-    "POWERTOOLS_SERVICE_NAME": "tagpatch",
-    "POWERTOOLS_METRICS_NAMESPACE": "TagPatch",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-}
-os.environ.update(_FAKE_ENV)
-for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
-    os.environ.pop(_name, None)
+from emulator import sandbox
+
+sandbox.install()
 
 from moto import mock_aws  # noqa: E402  (after the environment is made safe)
 
-from tests import strict_validation  # noqa: E402
-from tests.fakes import ssm as fake_ssm  # noqa: E402
-
-strict_validation.install()
-fake_ssm.install()
+from emulator import fake_ssm  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = REPO_ROOT / "events"

@@ -19,12 +19,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator.deploy import SKIPPED, Deployment, deploy
+from emulator.fake_ssm import make_instance_patch_state
 from emulator.flows import Flows
 from emulator.moto_ext import JOURNAL
 from emulator.permissions import role_usage
 from emulator.runtime import LambdaRuntime
 from emulator.server import Emulator
-from tests.fakes.ssm import make_instance_patch_state
 
 TAG_KEY = "PatchGroup"
 SAMPLE_INVOCATION_KEYS = {

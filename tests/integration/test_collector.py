@@ -16,14 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from tagpatch.adapters import commands as commands_adapter
-from tagpatch.handlers.collector import handle
-from tests.support.aws import make_dynamodb_writes_atomic
-from tests.support.collector import (
+from emulator.scenarios.aws import make_dynamodb_writes_atomic
+from emulator.scenarios.collector import (
     BUCKET,
     COLLECTOR_ENV,
-    SAMPLE_COMMAND_ID,
-    SAMPLE_INSTANCES,
     T0,
     CollectorWorld,
     command_summary,
@@ -34,6 +30,9 @@ from tests.support.collector import (
     sqs_event,
     sqs_record,
 )
+from tagpatch.adapters import commands as commands_adapter
+from tagpatch.handlers.collector import handle
+from tests.support.collector import SAMPLE_COMMAND_ID, SAMPLE_INSTANCES
 
 Loader = Callable[[str], Any]
 DAY = 86_400
@@ -855,7 +854,7 @@ def test_concurrent_containers_alert_each_failure_once_and_boundedly(world: Coll
 # SSM lookup failures
 # --------------------------------------------------------------------------------------------
 def test_a_throttled_lookup_is_retried_and_a_denied_one_fails_only_its_record(world: CollectorWorld) -> None:
-    from tests.fakes import ssm as fake_ssm
+    from emulator import fake_ssm
 
     web, db = world.send_command("web"), world.send_command("db")
     # Given ListCommands throttles once (the client retries), then is denied for the next command

@@ -1,4 +1,4 @@
-"""The shared SSM fake (tests/fakes/ssm.py): APIs moto 5.2 lacks, paging, filters, faults, call log."""
+"""The shared SSM fake (emulator/fake_ssm.py): APIs moto 5.2 lacks, paging, filters, faults, call log."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
-from tests.fakes import ssm as fake_ssm
-from tests.fakes.ssm import CALLS, inject_faults, make_instance_patch_state, seed_instance_patch_state
+from emulator import fake_ssm
+from emulator.fake_ssm import CALLS, inject_faults, make_instance_patch_state, seed_instance_patch_state
 
 REGION = "us-east-1"
 UNKNOWN_WINDOW = "mw-0123456789abcdef0"

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from emulator.scenarios.aws import CallLog
 from tagpatch.adapters.group_names import GroupNames
 from tagpatch.naming import group_slug
-from tests.support.aws import CallLog
 
 TABLE = "tagpatch-groups"
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from emulator.scenarios.aws import World
+from emulator.scenarios.settings import PREFIX, STACK
 from tagpatch.adapters.groups import LeaseLost
 from tagpatch.handlers.reconciler import InvalidEvent, handle
-from tests.support.aws import World
-from tests.support.settings import PREFIX, STACK
 
 Loader = Callable[[str], Any]
 
@@ -560,7 +560,7 @@ def test_failed_reconcile_records_the_reason_releases_the_lease_and_the_retry_co
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from tests.fakes import ssm as fake_ssm
+    from emulator import fake_ssm
 
     # Given SSM refuses the window once with an error botocore does not retry
     world.launch("web")
@@ -577,7 +577,7 @@ def test_failed_reconcile_records_the_reason_releases_the_lease_and_the_retry_co
 
 
 def test_throttling_is_retried_with_backoff_and_converges(world: World, load_event: Loader) -> None:
-    from tests.fakes import ssm as fake_ssm
+    from emulator import fake_ssm
 
     world.launch("web")
     fake_ssm.inject_faults(
@@ -629,7 +629,7 @@ def test_held_lease_defers_and_an_expired_one_is_taken_over(world: World, load_e
 
 
 def test_one_failing_group_does_not_stop_the_scheduled_run(world: World, load_event: Loader) -> None:
-    from tests.fakes import ssm as fake_ssm
+    from emulator import fake_ssm
 
     world.launch("db")
     world.launch("web")

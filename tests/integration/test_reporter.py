@@ -1,4 +1,4 @@
-"""The compliance reporter against moto + the shared SSM fake (tests/fakes/ssm.py), through the handler."""
+"""The compliance reporter against moto + the shared SSM fake (emulator/fake_ssm.py), through the handler."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
+from emulator.fake_ssm import CALLS, inject_faults
+from emulator.scenarios.compliance import DAY1, ReporterWorld, instance_id, scheduled_event
 from tagpatch.adapters.compliance_store import ReadFailed
 from tagpatch.handlers.reporter import InvalidEvent, handle
-from tests.fakes.ssm import CALLS, inject_faults
-from tests.support.compliance import DAY1, ReporterWorld, count_items, instance_id, scheduled_event
+from tests.support.compliance import count_items
 
 Loader = Callable[[str], Any]
 SNAP1 = "2025-06-01T06:00:00Z"
@@ -131,7 +132,7 @@ def test_a_state_without_optional_counts_and_a_group_without_instances(world: Re
     # Given a registered group with no instances and a managed group whose only state has no counts
     world.register("empty")
     world.manage("sparse")
-    from tests.fakes.ssm import seed_instance_patch_state
+    from emulator.fake_ssm import seed_instance_patch_state
 
     seed_instance_patch_state(
         {
@@ -738,10 +739,9 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
 def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from emulator.scenarios.compliance import REPORTER_ENV
+    from tagpatch.config import ConfigError, load_reporter_config
     from tagpatch.handlers import reporter as entry
-    from tagpatch.models.environment import ConfigError
-    from tagpatch.reporter.config import load_reporter_config
-    from tests.support.compliance import REPORTER_ENV
 
     for name, value in REPORTER_ENV.items():
         monkeypatch.setenv(name, value)

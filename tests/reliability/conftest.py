@@ -8,9 +8,9 @@ import boto3
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 
+from emulator.scenarios.aws import World
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tests.reliability.faults import WireFaults
-from tests.support.aws import World
 
 
 @pytest.fixture

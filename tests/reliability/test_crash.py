@@ -8,12 +8,12 @@ from typing import Any, get_args
 
 import pytest
 
+from emulator.scenarios.aws import World
 from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers.reconciler import handle
 from tagpatch.reconciler.core import Reconciler
 from tagpatch.reconciler.plan import ActionKind
 from tests.reliability.test_faults import tag_event
-from tests.support.aws import World
 
 Loader = Callable[[str], Any]
 

@@ -11,12 +11,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from emulator.scenarios.aws import World
+from emulator.scenarios.collector import CollectorWorld, instance_id, invocation, notifications_event
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers.reconciler import handle
 from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
 from tests.reliability.test_faults import tag_event
-from tests.support.aws import World
-from tests.support.collector import CollectorWorld, instance_id, invocation, notifications_event
 
 Loader = Callable[[str], Any]
 

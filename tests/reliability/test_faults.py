@@ -11,15 +11,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from emulator.scenarios.aws import World
+from emulator.scenarios.collector import CollectorWorld, instance_id, invocation, notifications_event
+from emulator.scenarios.compliance import ReporterWorld, scheduled_event
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
 from tests.reliability.faults import WireFaults
-from tests.support.aws import World
-from tests.support.collector import CollectorWorld, instance_id, invocation, notifications_event
-from tests.support.compliance import ReporterWorld, scheduled_event
 
 Loader = Callable[[str], Any]
 

@@ -19,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emulator.scenarios.aws import World
+from emulator.scenarios.collector import CollectorWorld, sqs_record
+from emulator.scenarios.compliance import ReporterWorld
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
 from tagpatch.models.notifications import MalformedMessage, parse_record
-from tests.support.aws import World
-from tests.support.collector import CollectorWorld, sqs_record
-from tests.support.compliance import ReporterWorld
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SETTINGS = settings(

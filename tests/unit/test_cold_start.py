@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from emulator.scenarios.collector import COLLECTOR_ENV
+from emulator.scenarios.compliance import REPORTER_ENV
+from emulator.scenarios.settings import RECONCILER_ENV
 from tagpatch.observability import TRACE_AWS_CALLS_ENV, trace_handler
-from tests.support.collector import COLLECTOR_ENV
-from tests.support.compliance import REPORTER_ENV
-from tests.support.settings import RECONCILER_ENV
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 EXPENSIVE = ("aws_xray_sdk", "aws_lambda_powertools.utilities.parser")

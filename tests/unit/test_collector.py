@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from emulator.scenarios.collector import COLLECTOR_ENV
 from tagpatch.adapters.alerts import MAX_MESSAGE_BYTES, safe_message, safe_subject
 from tagpatch.collector.alerts import (
     MAX_LISTED,
@@ -33,7 +34,7 @@ from tagpatch.models.run_status import (
     stamp,
     supersedes,
 )
-from tests.support.collector import COLLECTOR_ENV
+from tagpatch.config import ConfigError, load_collector_config
 
 COMMAND = "a8c7e76f-15f1-4c33-9052-0123456789ab"
 CONTEXT = CommandContext(COMMAND, "web", "amzn-s3-demo-bucket", "patch-output/web")

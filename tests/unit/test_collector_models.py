@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from emulator.scenarios.collector import command_summary, invocation, sns_body, sqs_record
+from tagpatch.collector import RunStatus
 from tagpatch.models.notifications import (
     MAX_BODY_BYTES,
     MAX_SNS_MESSAGE_BYTES,
@@ -20,15 +22,7 @@ from tagpatch.models.notifications import (
     parse_notification,
     parse_record,
 )
-from tagpatch.models.run_status import RunStatus
-from tests.support.collector import (
-    SAMPLE_COMMAND_ID,
-    build_sample_events,
-    command_summary,
-    invocation,
-    sns_body,
-    sqs_record,
-)
+from tests.support.collector import SAMPLE_COMMAND_ID, build_sample_events
 
 # Verbatim from the SSM User Guide, "Example Amazon SNS notifications for AWS Systems Manager".
 SAMPLE_COMMAND_INSTANCE_IDS = """{

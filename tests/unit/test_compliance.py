@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tagpatch.reporter.compliance import (
+from emulator.fake_ssm import make_instance_patch_state
+from tagpatch.compliance import (
     SLA_DAYS,
     SUBJECT_MAX_LENGTH,
     GroupOutcome,
@@ -26,7 +27,6 @@ from tagpatch.reporter.compliance import (
     snapshot_id_for,
     worst_instances,
 )
-from tests.fakes.ssm import make_instance_patch_state
 
 # aws-cli examples (awscli/examples/ssm/*.rst), verbatim: DescribePatchGroupState has no
 # InstancesWithAvailableSecurityUpdates there, and the states carry string timestamps.

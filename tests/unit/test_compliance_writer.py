@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from emulator.fake_ssm import make_instance_patch_state
 from tagpatch.adapters.compliance_store import (
     BACKOFF_CAP_SECONDS,
     SnapshotWriter,
@@ -17,8 +18,7 @@ from tagpatch.adapters.compliance_store import (
     run_item,
     totals_item,
 )
-from tagpatch.reporter.compliance import GroupTotals, build_snapshot
-from tests.fakes.ssm import make_instance_patch_state
+from tagpatch.compliance import GroupTotals, build_snapshot
 
 Item = dict[str, Any]
 

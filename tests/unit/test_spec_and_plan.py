@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from tagpatch.reconciler.plan import plan_target, plan_task, plan_window
-from tagpatch.reconciler.spec import GroupSpec, build_spec
-from tests.support.settings import BUCKET, NOTIFY_ROLE, STACK, TOPIC, WINDOW_ROLE, default_settings
+from emulator.scenarios.settings import BUCKET, NOTIFY_ROLE, STACK, TOPIC, WINDOW_ROLE
+from tagpatch.plan import plan_target, plan_task, plan_window
+from tagpatch.spec import GroupSpec, build_spec
+from tests.support.settings import default_settings
 
 
 def spec_for(group: str = "web", **override: Any) -> GroupSpec:

@@ -1,4 +1,4 @@
-"""Strict request validation (tests/strict_validation.py) against botocore's full service model."""
+"""Strict request validation (emulator/strict_validation.py) against botocore's full service model."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from botocore.model import StringShape
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tests import strict_validation
-from tests.fakes import ssm as fake_ssm
-from tests.strict_validation import StrictValidationError, validate_request
+from emulator import fake_ssm, strict_validation
+from emulator.strict_validation import StrictValidationError, validate_request
 
 SSM = botocore.session.get_session().get_service_model("ssm")
 WINDOW_ID = "mw-0123456789abcdef0"

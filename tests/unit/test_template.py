@@ -784,7 +784,7 @@ def test_collector_function_settings(resources: Resources) -> None:
     assert (ROOT / "src" / "tagpatch" / "handlers" / "collector.py").is_file()
     # Every variable the function reads is set, and nothing else (AWS_REGION comes from Lambda)
     assert set(props["Environment"]["Variables"]) == COLLECTOR_ENVIRONMENT
-    from tests.support.collector import COLLECTOR_ENV
+    from emulator.scenarios.collector import COLLECTOR_ENV
 
     assert set(COLLECTOR_ENV) - {"AWS_REGION"} == COLLECTOR_ENVIRONMENT
 
@@ -812,7 +812,7 @@ def test_collector_parameters(template: dict[str, Any]) -> None:
 
 
 def test_command_status_table_is_the_one_the_tests_create(resources: Resources) -> None:
-    from tests.support.collector import TABLE_ATTRIBUTES, TABLE_INDEXES, TABLE_KEY_SCHEMA
+    from emulator.scenarios.collector import TABLE_ATTRIBUTES, TABLE_INDEXES, TABLE_KEY_SCHEMA
 
     props = _props(resources["CommandStatusTable"])
 
@@ -927,7 +927,7 @@ def test_reporter_function_settings(resources: Resources) -> None:
     assert (ROOT / "src" / "tagpatch" / "handlers" / "reporter.py").is_file()
     # Every variable the function reads is set, and nothing else
     assert set(props["Environment"]["Variables"]) == REPORTER_ENVIRONMENT
-    from tests.support.compliance import REPORTER_ENV
+    from emulator.scenarios.compliance import REPORTER_ENV
 
     assert set(REPORTER_ENV) == REPORTER_ENVIRONMENT
 
@@ -959,7 +959,7 @@ def test_reporter_parameters(template: dict[str, Any]) -> None:
 
 
 def test_compliance_table_is_the_one_the_tests_create(resources: Resources) -> None:
-    from tests.support.compliance import COMPLIANCE_ATTRIBUTES, COMPLIANCE_KEY_SCHEMA
+    from emulator.scenarios.compliance import COMPLIANCE_ATTRIBUTES, COMPLIANCE_KEY_SCHEMA
 
     props = _props(resources["ComplianceTable"])
 

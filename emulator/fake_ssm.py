@@ -59,7 +59,7 @@ from moto.ssm.models import (
 )
 from moto.ssm.responses import SimpleSystemManagerResponse
 
-from tests.strict_validation import validate_shape
+from emulator.strict_validation import validate_shape
 
 __all__ = [
     "CALLS",
@@ -779,7 +779,10 @@ def make_instance_patch_state(
     reboot_option: str | None = "RebootIfNeeded",
 ) -> dict[str, Any]:
     """Build a valid ``InstancePatchState`` dict (the operation took 10 minutes, ending at ``end_time``)."""
-    end = parse_to_aware_datetime(end_time) if end_time is not None else _now().replace(microsecond=0)
+    if end_time is None:
+        end = _now().replace(microsecond=0)
+    else:  # as parse_to_aware_datetime treats a datetime: naive means UTC
+        end = end_time if end_time.tzinfo is not None else end_time.replace(tzinfo=UTC)
     state: dict[str, Any] = {
         "InstanceId": instance_id,
         "PatchGroup": patch_group,
@@ -845,7 +848,7 @@ def reset_calls() -> None:
 
 def _fault_response(self: SimpleSystemManagerResponse, action: str, code: str) -> Any:
     status = FAULT_STATUS.get(code, 400)
-    body = json.dumps({"__type": code, "message": f"Injected {code} for {action} (tests.fakes.ssm)"})
+    body = json.dumps({"__type": code, "message": f"Injected {code} for {action} (emulator.fake_ssm)"})
     headers = dict(self.response_headers)
     headers.update(
         {"Content-Type": "application/x-amz-json-1.1", "X-Amzn-Errortype": code, "status": str(status)}

@@ -1,4 +1,4 @@
-"""A moto-backed TagPatch world for integration tests: clients, table, instances, call counts."""
+"""The reconciler wired to moto: clients, groups table, instances, call counts."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 from moto.dynamodb.models import DynamoDBBackend
 
+from emulator.scenarios.settings import RECONCILER_ENV
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.reconciler.config import load_reconciler_config
-from tagpatch.reconciler.core import Reconciler
-from tests.support.settings import RECONCILER_ENV
+from tagpatch.config import load_reconciler_config
+from tagpatch.reconciler import Reconciler
 
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Register", "Deregister", "Add", "Put", "Remove")
 _ATOMIC = threading.RLock()
@@ -135,8 +136,6 @@ class World:
 
     def record(self, group: str) -> dict[str, Any]:
         item = self.ddb.get_item(TableName=self.env["GROUPS_TABLE_NAME"], Key={"group": {"S": group}})["Item"]
-        from boto3.dynamodb.types import TypeDeserializer
-
         return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
 
 

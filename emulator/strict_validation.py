@@ -5,9 +5,9 @@ Python types and ``min``. The real services also enforce ``max``, ``enum`` and `
 reject unknown members. This module checks every request a botocore client makes against the
 operation's complete input shape, so that a test fails as the real service would.
 
-Usage (done once, in ``tests/conftest.py``)::
+Usage (done once, by :func:`emulator.sandbox.install` for the tests and the benchmarks)::
 
-    from tests import strict_validation
+    from emulator import strict_validation
     strict_validation.install()
 
 Every client created afterwards (``boto3.client``, ``boto3.resource``, ``boto3.Session().client``,
@@ -38,12 +38,12 @@ import decimal
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import botocore.session
 import regex
 from botocore.exceptions import ParamValidationError
-from botocore.model import OperationModel, Shape
+from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
 __all__ = [
     "EXEMPT_OPERATIONS",
@@ -84,7 +84,7 @@ class _Switch:
 _SWITCH = _Switch()
 
 
-class StrictValidationError(ParamValidationError):  # type: ignore[misc]  # botocore is untyped
+class StrictValidationError(ParamValidationError):
     """A request broke a rule of the operation's input shape that botocore does not check itself.
 
     ``operation`` is ``"<service>.<Operation>"``; ``violations`` lists one message per broken rule,
@@ -139,7 +139,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _type_ok(type_name: str, value: Any) -> tuple[bool, str]:
-    if type_name == "structure" or type_name == "map":
+    if type_name in {"structure", "map"}:
         return isinstance(value, Mapping), "a dict"
     if type_name == "list":
         return isinstance(value, list | tuple), "a list"
@@ -194,13 +194,13 @@ def _validate(shape: Shape, value: Any, path: str, out: list[str]) -> None:
         _validate_structure(shape, value, path, out)
     elif type_name == "list":
         out.extend(f"{where}: {m}" for m in _check_range("list length", len(value), meta))
-        member = shape.member
+        member = cast(ListShape, shape).member
         for index, item in enumerate(value):
             _validate(member, item, f"{path}[{index}]", out)
     elif type_name == "map":
         out.extend(f"{where}: {m}" for m in _check_range("map size", len(value), meta))
-        key_shape = shape.key
-        value_shape = shape.value
+        key_shape = cast(MapShape, shape).key
+        value_shape = cast(MapShape, shape).value
         for key, item in value.items():
             key_errors: list[str] = []
             _validate(key_shape, key, "", key_errors)
@@ -215,7 +215,7 @@ def _validate(shape: Shape, value: Any, path: str, out: list[str]) -> None:
 
 def _validate_structure(shape: Shape, value: Mapping[str, Any], path: str, out: list[str]) -> None:
     where = path or "<input>"
-    members: Mapping[str, Shape] = shape.members
+    members: Mapping[str, Shape] = cast(StructureShape, shape).members
     for name in shape.required_members:
         if name not in value or value[name] is None:
             out.append(f"{_join(path, name)}: required member is missing")
@@ -313,7 +313,7 @@ def install(session_or_none: Any = None) -> None:
     current = botocore.session.Session.create_client
     if getattr(current, _MARKER, False):
         return
-    botocore.session.Session.create_client = _wrap_create_client(current)
+    setattr(botocore.session.Session, "create_client", _wrap_create_client(current))  # noqa: B010
 
 
 def uninstall() -> None:
@@ -321,5 +321,5 @@ def uninstall() -> None:
     _SWITCH.active = False
     current = botocore.session.Session.create_client
     while getattr(current, _MARKER, False):
-        current = current.__wrapped__
-    botocore.session.Session.create_client = current
+        current = getattr(current, "__wrapped__")  # noqa: B009
+    setattr(botocore.session.Session, "create_client", current)  # noqa: B010

@@ -1,1 +1,0 @@
-"""Test doubles shared by the whole suite (see ``tests/fakes/ssm.py``)."""
