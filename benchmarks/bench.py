@@ -61,7 +61,8 @@ from tagpatch.adapters.ssm import SsmGateway
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
-from tagpatch.reconciler import Reconciler
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.core import Reconciler
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

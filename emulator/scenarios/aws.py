@@ -15,8 +15,8 @@ from emulator.scenarios.settings import RECONCILER_ENV
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.config import load_reconciler_config
-from tagpatch.reconciler import Reconciler
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.core import Reconciler
 
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Register", "Deregister", "Add", "Put", "Remove")
 _ATOMIC = threading.RLock()

@@ -24,8 +24,8 @@ from tagpatch.adapters.alerts import AlertPublisher, FlushQueue
 from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.adapters.group_names import GroupNames
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
-from tagpatch.collector import StatusCollector
-from tagpatch.collector_config import load_collector_config
+from tagpatch.collector.config import load_collector_config
+from tagpatch.collector.core import StatusCollector
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

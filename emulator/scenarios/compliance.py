@@ -16,8 +16,8 @@ from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
-from tagpatch.config import load_reporter_config
-from tagpatch.reporter import ComplianceReporter
+from tagpatch.reporter.config import load_reporter_config
+from tagpatch.reporter.core import ComplianceReporter
 
 REPORTER_ENV: dict[str, str] = {
     "TAG_KEY": "PatchGroup",

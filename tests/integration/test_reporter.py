@@ -740,8 +740,9 @@ def test_lambda_entry_point_fails_clearly_on_a_missing_setting(
     aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from emulator.scenarios.compliance import REPORTER_ENV
-    from tagpatch.config import ConfigError, load_reporter_config
     from tagpatch.handlers import reporter as entry
+    from tagpatch.models.environment import ConfigError
+    from tagpatch.reporter.config import load_reporter_config
 
     for name, value in REPORTER_ENV.items():
         monkeypatch.setenv(name, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.scenarios.settings import RECONCILER_ENV
-from tagpatch.settings import GroupSettings, parse_settings
+from tagpatch.reconciler.settings import GroupSettings, parse_settings
 
 
 def default_settings(**override: Any) -> GroupSettings:

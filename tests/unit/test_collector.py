@@ -34,7 +34,6 @@ from tagpatch.models.run_status import (
     stamp,
     supersedes,
 )
-from tagpatch.config import ConfigError, load_collector_config
 
 COMMAND = "a8c7e76f-15f1-4c33-9052-0123456789ab"
 CONTEXT = CommandContext(COMMAND, "web", "amzn-s3-demo-bucket", "patch-output/web")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-import tagpatch.config
 from emulator.scenarios.collector import COLLECTOR_ENV
-from tagpatch.collector_config import CollectorConfig, ConfigError, load_collector_config
+from tagpatch.collector.config import ConfigError, load_collector_config
 
 
 def test_the_environment_is_read_into_typed_frozen_settings() -> None:

@@ -11,7 +11,6 @@ import pytest
 from pydantic import ValidationError
 
 from emulator.scenarios.collector import command_summary, invocation, sns_body, sqs_record
-from tagpatch.collector import RunStatus
 from tagpatch.models.notifications import (
     MAX_BODY_BYTES,
     MAX_SNS_MESSAGE_BYTES,
@@ -22,6 +21,7 @@ from tagpatch.models.notifications import (
     parse_notification,
     parse_record,
 )
+from tagpatch.models.run_status import RunStatus
 from tests.support.collector import SAMPLE_COMMAND_ID, build_sample_events
 
 # Verbatim from the SSM User Guide, "Example Amazon SNS notifications for AWS Systems Manager".

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from emulator.fake_ssm import make_instance_patch_state
-from tagpatch.compliance import (
+from tagpatch.reporter.compliance import (
     SLA_DAYS,
     SUBJECT_MAX_LENGTH,
     GroupOutcome,

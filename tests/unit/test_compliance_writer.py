@@ -18,7 +18,7 @@ from tagpatch.adapters.compliance_store import (
     run_item,
     totals_item,
 )
-from tagpatch.compliance import GroupTotals, build_snapshot
+from tagpatch.reporter.compliance import GroupTotals, build_snapshot
 
 Item = dict[str, Any]
 

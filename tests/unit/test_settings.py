@@ -1,8 +1,9 @@
 import pytest
 
 from emulator.scenarios.settings import RECONCILER_ENV
-from tagpatch.config import ConfigError, load_reconciler_config
-from tagpatch.settings import InvalidSettings, parse_override
+from tagpatch.models.environment import ConfigError
+from tagpatch.reconciler.config import load_reconciler_config
+from tagpatch.reconciler.settings import InvalidSettings, parse_override
 from tests.support.settings import default_settings
 
 

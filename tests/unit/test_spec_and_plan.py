@@ -3,8 +3,8 @@
 from typing import Any
 
 from emulator.scenarios.settings import BUCKET, NOTIFY_ROLE, STACK, TOPIC, WINDOW_ROLE
-from tagpatch.plan import plan_target, plan_task, plan_window
-from tagpatch.spec import GroupSpec, build_spec
+from tagpatch.reconciler.plan import plan_target, plan_task, plan_window
+from tagpatch.reconciler.spec import GroupSpec, build_spec
 from tests.support.settings import default_settings
 
 
