@@ -52,8 +52,9 @@ EPILOG = """exit codes:
   4  stack or group not found
   5  nothing recorded yet (empty tables)
 
-AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION, --endpoint-url/AWS_ENDPOINT_URL
-(e.g. the local emulator), --stack/TAGPATCH_STACK (default tagpatch)."""
+AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION (else AWS_DEFAULT_REGION or the
+profile's region), --endpoint-url/AWS_ENDPOINT_URL (e.g. the local emulator),
+--stack/TAGPATCH_STACK (default tagpatch)."""
 
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -291,7 +292,11 @@ def _aws_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument("--profile", default=default(None), help="AWS profile (default: AWS_PROFILE)")
-    parser.add_argument("--region", default=default(None), help="AWS region (default: AWS_REGION)")
+    parser.add_argument(
+        "--region",
+        default=default(None),
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION or the profile's region)",
+    )
     parser.add_argument(
         "--endpoint-url",
         default=default(None),
