@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -362,3 +363,21 @@ def test_the_region_flag_wins_over_aws_region(stack: OperatorStack, monkeypatch:
     code, out, err = _main_with_environment(stack, monkeypatch, env, ["groups", "--region", "us-east-1"])
     assert code == 0, err
     assert {row[0] for row in _rows(out)} == GROUPS
+
+
+def test_no_region_says_the_region_is_missing_and_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given credentials but no region anywhere (no variables, an empty config file)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    out, err = io.StringIO(), io.StringIO()
+
+    # When any command runs
+    code = main(["--endpoint-url", "http://127.0.0.1:9", "groups"], out=out, err=err)
+
+    # Then it exits 3 and names the missing region and the ways to set it, not the credentials
+    message = err.getvalue()
+    assert code == 3
+    assert "no AWS region" in message
+    assert all(way in message for way in ("--region", "AWS_REGION", "aws configure"))
+    assert "credentials" not in message

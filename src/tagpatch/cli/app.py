@@ -55,6 +55,10 @@ EPILOG = """exit codes:
 AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION (else AWS_DEFAULT_REGION or the
 profile's region), --endpoint-url/AWS_ENDPOINT_URL (e.g. the local emulator),
 --stack/TAGPATCH_STACK (default tagpatch)."""
+NO_REGION = (
+    "no AWS region: pass --region (e.g. --region eu-west-1), set AWS_REGION, "
+    "or run `aws configure` to give your profile one"
+)
 
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -390,7 +394,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except OSError as error:
         print(f"tagpatch: cannot write {args.output}: {error}", file=err)
         return EXIT_FAILED
-    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as error:
+    except NoRegionError:
+        print(f"tagpatch: {NO_REGION}", file=err)
+        return EXIT_NO_CREDENTIALS
+    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound) as error:
         print(f"tagpatch: no usable AWS credentials: {error}", file=err)
         return EXIT_NO_CREDENTIALS
     except (StackNotFound, NotFound) as error:
