@@ -381,3 +381,27 @@ def test_no_region_says_the_region_is_missing_and_how_to_set_it(monkeypatch: pyt
     assert "no AWS region" in message
     assert all(way in message for way in ("--region", "AWS_REGION", "aws configure"))
     assert "credentials" not in message
+
+
+def test_groups_help_shows_a_single_percent_sign(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the operator reads the top-level and the groups help
+    texts = []
+    for argv in (["--help"], ["groups", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        texts.append(capsys.readouterr().out)
+
+    # Then both say "compliance %" with no doubled sign
+    for text in texts:
+        assert "compliance %" in " ".join(text.split())
+        assert "%%" not in text
+
+
+def test_report_help_explains_each_format(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    options = text.rsplit("--format {table,csv,json,html}", 1)[1]  # the options list, not the usage
+    described = options.split("--output OUTPUT", 1)[0]
+    assert "(default: table)" in described
+    assert all(name in described for name in ("csv", "json", "html"))

@@ -330,14 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
             parents=[common],
-            help=summary,
+            help=summary.replace("%", "%%"),  # a help string is %-formatted, a description is not
             description=summary,
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     groups = command(
-        "groups", "Every managed group: window schedule, next run, instances, last run, compliance %%."
+        "groups", "Every managed group: window schedule, next run, instances, last run, compliance %."
     )
     groups.add_argument("--group", help="one group only")
     groups.set_defaults(run=cmd_groups)
@@ -349,7 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command("report", "Latest compliance snapshot and trend per group.")
     report.add_argument("--group", help="one group only")
-    report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    report.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "html"),
+        default="table",
+        help="table: latest snapshot and change per group; csv, json: every snapshot (the trend); "
+        "html: a self-contained page with the trend chart, best with --output (default: table)",
+    )
     report.add_argument("--output", "-o", help="write to this file instead of stdout")
     report.set_defaults(run=cmd_report)
 
