@@ -70,8 +70,9 @@ test: .venv lint typecheck validate build chromium security
 	$(BIN)/pytest --cov=src/tagpatch --cov-fail-under=90
 
 # TagPatch end to end on a local AWS emulator (moto's server on 127.0.0.1): no AWS account needed.
+# `make demo DEMO_ARGS=--verbose` adds the least-privilege detail per role.
 demo: .venv
-	PYTHONPATH=src:. $(BIN)/python -m emulator.demo
+	PYTHONPATH=src:. $(BIN)/python -m emulator.demo $(DEMO_ARGS)
 
 # The `tagpatch` operator CLI run against the demo stack on the emulator (the README's output).
 operator: .venv

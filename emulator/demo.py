@@ -6,15 +6,19 @@ service APIs), launches a small fleet in three patch groups and drives the real 
 deployed wiring: tag changes through the deployed EventBridge rule, the scheduled reconcile, a
 settings override, an on-demand plan, one maintenance window run per group whose Run Command
 notifications travel NotificationTopic -> StatusQueue -> the status collector, patch states
-reported to Patch Manager and the compliance snapshot. Then it prints what an operator would look
-at, and which permissions each role was granted but the flows never used.
+reported to Patch Manager and the compliance snapshot. Then it prints what happened, one line per
+flow, then the timed steps, what an operator would look at, and what moto's CloudFormation skipped;
+``--verbose`` adds which permissions each role was granted but the flows never used.
 
 No AWS account or network access is needed; nothing outlives the process.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +51,8 @@ PATCH_STATES: Final[dict[str, dict[str, Any]]] = {
     "batch-1": {"missing": 2, "security": 1},
 }
 _DESERIALIZER: Final = TypeDeserializer()
+MADE_BY_API: Final = "Made through service APIs because moto's CloudFormation did not"
+LEAST_PRIVILEGE: Final = "Least privilege: granted but never used by these flows"
 
 
 @dataclass
@@ -62,17 +68,39 @@ class DemoResult:
 
 
 class Printer:
-    """Progress lines with the elapsed time, then the operator views."""
+    """The flows' outcomes and timed steps, kept until the run ends; then the operator views.
 
-    def __init__(self, out: TextIO) -> None:
+    ``step``/``detail`` lines go to :attr:`log` (printed after the summary of :attr:`outcomes`);
+    with a ``progress`` stream (a terminal), each step also shows there on one overwritten line.
+    """
+
+    def __init__(self, out: TextIO, progress: TextIO | None = None) -> None:
         self.out = out
+        self.progress = progress
+        self.log = io.StringIO()
+        self.outcomes: list[tuple[str, str]] = []
+        self.log_shown = False
         self.started = time.perf_counter()
 
     def step(self, text: str) -> None:
-        print(f"[{time.perf_counter() - self.started:5.1f}s] {text}", file=self.out, flush=True)
+        line = f"[{time.perf_counter() - self.started:5.1f}s] {text}"
+        print(line, file=self.log)
+        if self.progress is not None:
+            width = shutil.get_terminal_size().columns - 1
+            self.progress.write(f"\r\033[K{line[:width]}")
+            self.progress.flush()
 
     def detail(self, text: str) -> None:
-        print(f"         {text}", file=self.out, flush=True)
+        print(f"         {text}", file=self.log)
+
+    def outcome(self, flow: str, text: str) -> None:
+        """One line of the summary printed first: what ``flow`` ended with."""
+        self.outcomes.append((flow, text))
+
+    def end_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.write("\r\033[K")
+            self.progress.flush()
 
     def section(self, title: str) -> None:
         print(f"\n== {title} " + "=" * max(0, 92 - len(title)), file=self.out)
@@ -91,16 +119,17 @@ class Printer:
                 self.line("  " + "  ".join("-" * width for width in widths))
 
 
-def _summary(delivery: RuleDelivery) -> str:
+def _summary(delivery: RuleDelivery, *, brief: bool = False) -> str:
     if delivery.outcome is None:
         return f"refused by the function's resource policy ({delivery.refused})"
     last = delivery.outcome.last
     if not last.ok:
         return f"FAILED after {len(delivery.outcome.attempts)} attempts: {last.describe_error()}"
-    return _groups_line(last.result)
+    return _groups_line(last.result, brief=brief)
 
 
-def _groups_line(result: Any) -> str:
+def _groups_line(result: Any, *, brief: bool = False) -> str:
+    """``group status (actions) - reasons`` per group; ``brief``: action names and the first reason."""
     groups = result.get("groups", []) if isinstance(result, dict) else []
     if not groups:
         return json.dumps(result)[:200]
@@ -108,6 +137,10 @@ def _groups_line(result: Any) -> str:
     for group in groups:
         actions = [str(a).split(" (")[0] for a in group.get("actions", [])]
         reasons = "; ".join(group.get("reasons", []))
+        if brief:
+            actions = [action.split(" ")[0] for action in actions]
+            more = len(group.get("reasons", [])) - 1
+            reasons = reasons.split("; ")[0] + (f" (+{more} more)" if more > 0 else "")
         text = f"{group['group']} {group['status']}"
         if actions:
             text += f" ({', '.join(actions)})"
@@ -121,58 +154,74 @@ def _rule_short(name: str, stack: str) -> str:
     return name.removeprefix(f"{stack}-").rsplit("-", 1)[0]
 
 
-def run(out: TextIO = sys.stdout) -> DemoResult:
-    printer = Printer(out)
+def run(out: TextIO = sys.stdout, *, verbose: bool = False, progress: TextIO | None = None) -> DemoResult:
+    """Drive every flow, then print what happened first, the timed steps and the operator views.
+
+    ``verbose`` adds the least-privilege detail per role; ``progress`` (a terminal) shows the
+    steps as they run.
+    """
+    printer = Printer(out, progress)
     strict_validation.install()  # every request checked against botocore's full model, as in the tests
-    with Emulator() as emulator:
-        printer.step(
-            f"moto server on {emulator.endpoint_url} (in this process); IAM enforced for every request, "
-            f"the deploy and drivers sign as IAM user {emulator.admin.principal.rsplit('/', 1)[-1]}"
-        )
-        fleet, groups = _launch_fleet(emulator)
-        printer.step(
-            f"fleet: {len(fleet)} EC2 instances in {len(groups)} groups ("
-            + ", ".join(f"{g} x{len(ids)}" for g, ids in groups.items())
-            + f"); {', '.join(PRE_TAGGED)} tagged {TAG_KEY} at launch, before TagPatch exists"
-        )
-        deployment = deploy(emulator, parameters={"AlertEmail": ALERT_EMAIL})
-        by_cfn = sum(1 for r in deployment.resources.values() if r.made_by == "cloudformation")
-        skipped = deployment.changes(SKIPPED)
-        printer.step(
-            f"template.yaml deployed as stack {deployment.stack_name} (SAM-translated, CreateStack): "
-            f"{len(deployment.resources)} resources, {by_cfn} by CloudFormation, "
-            f"{len(skipped)} skipped by moto and made through their APIs:"
-        )
-        for change in skipped:
-            printer.detail(f"- {change.line()}")
-        fixes = deployment.changes(DROPPED) + deployment.changes(NORMALISED)
-        printer.detail(
-            f"+ {len(fixes)} property fixes through the API (dropped by moto's CloudFormation or stored "
-            "unreadably; listed at the end)"
-        )
-        result = DemoResult(deployment, fleet, groups)
-        runtime = LambdaRuntime(emulator, deployment)
-        flows = Flows(emulator, deployment, runtime)
-        flows.subscribe_inbox()
-        _reconcile(printer, flows, deployment, groups)
-        if deployment.has("StatusCollectorFunction"):
-            _window_runs(printer, flows, result)
-        else:
-            printer.step("no StatusCollectorFunction in template.yaml yet: window runs are not collected")
-        if deployment.has("ComplianceReporterFunction"):
-            _compliance(printer, flows, result)
-        else:
-            printer.step("no ComplianceReporterFunction in template.yaml yet: no compliance snapshot")
-        result.emails = flows.read_inbox()
-        result.usage = _usage(emulator, deployment, runtime)
-        result.failed_invocations = [inv for inv in runtime.invocations if not inv.ok]
-        _views(printer, emulator, flows, result)
-        result.seconds = time.perf_counter() - printer.started
-        printer.line(
-            f"\nDone in {result.seconds:.1f} s. Nothing was sent anywhere: "
-            "the emulator stops with this process."
-        )
+    try:
+        with Emulator() as emulator:
+            result, flows = _drive(printer, emulator)
+            printer.end_progress()
+            _what_happened(printer, emulator, flows, result)
+            _views(printer, emulator, flows, result, verbose=verbose)
+            result.seconds = time.perf_counter() - printer.started
+            printer.line(
+                f"\nDone in {result.seconds:.1f} s. Nothing was sent anywhere: "
+                "the emulator stops with this process."
+            )
+    except BaseException:
+        printer.end_progress()
+        if not printer.log_shown:  # the steps so far explain the failure
+            out.write(printer.log.getvalue())
+        raise
     return result
+
+
+def _drive(printer: Printer, emulator: Emulator) -> tuple[DemoResult, Flows]:
+    """The flows, in order: deploy, tag, reconcile, settings, window runs, compliance."""
+    printer.step(
+        f"moto server on {emulator.endpoint_url} (in this process); IAM enforced for every request, "
+        f"the deploy and drivers sign as IAM user {emulator.admin.principal.rsplit('/', 1)[-1]}"
+    )
+    fleet, groups = _launch_fleet(emulator)
+    printer.step(
+        f"fleet: {len(fleet)} EC2 instances in {len(groups)} groups ("
+        + ", ".join(f"{g} x{len(ids)}" for g, ids in groups.items())
+        + f"); {', '.join(PRE_TAGGED)} tagged {TAG_KEY} at launch, before TagPatch exists"
+    )
+    deployment = deploy(emulator, parameters={"AlertEmail": ALERT_EMAIL})
+    by_cfn = sum(1 for r in deployment.resources.values() if r.made_by == "cloudformation")
+    skipped = deployment.changes(SKIPPED)
+    fixes = deployment.changes(DROPPED) + deployment.changes(NORMALISED)
+    deployed = (
+        f"{len(deployment.resources)} resources, {by_cfn} by CloudFormation, {len(skipped)} skipped by "
+        f"moto and made through their APIs, {len(fixes)} property fixes (both listed below)"
+    )
+    printer.step(
+        f"template.yaml deployed as stack {deployment.stack_name} (SAM-translated, CreateStack): {deployed}"
+    )
+    printer.outcome("deploy", f"stack {deployment.stack_name}: {deployed}")
+    result = DemoResult(deployment, fleet, groups)
+    runtime = LambdaRuntime(emulator, deployment)
+    flows = Flows(emulator, deployment, runtime)
+    flows.subscribe_inbox()
+    _reconcile(printer, flows, deployment, groups)
+    if deployment.has("StatusCollectorFunction"):
+        _window_runs(printer, flows, result)
+    else:
+        printer.step("no StatusCollectorFunction in template.yaml yet: window runs are not collected")
+    if deployment.has("ComplianceReporterFunction"):
+        _compliance(printer, flows, result)
+    else:
+        printer.step("no ComplianceReporterFunction in template.yaml yet: no compliance snapshot")
+    result.emails = flows.read_inbox()
+    result.usage = _usage(emulator, deployment, runtime)
+    result.failed_invocations = [inv for inv in runtime.invocations if not inv.ok]
+    return result, flows
 
 
 def _launch_fleet(emulator: Emulator) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -201,6 +250,7 @@ def _launch_fleet(emulator: Emulator) -> tuple[dict[str, str], dict[str, list[st
 
 def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: dict[str, list[str]]) -> None:
     stack = deployment.stack_name
+    events, changes = 0, []
     for group, ids in groups.items():
         if group in PRE_TAGGED:
             continue
@@ -212,8 +262,20 @@ def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: d
         )
         for index, delivery in enumerate(deliveries, start=1):
             printer.detail(f"event {index}: {_summary(delivery)}")
+        briefs = [_summary(delivery, brief=True) for delivery in deliveries]
+        events += len(deliveries)
+        changes += [text for text in briefs if not text.endswith(" unchanged")] or briefs[:1]
+    tagged = [group for group in groups if group not in PRE_TAGGED]
+    printer.outcome(
+        "tag changes",
+        f"{' and '.join(tagged)} tagged: {events} events -> ReconcilerFunction: {'; '.join(changes)}",
+    )
     for delivery in flows.fire_schedule("ReconcilerFunction"):
         printer.step(f"scheduled reconcile (rule {_rule_short(delivery.rule, stack)}): {_summary(delivery)}")
+        printer.outcome(
+            "scheduled reconcile",
+            f"{_summary(delivery, brief=True)} ({', '.join(PRE_TAGGED)} tagged before the deploy)",
+        )
     prefix = deployment.outputs["GroupSettingsPrefix"]
     db_slug = flows.group_record("db")["slug"]
     override = {"schedule": "cron(0 2 ? * SAT *)", "maxConcurrency": "1", "rebootOption": "NoReboot"}
@@ -222,25 +284,30 @@ def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: d
             f"settings override {prefix}{db_slug} = {json.dumps(override)} (rule "
             f"{_rule_short(delivery.rule, stack)}): {_summary(delivery)}"
         )
+        printer.outcome("settings override", f"{_summary(delivery, brief=True)}: {json.dumps(override)}")
     batch_slug = flows.group_record("Batch Jobs")["slug"]
     bad = {"duration": 25, "maxConcurrency": "0"}
     for delivery in flows.put_group_settings(f"{prefix}{batch_slug}", bad):
         printer.step(f"invalid override {prefix}{batch_slug} = {json.dumps(bad)}: {_summary(delivery)}")
+        printer.outcome("invalid override", f"{_summary(delivery, brief=True)}; its window is kept")
     plan = flows.runtime.invoke("ReconcilerFunction", {"group": "web", "dryRun": True})
     printer.step(
         'on-demand invoke {"group": "web", "dryRun": true} (as `aws lambda invoke`): '
         + _groups_line(plan.result)
     )
+    printer.outcome("on-demand dry run", f"{_groups_line(plan.result, brief=True)}, nothing changed")
 
 
 def _window_runs(printer: Printer, flows: Flows, result: DemoResult) -> None:
     names = {name: instance_id for instance_id, name in result.fleet.items()}
     outcomes = {names[name]: status for name, status in RUN_OUTCOMES.items()}
+    tallies = []
     for group, ids in result.groups.items():
         run = flows.run_window(group, {i: s for i, s in outcomes.items() if i in ids})
         result.runs.append(run)
         ends = [outcomes.get(i, "Success") for i in ids]
         tally = ", ".join(f"{ends.count(s)} {s}" for s in sorted(set(ends)))
+        tallies.append(f"{group} {tally}")
         printer.step(
             f"window {run.window_id} ({group}) runs: SendCommand AWS-RunPatchBaseline as "
             f"MaintenanceWindowRole -> command {run.command_id[:8]} on {len(ids)} instances ({tally})"
@@ -261,6 +328,10 @@ def _window_runs(printer: Printer, flows: Flows, result: DemoResult) -> None:
     for batch in batches:
         if not batch.invocation.ok:
             printer.detail(f"batch failed: {batch.invocation.describe_error()}")
+    printer.outcome(
+        "window runs",
+        f"{'; '.join(tallies)}; {records} notifications collected, {failed} failed",
+    )
 
 
 def _compliance(printer: Printer, flows: Flows, result: DemoResult) -> None:
@@ -317,16 +388,78 @@ def _scan(emulator: Emulator, table: str) -> list[dict[str, Any]]:
     return items
 
 
-def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResult) -> None:
+def _latest_compliance(emulator: Emulator, deployment: Deployment) -> list[dict[str, Any]]:
+    if not deployment.has("ComplianceTable"):
+        return []
+    items = _scan(emulator, deployment.physical_id("ComplianceTable"))
+    return sorted((i for i in items if i.get("sk") == "LATEST"), key=lambda i: str(i["group"]))
+
+
+def _unused_line(usages: Sequence[RoleUsage]) -> str:
+    unused = [grant for usage in usages for grant in usage.unused]
+    own = sum(1 for grant in unused if not grant.managed)
+    return (
+        f"{len(unused)} granted actions never used by these flows ({own} from the template's own "
+        f"policies, {len(unused) - own} from AWS managed ones), {len(usages)} roles"
+    )
+
+
+def _what_happened(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResult) -> None:
+    """The summary printed first, one line per flow; then the timed steps that led to it."""
+    deployment = result.deployment
+    latest = _latest_compliance(emulator, deployment)
+    if latest:
+        instances = sum(int(i["instances"]) for i in latest)
+        compliant = sum(int(i["compliant_instances"]) for i in latest)
+        overall = f"{100 * compliant / instances:.2f}%" if instances else "-"
+        printer.outcome(
+            "compliance snapshot",
+            f"{overall} ({compliant} of {instances} instances): "
+            + ", ".join(f"{i['group']} {i.get('compliance_percent', '-')}%" for i in latest),
+        )
+    failures = [email for email in result.emails if not email.subject.startswith("TagPatch compliance")]
+    printer.outcome(
+        "alerts e-mailed",
+        f"{len(failures)} failure alert(s) and {len(result.emails) - len(failures)} compliance digest "
+        f"to {ALERT_EMAIL}",
+    )
+    denied = [access for usage in result.usage for access in usage.denied]
+    dlqs = sorted(r.logical_id for r in deployment.of_type("AWS::SQS::Queue") if r.logical_id.endswith("DLQ"))
+    dead_letters = sum(flows.queue_depth(queue) for queue in dlqs)
+    alarms = emulator.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    in_alarm = [a["AlarmName"] for a in alarms if a["StateValue"] != "OK"]
+    printer.outcome(
+        "health",
+        f"{len(result.failed_invocations)} failed invocations, {len(denied)} denied requests, "
+        f"{dead_letters} dead letters, {len(alarms) - len(in_alarm)} of {len(alarms)} alarms OK",
+    )
+    printer.outcome("least privilege", f"{_unused_line(result.usage)}; --verbose lists them per role")
+
+    printer.line(
+        "TagPatch on a local AWS emulator: template.yaml deployed into moto's server (IAM enforced) "
+        "and driven\nthrough its real flows. No AWS account or network access is used."
+    )
+    printer.section("What happened")
+    width = max(len(flow) for flow, _ in printer.outcomes)
+    for flow, text in printer.outcomes:
+        printer.line(f"  {flow:<{width}}  {text}")
+    printer.section("How it ran (timed steps)")
+    printer.out.write(printer.log.getvalue())
+    printer.log_shown = True
+
+
+def _views(
+    printer: Printer, emulator: Emulator, flows: Flows, result: DemoResult, *, verbose: bool = False
+) -> None:
     deployment = result.deployment
     ssm = emulator.client("ssm")
     names = result.fleet
 
     printer.section("Patch groups and their maintenance windows (GroupsTable, SSM)")
     rows = []
-    for record in sorted(
-        _scan(emulator, deployment.physical_id("GroupsTable")), key=lambda r: str(r["group"])
-    ):
+    records = sorted(_scan(emulator, deployment.physical_id("GroupsTable")), key=lambda r: str(r["group"]))
+    group_names = {str(record.get("slug", record["group"])): str(record["group"]) for record in records}
+    for record in records:
         for _role, ids in sorted(record.get("windows", {}).items()):
             window = ssm.get_maintenance_window(WindowId=ids["window_id"])
             task = ssm.get_maintenance_window_task(WindowId=ids["window_id"], WindowTaskId=ids["task_id"])
@@ -352,7 +485,7 @@ def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResul
         items = _scan(emulator, deployment.physical_id("CommandStatusTable"))
         rows = [
             [
-                item.get("group", "?"),
+                group_names.get(str(item.get("group")), item.get("group", "?")),  # the item keeps the slug
                 str(item["pk"]).removeprefix("CMD#")[:8],  # an instance item keeps its command in pk
                 item["instance_id"],
                 names.get(str(item["instance_id"]), ""),
@@ -375,9 +508,6 @@ def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResul
         printer.section(
             "Compliance report (ComplianceTable LATEST per group; the digest is the last e-mail above)"
         )
-        latest = [
-            i for i in _scan(emulator, deployment.physical_id("ComplianceTable")) if i.get("sk") == "LATEST"
-        ]
         printer.table(
             ["group", "snapshot", "instances", "compliant", "percent"],
             [
@@ -388,7 +518,7 @@ def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResul
                     i["compliant_instances"],
                     f"{i.get('compliance_percent', '-')}%",
                 ]
-                for i in sorted(latest, key=lambda i: str(i["group"]))
+                for i in _latest_compliance(emulator, deployment)
             ],
         )
 
@@ -402,18 +532,20 @@ def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResul
         for invocation in result.failed_invocations:
             printer.line(f"    {invocation.function}: {invocation.describe_error()}")
 
-    printer.section("Made through service APIs because moto's CloudFormation did not")
+    printer.section(MADE_BY_API)
     for kind in (SKIPPED, DROPPED, NORMALISED, NOT_REPRODUCED):
         for change in deployment.changes(kind):
             printer.line(f"  [{kind}] {change.line()}")
 
-    printer.section(
-        "Least privilege: granted but never used by these flows (IAM enforced at the action level)"
-    )
+    printer.section(f"{LEAST_PRIVILEGE} (IAM enforced at the action level)")
     denied = [access for usage in result.usage for access in usage.denied]
     printer.line(f"  denied requests: {len(denied)}")
     for access in denied:
         printer.line(f"    {access.principal} {access.action} {access.resource}")
+    if not verbose:
+        printer.line(f"  {_unused_line(result.usage)}")
+        printer.line("  make demo DEMO_ARGS=--verbose (or python -m emulator.demo --verbose) lists each")
+        return
     for usage in result.usage:
         used_managed: dict[str, list[int]] = {}
         printer.line(
@@ -443,9 +575,16 @@ def _views(printer: Printer, emulator: Emulator, flows: Flows, result: DemoResul
     )
 
 
-def main(argv: Sequence[str] | None = None, run_demo: Callable[[TextIO], DemoResult] = run) -> int:
-    del argv
-    result = run_demo(sys.stdout)
+def main(argv: Sequence[str] | None = None, run_demo: Callable[..., DemoResult] = run) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m emulator.demo", description="TagPatch end to end on a local AWS emulator."
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="also list, per role, the granted permissions never used"
+    )
+    args = parser.parse_args(argv)
+    progress = sys.stderr if sys.stderr.isatty() else None
+    result = run_demo(sys.stdout, verbose=args.verbose, progress=progress)
     problems = [usage for usage in result.usage if usage.denied] or result.failed_invocations
     return 1 if problems else 0
 

@@ -4,6 +4,7 @@ Deploys ``template.yaml`` into the emulator, drives the demo's flows (tags, reco
 run per group, patch states) plus two compliance snapshots a week apart, then runs each CLI
 command the way an operator would (``--endpoint-url``, the admin user's keys in the environment)
 and prints the command lines and their output: the README's "Operator CLI" section shows it.
+The html report goes to ``build/tagpatch-report.html`` in the repository (ignored by git).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import io
 import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ EARLIER_STATES: Final[dict[str, dict[str, Any]]] = {
 }
 _SESSION_TOKENS: Final = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")  # the admin's keys are long-term
 DRIFTED_SCHEDULE: Final = "cron(0 9 ? * MON *)"
-REPORT_FILE: Final = Path(tempfile.gettempdir()) / "tagpatch-report.html"
+REPORT_FILE: Final = Path(__file__).resolve().parent.parent / "build" / "tagpatch-report.html"
 #: (arguments, expected exit code): what the README shows.
 COMMANDS: Final = (
     (["groups"], 0),
@@ -123,8 +123,17 @@ def run_cli(stack: OperatorStack, argv: Sequence[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def run(out: TextIO = sys.stdout) -> int:
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it (``build/...`` from ``make``)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def run(out: TextIO = sys.stdout, report: Path = REPORT_FILE) -> int:
     strict_validation.install()
+    report.parent.mkdir(parents=True, exist_ok=True)
     unexpected = 0
     with operator_stack() as stack:
         for template, expected in COMMANDS:
@@ -135,7 +144,7 @@ def run(out: TextIO = sys.stdout) -> int:
                 )
                 print(f"# web's window schedule edited by hand to {DRIFTED_SCHEDULE} (drift)\n", file=out)
                 continue
-            argv = [arg.replace("{report}", str(REPORT_FILE)) for arg in template]
+            argv = [arg.replace("{report}", str(_shown(report))) for arg in template]
             code, stdout, stderr = run_cli(stack, argv)
             unexpected += code != expected
             print(f"$ tagpatch {shlex.join(argv)}", file=out)
@@ -143,6 +152,7 @@ def run(out: TextIO = sys.stdout) -> int:
                 print(f"(stderr) {line}", file=out)
             print(stdout, end="", file=out)
             print(f"(exit {code})\n", file=out)
+    print(f"# the html report is {_shown(report)}: open it in a browser", file=out)
     return 1 if unexpected else 0
 
 

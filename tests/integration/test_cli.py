@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -310,3 +311,97 @@ def test_an_unwritable_output_file_exits_1(stack: OperatorStack, tmp_path: Path)
     )
     assert (code, out) == (1, "")
     assert "cannot write" in err
+
+
+def _main_with_environment(
+    stack: OperatorStack, monkeypatch: pytest.MonkeyPatch, region_env: dict[str, str | None], argv: list[str]
+) -> tuple[int, str, str]:
+    """``tagpatch --endpoint-url <emulator> <argv>`` with the admin's keys and these region variables."""
+    admin = stack.emulator.admin
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", admin.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", admin.secret_access_key)
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in region_env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--endpoint-url", stack.endpoint_url, *argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_aws_region_alone_selects_the_region(stack: OperatorStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given only AWS_REGION set (as the README and samconfig.toml say), no AWS_DEFAULT_REGION
+    env = {"AWS_REGION": stack.emulator.region, "AWS_DEFAULT_REGION": None}
+
+    # When the operator lists the groups
+    code, out, err = _main_with_environment(stack, monkeypatch, env, ["groups"])
+
+    # Then the stack is found in that region
+    assert code == 0, err
+    assert {row[0] for row in _rows(out)} == GROUPS
+
+
+def test_aws_region_wins_over_aws_default_region(
+    stack: OperatorStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given AWS_REGION naming a region without the stack, AWS_DEFAULT_REGION the stack's
+    env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": stack.emulator.region}
+
+    # When the operator lists the groups
+    code, out, err = _main_with_environment(stack, monkeypatch, env, ["groups"])
+
+    # Then AWS_REGION was used: the stack is not found there
+    assert (code, out) == (4, "")
+    assert "not found in eu-west-1" in err
+
+
+def test_the_region_flag_wins_over_aws_region(stack: OperatorStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}
+    code, out, err = _main_with_environment(stack, monkeypatch, env, ["groups", "--region", "us-east-1"])
+    assert code == 0, err
+    assert {row[0] for row in _rows(out)} == GROUPS
+
+
+def test_no_region_says_the_region_is_missing_and_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given credentials but no region anywhere (no variables, an empty config file)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    out, err = io.StringIO(), io.StringIO()
+
+    # When any command runs
+    code = main(["--endpoint-url", "http://127.0.0.1:9", "groups"], out=out, err=err)
+
+    # Then it exits 3 and names the missing region and the ways to set it, not the credentials
+    message = err.getvalue()
+    assert code == 3
+    assert "no AWS region" in message
+    assert all(way in message for way in ("--region", "AWS_REGION", "aws configure"))
+    assert "credentials" not in message
+
+
+def test_groups_help_shows_a_single_percent_sign(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the operator reads the top-level and the groups help
+    texts = []
+    for argv in (["--help"], ["groups", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        texts.append(capsys.readouterr().out)
+
+    # Then both say "compliance %" with no doubled sign
+    for text in texts:
+        assert "compliance %" in " ".join(text.split())
+        assert "%%" not in text
+
+
+def test_report_help_explains_each_format(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    options = text.rsplit("--format {table,csv,json,html}", 1)[1]  # the options list, not the usage
+    described = options.split("--output OUTPUT", 1)[0]
+    assert "(default: table)" in described
+    assert all(name in described for name in ("csv", "json", "html"))

@@ -54,8 +54,13 @@ EPILOG = """exit codes:
   4  stack or group not found
   5  nothing recorded yet (empty tables)
 
-AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION, --endpoint-url/AWS_ENDPOINT_URL
-(e.g. the local emulator), --stack/TAGPATCH_STACK (default tagpatch)."""
+AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION (else AWS_DEFAULT_REGION or the
+profile's region), --endpoint-url/AWS_ENDPOINT_URL (e.g. the local emulator),
+--stack/TAGPATCH_STACK (default tagpatch)."""
+NO_REGION = (
+    "no AWS region: pass --region (e.g. --region eu-west-1), set AWS_REGION, "
+    "or run `aws configure` to give your profile one"
+)
 
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -293,7 +298,11 @@ def _aws_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument("--profile", default=default(None), help="AWS profile (default: AWS_PROFILE)")
-    parser.add_argument("--region", default=default(None), help="AWS region (default: AWS_REGION)")
+    parser.add_argument(
+        "--region",
+        default=default(None),
+        help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION or the profile's region)",
+    )
     parser.add_argument(
         "--endpoint-url",
         default=default(None),
@@ -323,14 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
             parents=[common],
-            help=summary,
+            help=summary.replace("%", "%%"),  # a help string is %-formatted, a description is not
             description=summary,
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     groups = command(
-        "groups", "Every managed group: window schedule, next run, instances, last run, compliance %%."
+        "groups", "Every managed group: window schedule, next run, instances, last run, compliance %."
     )
     groups.add_argument("--group", help="one group only")
     groups.set_defaults(run=cmd_groups)
@@ -342,7 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command("report", "Latest compliance snapshot and trend per group.")
     report.add_argument("--group", help="one group only")
-    report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    report.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "html"),
+        default="table",
+        help="table: latest snapshot and change per group; csv, json: every snapshot (the trend); "
+        "html: a self-contained page with the trend chart, best with --output (default: table)",
+    )
     report.add_argument("--output", "-o", help="write to this file instead of stdout")
     report.set_defaults(run=cmd_report)
 
@@ -387,7 +402,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except OSError as error:
         print(f"tagpatch: cannot write {args.output}: {error}", file=err)
         return EXIT_FAILED
-    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound, NoRegionError) as error:
+    except NoRegionError:
+        print(f"tagpatch: {NO_REGION}", file=err)
+        return EXIT_NO_CREDENTIALS
+    except (NoCredentialsError, PartialCredentialsError, ProfileNotFound) as error:
         print(f"tagpatch: no usable AWS credentials: {error}", file=err)
         return EXIT_NO_CREDENTIALS
     except (StackNotFound, NotFound) as error:

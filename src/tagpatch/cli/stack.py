@@ -2,10 +2,14 @@
 
 The CLI's one place that talks to boto3: a ``boto3.Session`` from the standard settings (profile,
 region, ``--endpoint-url`` or ``AWS_ENDPOINT_URL``) and the stack's Outputs from CloudFormation.
+The region is ``--region``, else ``AWS_REGION`` (which the AWS CLI and SDKs other than boto3 read),
+else boto3's own: ``AWS_DEFAULT_REGION`` or the profile's ``region``.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +47,16 @@ class Stack:
         return value
 
 
+def resolve_region(explicit: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """``--region``, else ``AWS_REGION``; None leaves it to boto3 (AWS_DEFAULT_REGION, the profile)."""
+    return explicit or environ.get("AWS_REGION") or None
+
+
 def open_stack(
     name: str, *, profile: str | None = None, region: str | None = None, endpoint_url: str | None = None
 ) -> Stack:
     """``name``'s outputs through a session of the standard AWS settings."""
-    session = boto3.Session(profile_name=profile, region_name=region)
+    session = boto3.Session(profile_name=profile, region_name=resolve_region(region))
     stack = Stack(name, session, endpoint_url or None)
     try:
         found = stack.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
