@@ -37,4 +37,8 @@ def test_the_demo_drives_every_flow_and_prints_the_operator_views() -> None:
     ):
         assert f"== {heading}" in text
     assert "[skipped resource] StatusQueueSubscription (AWS::SNS::Subscription)" in text
+    # and the forged Success for the failed instance was refused by the topic policy, so the real
+    # Failed still alerted (above)
+    assert result.forged_publish == "denied by NotificationTopic's topic policy (AuthorizationError)"
+    assert "with an explicit deny in a resource-based policy (statement OnlyRunCommandPublishes)" in text
     assert result.seconds < 60
