@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
 
 from emulator import strict_validation
 from emulator.deploy import DROPPED, NORMALISED, NOT_REPRODUCED, SKIPPED, Deployment, deploy
@@ -33,7 +34,7 @@ from emulator.fake_ssm import make_instance_patch_state
 from emulator.flows import Email, Flows, RuleDelivery, WindowRun
 from emulator.permissions import RoleUsage, role_usage
 from emulator.runtime import Invocation, LambdaRuntime
-from emulator.server import Emulator
+from emulator.server import Credentials, Emulator
 
 TAG_KEY: Final = "PatchGroup"
 ALERT_EMAIL: Final = "ops@example.com"
@@ -50,6 +51,10 @@ PATCH_STATES: Final[dict[str, dict[str, Any]]] = {
     "db-2": {"missing": 4, "failed": 1, "critical": 2, "security": 1},
     "batch-1": {"missing": 2, "security": 1},
 }
+#: An IAM user of the account whose own policy allows sns:Publish on every topic: it tries to turn
+#: the failed run of FORGED_INSTANCE into a Success on NotificationTopic.
+FORGER_USER: Final = "tagpatch-emulator-forger"
+FORGED_INSTANCE: Final = "db-2"
 _DESERIALIZER: Final = TypeDeserializer()
 MADE_BY_API: Final = "Made through service APIs because moto's CloudFormation did not"
 LEAST_PRIVILEGE: Final = "Least privilege: granted but never used by these flows"
@@ -64,6 +69,7 @@ class DemoResult:
     emails: list[Email] = field(default_factory=list)
     usage: list[RoleUsage] = field(default_factory=list)
     failed_invocations: list[Invocation] = field(default_factory=list)
+    forged_publish: str = ""  # what became of the forged Run Command notification
     seconds: float = 0.0
 
 
@@ -317,6 +323,7 @@ def _window_runs(printer: Printer, flows: Flows, result: DemoResult) -> None:
             f"profile; {len(run.notifications)} Run Command notifications -> NotificationTopic "
             "as NotificationRole"
         )
+    _forge_run_result(printer, flows, result)
     batches = flows.poll("StatusCollectorFunction")
     records = sum(len(b.message_ids) for b in batches)
     failed = sum(len(b.failed_ids) for b in batches)
@@ -332,6 +339,50 @@ def _window_runs(printer: Printer, flows: Flows, result: DemoResult) -> None:
         "window runs",
         f"{'; '.join(tallies)}; {records} notifications collected, {failed} failed",
     )
+
+
+def _forge_run_result(printer: Printer, flows: Flows, result: DemoResult) -> None:
+    """A principal of the account with sns:Publish tries to report a failed run as a Success.
+
+    NotificationTopicPolicy denies sns:Publish to everyone but NotificationRole; the emulator
+    evaluates it as SNS does (:mod:`emulator.topic_policy`).
+    """
+    names = {name: instance_id for instance_id, name in result.fleet.items()}
+    instance_id = names[FORGED_INSTANCE]
+    run = next(run for run in result.runs if instance_id in run.instance_ids)
+    real = next(n for n in run.notifications if n.get("instanceId", instance_id) == instance_id)
+    forged = {**real, "instanceId": instance_id, "status": "Success", "eventTime": "2099-01-01T00:00:00.000Z"}
+    iam = flows.emulator.client("iam")
+    iam.create_user(UserName=FORGER_USER)
+    iam.put_user_policy(
+        UserName=FORGER_USER,
+        PolicyName="PublishAnywhere",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=FORGER_USER)["AccessKey"]
+    forger = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    message = ""
+    try:
+        flows.emulator.client("sns", forger).publish(
+            TopicArn=result.deployment.physical_id("NotificationTopic"), Message=json.dumps(forged)
+        )
+        result.forged_publish = "PUBLISHED: nothing stopped it, the real Failed can be hidden"
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        result.forged_publish = f"denied by NotificationTopic's topic policy ({detail.get('Code')})"
+        message = str(detail.get("Message", ""))
+    printer.step(
+        f"forged notification: IAM user {FORGER_USER} (its own policy allows sns:Publish on *) publishes "
+        f"status Success for {FORGED_INSTANCE} ({instance_id}) of command {run.command_id[:8]} to "
+        f"NotificationTopic: {result.forged_publish}"
+    )
+    if result.forged_publish.startswith("denied"):
+        printer.detail(message)
 
 
 def _compliance(printer: Printer, flows: Flows, result: DemoResult) -> None:
@@ -586,7 +637,8 @@ def main(argv: Sequence[str] | None = None, run_demo: Callable[..., DemoResult] 
     progress = sys.stderr if sys.stderr.isatty() else None
     result = run_demo(sys.stdout, verbose=args.verbose, progress=progress)
     problems = [usage for usage in result.usage if usage.denied] or result.failed_invocations
-    return 1 if problems else 0
+    forged = result.forged_publish.startswith("PUBLISHED")
+    return 1 if problems or forged else 0
 
 
 if __name__ == "__main__":

@@ -325,6 +325,7 @@ class _Completer:
         self._makers: dict[str, Callable[[str, dict[str, Any]], tuple[str, str]]] = {
             "AWS::SNS::Subscription": self._subscription,
             "AWS::SQS::QueuePolicy": self._queue_policy,
+            "AWS::SNS::TopicPolicy": self._topic_policy,
             "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
@@ -457,6 +458,14 @@ class _Completer:
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
         names = ", ".join(url.rsplit("/", 1)[-1] for url in props["Queues"])
         return self._generated_name(logical_id), f"sqs:SetQueueAttributes Policy on {names}"
+
+    def _topic_policy(self, logical_id: str, props: dict[str, Any]) -> tuple[str, str]:
+        policy = json.dumps(props["PolicyDocument"])
+        sns = self.client("sns")
+        for arn in props["Topics"]:
+            sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy", AttributeValue=policy)
+        names = ", ".join(arn.rsplit(":", 1)[-1] for arn in props["Topics"])
+        return self._generated_name(logical_id), f"sns:SetTopicAttributes Policy on {names}"
 
     def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> tuple[str, str]:
         self.client("s3").put_bucket_policy(

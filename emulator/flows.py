@@ -46,6 +46,14 @@ EC2_PRINCIPAL: Final = "ec2.amazonaws.com"
 INSTANCE_ROLE: Final = "tagpatch-emulator-instance"
 INBOX_QUEUE: Final = "tagpatch-emulator-alert-inbox"
 _FINAL_STATUSES: Final = ("Success", "Failed", "TimedOut", "Cancelled")
+#: What SSM is documented to send when it assumes a maintenance window service role or a Run
+#: Command notification role: nothing to match a trust condition against. Both pages give a bare
+#: ssm.amazonaws.com trust ("Task 2: Create a custom service role for maintenance windows",
+#: https://docs.aws.amazon.com/systems-manager/latest/userguide/configuring-maintenance-window-permissions-console.html;
+#: "Create an IAM role for Amazon SNS notifications",
+#: https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-sns-notifications.html),
+#: so a trust policy that asks for aws:SourceAccount fails here as it may on a real account.
+SSM_ASSUME_ROLE_CONTEXT: Final[dict[str, str]] = {}
 
 
 def iso(moment: datetime) -> str:
@@ -427,7 +435,7 @@ class Flows:
         instance_ids = self._instances_of(targets[0]["Targets"])
         run_command = task["TaskInvocationParameters"]["RunCommand"]
         window_role = self.emulator.assume_role_as_service(
-            task["ServiceRoleArn"], SSM_PRINCIPAL, "MaintenanceWindow"
+            task["ServiceRoleArn"], SSM_PRINCIPAL, "MaintenanceWindow", SSM_ASSUME_ROLE_CONTEXT
         )
         params: dict[str, Any] = {
             key: run_command[key]
@@ -464,7 +472,7 @@ class Flows:
         config = run_command.get("NotificationConfig") or {}
         if config.get("NotificationArn"):
             role_session = self.emulator.assume_role_as_service(
-                str(run_command["ServiceRoleArn"]), SSM_PRINCIPAL, "RunCommand"
+                str(run_command["ServiceRoleArn"]), SSM_PRINCIPAL, "RunCommand", SSM_ASSUME_ROLE_CONTEXT
             )
             run.notifier = _Notifier(self.client("sns", role_session), run, command, config, outcomes)
             run.notifier.start()

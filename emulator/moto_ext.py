@@ -41,6 +41,10 @@ does. Outside :func:`activate`/:func:`deactivate` every patched method behaves a
 * IAM action names that differ from the API action: AWS authorises ``sqs:DeleteMessageBatch`` as
   ``sqs:DeleteMessage`` (likewise ``SendMessageBatch``, ``ChangeMessageVisibilityBatch`` and
   ``sns:PublishBatch``); moto checks the API name, which no policy grants.
+* SNS topic policies: moto stores them and never evaluates them. While active, the explicit
+  denies of a topic's policy are evaluated for ``sns:Publish`` and ``sns:Subscribe``
+  (:mod:`emulator.topic_policy`, which cites the AWS pages) and answered with SNS's
+  ``AuthorizationError``.
 * :data:`JOURNAL` - every authorisation decision (principal, action, resource, allowed), which
   :mod:`emulator.permissions` compares with what each role grants.
 * SQS -> Lambda event source mappings. moto invokes a mapped function itself (through Docker,
@@ -71,6 +75,8 @@ from moto.kms.models import kms_backends
 from moto.s3.responses import ACTION_MAP as S3_ACTION_MAP
 from moto.sns.models import sns_backends
 from moto.sqs.models import Queue
+
+from emulator import topic_policy
 
 __all__ = ["JOURNAL", "Access", "AccessJournal", "activate", "deactivate", "install", "is_active"]
 
@@ -359,6 +365,39 @@ def _create_aws_request(self: IAMRequestBase) -> Any:
     return request
 
 
+class _SnsAuthorizationError(AccessDeniedError):
+    """SNS's answer to a request a topic policy denies: ``AuthorizationError``, HTTP 403."""
+
+    def __init__(self, message: str) -> None:
+        super(AccessDeniedError, self).__init__("AuthorizationError", message)
+
+
+def _check_topic_policy(request: IAMRequestBase, principal: str) -> None:
+    """The topic's own policy, which SNS evaluates and moto does not (:mod:`emulator.topic_policy`)."""
+    if request._action not in topic_policy.ACTIONS:
+        return
+    params = _request_params(request)
+    topic_arn = str(params.get("TopicArn") or "")
+    topic = sns_backends[request.account_id][request._region].topics.get(topic_arn)
+    if topic is None:
+        return  # SNS answers NotFound itself
+    sid = topic_policy.denying_statement(
+        topic.policy,
+        action=request._action,
+        topic_arn=topic_arn,
+        caller_arn=principal,
+        account_id=request.account_id,
+        params=params,
+    )
+    if sid is None:
+        return
+    JOURNAL.record(Access(principal, request._action, topic_arn, allowed=False))
+    raise _SnsAuthorizationError(
+        f"User: {principal} is not authorized to perform: {request._action.replace('sns:', 'SNS:')} "
+        f"on resource: {topic_arn} with an explicit deny in a resource-based policy (statement {sid})"
+    )
+
+
 def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
     original = _ORIGINALS["check_action_permitted"]
     if not _STATE.active:
@@ -371,6 +410,7 @@ def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
     except AccessDeniedError as error:
         JOURNAL.record(Access(principal, self._action, resource, allowed=False))
         raise _denied(self, error) from None
+    _check_topic_policy(self, principal)
     JOURNAL.record(Access(principal, self._action, resource, allowed=True))
     implied = _implied_permissions(self)
     if not implied:

@@ -181,18 +181,26 @@ class Emulator:
         return session
 
     # -- roles ----------------------------------------------------------------------------------
-    def assume_role_as_service(self, role_arn: str, service: str, session_name: str) -> Credentials:
+    def assume_role_as_service(
+        self,
+        role_arn: str,
+        service: str,
+        session_name: str,
+        context: dict[str, str] | None = None,
+    ) -> Credentials:
         """Credentials of ``role_arn`` as the service ``service`` (``lambda.amazonaws.com``) gets them.
 
-        The role's trust policy must allow ``sts:AssumeRole`` to that service principal (with
-        ``aws:SourceAccount`` = this account where a condition asks for it); otherwise
-        :class:`TrustPolicyError`. The session comes from moto's STS backend directly: a service
-        principal cannot sign a request, and moto's AssumeRole cannot evaluate service-principal
-        trust policies.
+        The role's trust policy must allow ``sts:AssumeRole`` to that service principal, its
+        conditions evaluated against ``context``: the keys the service sends with its AssumeRole
+        (default ``aws:SourceAccount`` = this account; a flow whose service AWS documents with
+        no such key passes what AWS documents instead); otherwise :class:`TrustPolicyError`.
+        The session comes from moto's STS backend directly: a service principal cannot sign a
+        request, and moto's AssumeRole cannot evaluate service-principal trust policies.
         """
         role_name = role_arn.rsplit("/", 1)[-1]
         document = self.client("iam").get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
-        if not trusts_service(document, service, {"aws:SourceAccount": self.account_id}):
+        keys = {"aws:SourceAccount": self.account_id} if context is None else context
+        if not trusts_service(document, service, keys):
             raise TrustPolicyError(f"role {role_name} does not trust {service} to assume it")
         session = sts_backends[self.account_id]["aws"].assume_role(
             region_name=self.region,

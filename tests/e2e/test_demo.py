@@ -82,6 +82,10 @@ def test_the_demo_drives_every_flow_with_the_same_outcomes(
     assert sum(s.startswith("TagPatch compliance") for s in subjects) == 1
     headings = list(_sections(text))
     assert [next(h for h in headings if h.startswith(view)) for view in VIEWS] == headings
+    # the forged Success for the failed instance was refused by the topic policy, so the real
+    # Failed still alerted (above)
+    assert result.forged_publish == "denied by NotificationTopic's topic policy (AuthorizationError)"
+    assert "with an explicit deny in a resource-based policy (statement OnlyRunCommandPublishes)" in text
     assert result.seconds < 60
 
 

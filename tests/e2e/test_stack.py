@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from emulator.deploy import SKIPPED, Deployment, deploy
 from emulator.fake_ssm import make_instance_patch_state
-from emulator.flows import Flows
+from emulator.flows import SSM_ASSUME_ROLE_CONTEXT, SSM_PRINCIPAL, Flows
 from emulator.moto_ext import JOURNAL
 from emulator.permissions import role_usage
 from emulator.runtime import LambdaRuntime
@@ -105,6 +105,7 @@ def test_every_resource_of_the_template_exists_and_the_skipped_ones_were_made_th
     assert by_api == {change.logical_id for change in deployment.changes(SKIPPED)}
     assert {deployment.resources[r].type for r in by_api} <= {
         "AWS::SNS::Subscription",
+        "AWS::SNS::TopicPolicy",
         "AWS::SQS::QueuePolicy",
         "AWS::S3::BucketPolicy",
         "AWS::CloudWatch::Alarm",
@@ -392,8 +393,12 @@ def test_a_window_run_is_collected_and_its_failure_alerted(stack: Stack) -> None
 
 def test_a_malformed_notification_stays_on_the_queue_for_the_dlq(stack: Stack) -> None:
     stack.require("StatusCollectorFunction", "StatusQueueSubscription")
-    # Given a message on the notification topic that is no Run Command notification
-    stack.client("sns").publish(
+    # Given a message on the notification topic that is no Run Command notification (published
+    # as the notification role: the topic's policy denies every other publisher)
+    notifier = stack.emulator.assume_role_as_service(
+        stack.deployment.outputs["NotificationRoleArn"], SSM_PRINCIPAL, "RunCommand", SSM_ASSUME_ROLE_CONTEXT
+    )
+    stack.emulator.client("sns", notifier).publish(
         TopicArn=stack.deployment.physical_id("NotificationTopic"), Message="not json"
     )
 

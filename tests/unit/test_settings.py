@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from emulator.scenarios.settings import RECONCILER_ENV
@@ -81,6 +83,33 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_override_text_is_checked(text: str, reason: str) -> None:
     with pytest.raises(InvalidSettings, match=reason):
         parse_override(text)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("notificationTopicArn", "arn:aws:sns:us-east-1:123456789012:elsewhere"),
+        ("notificationRoleArn", "arn:aws:iam::123456789012:role/other"),
+        ("outputBucket", "another-bucket"),
+        ("outputPrefix", "elsewhere"),
+    ],
+)
+def test_overrides_the_stack_grants_nothing_for_are_refused(key: str, value: str) -> None:
+    # The notification role may publish only to the stack's topic, the topic's policy admits only
+    # that role, and instances may write only under the stack's bucket and prefix: such an
+    # override would register cleanly and then break every run of the group without a word.
+    with pytest.raises(InvalidSettings) as refused:
+        parse_override(json.dumps({key: value, "duration": 3}))
+    (reason,) = refused.value.reasons
+    assert reason.startswith(f"{key}: fixed to the stack's")
+
+
+def test_unknown_setting_message_does_not_offer_the_stack_only_ones() -> None:
+    with pytest.raises(InvalidSettings) as refused:
+        parse_override('{"duraton": 3}')
+    assert "duration" in refused.value.reasons[0]
+    stack_only = ("notificationTopicArn", "notificationRoleArn", "outputBucket", "outputPrefix")
+    assert not any(key in refused.value.reasons[0] for key in stack_only)
 
 
 def test_empty_strings_mean_unset_for_optional_settings() -> None:

@@ -38,6 +38,9 @@ WILDCARD_RESOURCE_ACTIONS = frozenset(
         "ssm:DescribePatchGroupState",
         "ssm:DescribeInstancePatchStatesForPatchGroup",
         "ssm:ListCommands",
+        "ssm:CancelCommand",
+        "ssm:ListCommandInvocations",
+        "ssm:GetCommandInvocation",
     }
 )
 
@@ -535,26 +538,63 @@ def test_every_wildcard_resource_carries_a_comment_saying_why() -> None:
         assert explained, f'template.yaml:{number + 1}: Resource "*" without a comment'
 
 
-def test_service_roles_trust_only_this_account(resources: Resources) -> None:
+def test_service_roles_trust_ssm_exactly_as_aws_documents(resources: Resources) -> None:
+    # The SSM user guide's trust for a maintenance window service role and for the Run Command
+    # notification role is ssm.amazonaws.com with no condition: a condition on a key SSM does not
+    # send (aws:SourceAccount) would fail every task or notification on a real account.
     for name in ("MaintenanceWindowRole", "NotificationRole"):
         (statement,) = _props(resources[name])["AssumeRolePolicyDocument"]["Statement"]
-        assert statement["Principal"] == {"Service": "ssm.amazonaws.com"}, name
-        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}, (
-            name
-        )
+        assert statement == {
+            "Effect": "Allow",
+            "Principal": {"Service": "ssm.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }, name
 
 
-def test_maintenance_window_role(resources: Resources) -> None:
+def test_cloudwatch_key_statement_is_the_documented_one(resources: Resources) -> None:
+    # kms:Decrypt and kms:GenerateDataKey* for cloudwatch.amazonaws.com, no condition: the key
+    # policy AWS documents for alarm actions on an encrypted topic.
+    statements = _props(resources["AlertTopicKey"])["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch["Effect"] == "Allow"
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert "Condition" not in cloudwatch
+
+
+def _role_grants(resources: Resources, name: str) -> dict[str, list[str]]:
+    return {
+        action: [json.dumps(r, sort_keys=True) for r in _as_list(statement["Resource"])]
+        for role, statement in _identity_policy_statements(resources)
+        if role == name and statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+    }
+
+
+def test_maintenance_window_role_runs_only_aws_run_patch_baseline(resources: Resources) -> None:
     props = _props(resources["MaintenanceWindowRole"])
 
-    assert props["ManagedPolicyArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonSSMMaintenanceWindowRole"}
+    # No AWS managed policy: AmazonSSMMaintenanceWindowRole sends any document anywhere.
+    assert "ManagedPolicyArns" not in props
+    grants = _role_grants(resources, "MaintenanceWindowRole")
+    assert set(grants) == {
+        "ssm:SendCommand",
+        "ssm:CancelCommand",
+        "ssm:ListCommands",
+        "ssm:ListCommandInvocations",
+        "ssm:GetCommandInvocation",
+        "iam:PassRole",
+    }
+    send = [json.loads(r) for r in grants["ssm:SendCommand"]]
+    documents = [r["Fn::Sub"] for r in send if ":document/" in json.dumps(r)]
+    assert documents == ["arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunPatchBaseline"]
+    assert "*" not in grants["ssm:SendCommand"]
+    assert grants["iam:PassRole"] == [json.dumps({"Fn::GetAtt": ["NotificationRole", "Arn"]})]
+    (pass_role,) = [
+        s
+        for name, s in _identity_policy_statements(resources)
+        if name == "MaintenanceWindowRole" and s["Action"] == "iam:PassRole"
     ]
-    (policy,) = props["Policies"]
-    (statement,) = policy["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "iam:PassRole"
-    assert _is_getatt(statement["Resource"], "NotificationRole", "Arn")
-    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}
 
 
 def test_notification_role_publishes_only_to_the_notification_topic(resources: Resources) -> None:
@@ -563,6 +603,98 @@ def test_notification_role_publishes_only_to_the_notification_topic(resources: R
 
     assert statement["Action"] == "sns:Publish"
     assert _is_ref_to(statement["Resource"], "NotificationTopic")
+
+
+def _topic_policy_statements(resources: Resources, topic: str) -> list[dict[str, Any]]:
+    policies = [
+        _props(res)
+        for res in _of_type(resources, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic} in _props(res)["Topics"]
+    ]
+    assert len(policies) == 1, f"{topic} needs exactly one topic policy"
+    return list(policies[0]["PolicyDocument"]["Statement"])
+
+
+def test_only_the_notification_role_may_publish_run_results(resources: Resources) -> None:
+    statements = _topic_policy_statements(resources, "NotificationTopic")
+
+    publish = [s for s in statements if "sns:Publish" in _as_list(s["Action"]) and "Condition" in s]
+    assert {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Publish",
+        "Resource": {"Ref": "NotificationTopic"},
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["NotificationRole", "Arn"]}}},
+    } in [{k: v for k, v in s.items() if k != "Sid"} for s in publish]
+
+
+def test_only_the_status_queue_may_subscribe_to_run_results(resources: Resources) -> None:
+    statements = [
+        {k: v for k, v in s.items() if k != "Sid"}
+        for s in _topic_policy_statements(resources, "NotificationTopic")
+    ]
+    base = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Subscribe",
+        "Resource": {"Ref": "NotificationTopic"},
+    }
+    assert {
+        **base,
+        "Condition": {"StringNotEquals": {"sns:Endpoint": {"Fn::GetAtt": ["StatusQueue", "Arn"]}}},
+    } in (statements)
+    assert {**base, "Condition": {"StringNotEquals": {"sns:Protocol": "sqs"}}} in statements
+
+
+def test_run_results_travel_over_tls_only(resources: Resources) -> None:
+    statements = _topic_policy_statements(resources, "NotificationTopic")
+    (tls,) = [s for s in statements if s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+    assert tls["Effect"] == "Deny"
+    assert tls["Principal"] == "*"
+    assert set(_as_list(tls["Action"])) == {"sns:Publish", "sns:Subscribe"}
+
+
+def test_reconciler_writes_only_windows_tagged_with_its_stack(resources: Resources) -> None:
+    statements = [s for name, s in _identity_policy_statements(resources) if name == "ReconcilerFunction"]
+    write_actions = {
+        "ssm:UpdateMaintenanceWindow",
+        "ssm:DeleteMaintenanceWindow",
+        "ssm:RegisterTargetWithMaintenanceWindow",
+        "ssm:DeregisterTargetFromMaintenanceWindow",
+        "ssm:UpdateMaintenanceWindowTarget",
+        "ssm:RegisterTaskWithMaintenanceWindow",
+        "ssm:DeregisterTaskFromMaintenanceWindow",
+        "ssm:UpdateMaintenanceWindowTask",
+    }
+    owner = {"StringEquals": {"ssm:resourceTag/tagpatch:stack": {"Ref": "AWS::StackName"}}}
+    for statement in statements:
+        written = write_actions & set(_as_list(statement["Action"]))
+        if not written:
+            continue
+        for resource in _as_list(statement["Resource"]):
+            arn = resource["Fn::Sub"]
+            # A window is written only under the owner condition; targets and tasks carry no tags,
+            # and each action on them also needs the (conditioned) window.
+            if ":maintenancewindow/" in arn:
+                assert statement.get("Condition") == owner, written
+            else:
+                assert arn.endswith((":windowtarget/*", ":windowtask/*")), arn
+    tagging = [s for s in statements if "ssm:AddTagsToResource" in _as_list(s["Action"])]
+    (tag,) = tagging
+    assert tag["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:maintenancewindow/*"
+    }
+    assert tag["Condition"] == {"StringEquals": {"aws:RequestTag/tagpatch:stack": {"Ref": "AWS::StackName"}}}
+
+
+def test_reconciler_is_granted_no_patch_baseline_tagging(resources: Resources) -> None:
+    # The reconciler registers baselines with patch groups; no code path tags or lists their tags.
+    for name, statement in _identity_policy_statements(resources):
+        if name != "ReconcilerFunction":
+            continue
+        actions = set(_as_list(statement["Action"]))
+        if actions & {"ssm:AddTagsToResource", "ssm:ListTagsForResource"}:
+            assert "patchbaseline" not in json.dumps(statement["Resource"]), statement
 
 
 def test_reconciler_passes_only_its_two_roles_and_only_to_ssm(resources: Resources) -> None:
@@ -876,7 +1008,7 @@ def test_collector_policy_is_exactly_what_it_calls(resources: Resources) -> None
     statements = [
         statement
         for name, statement in _identity_policy_statements(resources)
-        if name == "StatusCollectorFunction"
+        if name == "StatusCollectorRole"
     ]
     granted = {
         action: json.dumps(statement["Resource"], sort_keys=True)
@@ -892,13 +1024,26 @@ def test_collector_policy_is_exactly_what_it_calls(resources: Resources) -> None
         "kms:GenerateDataKey": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
         "kms:Decrypt": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
         "sqs:SendMessage": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
+        "sqs:ReceiveMessage": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
+        "sqs:DeleteMessage": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
+        "sqs:GetQueueAttributes": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
         "ssm:ListCommands": json.dumps("*"),
     }
-    # and no SAM policy template widens it
-    assert all(
-        isinstance(p, dict) and "Statement" in p
-        for p in _props(resources["StatusCollectorFunction"])["Policies"]
-    )
+
+
+def test_collector_polls_only_its_queue(resources: Resources) -> None:
+    # With a SAM-generated role, an SQS event attaches AWSLambdaSQSQueueExecutionRole (receive and
+    # delete on every queue); the collector's own role grants them on StatusQueue only.
+    function = _props(resources["StatusCollectorFunction"])
+    assert _is_getatt(function.get("Role"), "StatusCollectorRole", "Arn")
+    assert "Policies" not in function
+    role = _props(resources["StatusCollectorRole"])
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"},
+    ]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
 
 
 def test_collector_outputs(template: dict[str, Any]) -> None:

@@ -156,9 +156,31 @@ def parse_override(text: str) -> dict[str, Any]:
         raise InvalidSettings([f"override must be a JSON object, got {type(value).__name__}"])
     unknown = sorted(set(value) - _ALIASES)
     if unknown:
-        known = ", ".join(sorted(_ALIASES))
+        known = ", ".join(sorted(_ALIASES - set(STACK_ONLY)))
         raise InvalidSettings([f"unknown setting {name!r} (known: {known})" for name in unknown])
+    fixed = sorted(set(value) & set(STACK_ONLY))
+    if fixed:
+        raise InvalidSettings([f"{name}: {STACK_ONLY[name]}" for name in fixed])
     return value
 
 
 _ALIASES = {field.alias or name for name, field in GroupSettings.model_fields.items()}
+
+#: Settings a group may not override, and why: the stack grants exactly what its own values need,
+#: so another value would deploy cleanly and then silently break the group's runs.
+STACK_ONLY: dict[str, str] = {
+    "notificationTopicArn": (
+        "fixed to the stack's NotificationTopic: the notification role may publish only there and "
+        "only that topic feeds the status collector"
+    ),
+    "notificationRoleArn": (
+        "fixed to the stack's NotificationRole: the topic's policy denies every other publisher"
+    ),
+    "outputBucket": (
+        "fixed to the stack's OutputBucket: InstanceOutputWritePolicy lets instances write only there"
+    ),
+    "outputPrefix": (
+        "fixed to the stack's OutputS3KeyPrefix: InstanceOutputWritePolicy lets instances write "
+        "only under it (each group already writes under its own <prefix>/<group>/)"
+    ),
+}
