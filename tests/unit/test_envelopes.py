@@ -25,13 +25,9 @@ from pydantic import (
     ValidationError,
 )
 
-from tagpatch.models.envelopes import (
-    EventBridgeEvent,
-    Invalid,
-    ScheduledEventBase,
-    SnsNotificationModel,
-    SqsRecordModel,
-)
+from tagpatch.models.base import Invalid
+from tagpatch.models.envelopes import SnsNotificationModel, SqsRecordModel
+from tagpatch.models.eventbridge import EventBridgeEvent, ScheduledEventBase
 
 
 class EventBridgeModel(EventBridgeEvent):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from tagpatch.models.envelopes import message
+from tagpatch.models.base import message
 
 
 class ConfigError(RuntimeError):

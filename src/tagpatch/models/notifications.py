@@ -21,13 +21,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from tagpatch.models.envelopes import (
-    Invalid,
-    Model,
-    SnsNotificationModel,
-    SqsRecordModel,
-    StrictModel,
-)
+from tagpatch.models.base import Invalid, Model, StrictModel
+from tagpatch.models.envelopes import SnsNotificationModel, SqsRecordModel
 from tagpatch.models.run_status import RunStatus, UnknownStatus, normalise_status
 
 # SNS refuses to publish more than 256 KiB by default (the stack's topics keep the default), so a

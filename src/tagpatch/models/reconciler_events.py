@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from tagpatch.models.envelopes import EventBridgeEvent, Invalid, Model, ScheduledEventBase, StrictModel
+from tagpatch.models.base import Invalid, Model, StrictModel
+from tagpatch.models.eventbridge import EventBridgeEvent, ScheduledEventBase
 
 __all__ = [
     "Invalid",

@@ -11,7 +11,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from tagpatch.models.envelopes import Invalid, ScheduledEventBase, StrictModel
+from tagpatch.models.base import Invalid, StrictModel
+from tagpatch.models.eventbridge import ScheduledEventBase
 
 __all__ = ["Invalid", "OnDemandReport", "ReporterScheduledEvent"]
 
