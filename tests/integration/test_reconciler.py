@@ -119,12 +119,14 @@ def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader)
     handle(event, world.reconciler)
     assert world.log.ops("ssm") == {"GetParameter": 1}
     assert world.log.ops("dynamodb") == {"GetItem": 1}
-    # converged group, full verification (scheduled run): reads only
+    # converged group, full verification (scheduled run): reads only; the recorded window is read
+    # and the window name listed, so that a duplicate made by a lost lease is found (issue 12, #4)
     world.log.reset()
     handle(load_event("reconciler-scheduled.json"), world.reconciler)
     assert world.log.count("ssm", writes=True) == 0
     assert world.log.ops("ssm") == {
         "GetParametersByPath": 1,
+        "DescribeMaintenanceWindows": 1,
         "GetMaintenanceWindow": 1,
         "DescribeMaintenanceWindowTargets": 1,
         "DescribeMaintenanceWindowTasks": 1,
