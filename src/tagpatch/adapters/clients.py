@@ -17,7 +17,7 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_t
 ATTEMPT_SECONDS = 5 + 30
 
 # When the current Lambda invocation ends (time.time() seconds); None: no limit. Set per
-# invocation by the handlers (set_deadline) and read before every attempt, retries included.
+# invocation by the handlers (set_time_left) and read before every attempt, retries included.
 _DEADLINE: ContextVar[float | None] = ContextVar("tagpatch_deadline", default=None)
 clock: Callable[[], float] = time.time  # tests replace it to let time pass without sleeping
 
@@ -26,8 +26,9 @@ class DeadlineReached(RuntimeError):
     """The next attempt of an AWS call could not finish before the invocation ends: not sent."""
 
 
-def set_deadline(at: float | None) -> None:
-    _DEADLINE.set(at)
+def set_time_left(seconds: float | None) -> None:
+    """The current invocation ends in ``seconds`` (None: no limit)."""
+    _DEADLINE.set(None if seconds is None else clock() + seconds)
 
 
 def _refuse_late_attempt(event_name: str = "", **_: Any) -> None:

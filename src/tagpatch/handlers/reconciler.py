@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tagpatch.adapters.clients import set_deadline
+from tagpatch.adapters.clients import set_time_left
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
@@ -59,12 +58,12 @@ def handle(
         return _route(event, reconciler)
     left = context.get_remaining_time_in_millis() / 1000
     reconciler.deadline = reconciler.clock() + left
-    set_deadline(time.time() + left)
+    set_time_left(left)
     try:
         return _route(event, reconciler)
     finally:
         reconciler.deadline = None
-        set_deadline(None)
+        set_time_left(None)
 
 
 def _route(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:

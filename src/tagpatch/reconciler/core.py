@@ -433,9 +433,7 @@ class Reconciler:
                 reason = "not reached: the invocation ran out of time"
                 return outcomes + [Outcome(name, "not_reached", reasons=[reason]) for name in rest]
             self.groups.queue(group)
-            outcomes.append(
-                Outcome(group, "handed_on", reasons=["out of time; queued for the next sweep"])
-            )
+            outcomes.append(Outcome(group, "handed_on", reasons=["out of time; queued for the next sweep"]))
         logger.warning(
             "out of time: groups queued for the sweep", extra={"count": len(groups), "groups": groups[:100]}
         )
