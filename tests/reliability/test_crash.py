@@ -204,12 +204,8 @@ def test_a_deferred_event_whose_holder_died_is_retried_by_the_sweep(world: World
 # --- issue 12 #8: a scheduled run longer than the invocation -----------------------------------
 
 
-def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
-    world: World, load_event: Loader, lambda_context: FakeLambdaContext
-) -> None:
-    # Given four groups, each taking 80 s to reconcile, and a 300 s invocation
-    for group in ("a", "b", "c", "d"):
-        world.launch(group)
+def slow_reconciler(world: World, seconds_per_group: float) -> Reconciler:
+    """A reconciler whose clock moves ``seconds_per_group`` for every group it reconciles."""
     reconciler = world.make_reconciler()
     start, elapsed = time.time(), [0.0]
     reconciler.clock = lambda: start + elapsed[0]
@@ -217,10 +213,20 @@ def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
 
     def slowly(*args: Any, **kwargs: Any) -> Any:
         outcome = reconcile_group(*args, **kwargs)
-        elapsed[0] += 80
+        elapsed[0] += seconds_per_group
         return outcome
 
     reconciler.reconcile_group = slowly  # type: ignore[method-assign]
+    return reconciler
+
+
+def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
+    world: World, load_event: Loader, lambda_context: FakeLambdaContext
+) -> None:
+    # Given four groups, each taking 80 s to reconcile, and a 300 s invocation
+    for group in ("a", "b", "c", "d"):
+        world.launch(group)
+    reconciler = slow_reconciler(world, 80)
     lambda_context.remaining_time_in_millis = 300_000
 
     # When the scheduled reconcile runs
@@ -239,3 +245,22 @@ def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
     swept = handle({"sweep": True}, world.make_reconciler())
     assert [(g["group"], g["status"]) for g in swept["groups"]] == [("d", "converged")]
     assert len(world.windows()) == 4
+
+
+def test_groups_a_run_could_not_even_queue_are_reported_not_reached(
+    world: World, load_event: Loader, lambda_context: FakeLambdaContext
+) -> None:
+    # Given four groups of 80 s each and a 250 s invocation: after three, 10 s are left, too
+    # little even to queue the fourth for the sweep
+    for group in ("a", "b", "c", "d"):
+        world.launch(group)
+    reconciler = slow_reconciler(world, 80)
+    lambda_context.remaining_time_in_millis = 250_000
+
+    # When the scheduled reconcile runs
+    result = handle(load_event("reconciler-scheduled.json"), reconciler, lambda_context)
+
+    # Then the fourth is reported not reached (the run is not ok), counted for the alarm
+    assert [(g["group"], g["status"]) for g in result["groups"]][-1] == ("d", "not_reached")
+    assert result["ok"] is False
+    assert metrics.metric_set["GroupsNotReached"]["Value"] == [1.0]
