@@ -276,7 +276,7 @@ def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: d
         "tag changes",
         f"{' and '.join(tagged)} tagged: {events} events -> ReconcilerFunction: {'; '.join(changes)}",
     )
-    for delivery in flows.fire_schedule("ReconcilerFunction"):
+    for delivery in flows.fire_schedule("ReconcilerFunction", rule="ReconcilerFunctionReconcile"):
         printer.step(f"scheduled reconcile (rule {_rule_short(delivery.rule, stack)}): {_summary(delivery)}")
         printer.outcome(
             "scheduled reconcile",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import threading
 from collections import deque
@@ -494,7 +495,36 @@ def _get_maintenance_window_task(self: SimpleSystemManagerResponse) -> ActionRes
     task = _task(window, params.get("WindowTaskId", ""))
     data = _task_fields(task, _TASK_FIELDS)
     data["TaskType"] = task.task_type
-    return ActionResult(data)
+    return ActionResult(_echo_task_defaults(data))
+
+
+# AWS-RunPatchBaseline's parameters besides Operation and RebootOption (the document has five:
+# https://docs.aws.amazon.com/systems-manager/latest/userguide/patch-manager-about-aws-runpatchbaseline.html).
+_RUN_PATCH_BASELINE_UNSET = ("SnapshotId", "InstallOverrideList", "BaselineOverride")
+
+
+def _echo_task_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """The task as GetMaintenanceWindowTask reports it: with defaults for what nobody set.
+
+    AWS's published sample (aws-cli, awscli/examples/ssm/get-maintenance-window-task.rst, shown
+    on https://docs.aws.amazon.com/cli/latest/reference/ssm/get-maintenance-window-task.html)
+    answers ``"TaskParameters": {}``, ``"Comment": ""`` and the document's other parameters as
+    ``[""]``; Run Command answers ``CloudWatchOutputConfig`` as ``CloudWatchOutputEnabled: false``
+    when none was given (the ListCommandInvocations sample of the SSM API reference). moto echoed
+    exactly what was sent, which hid drift checks that would never settle on a real account.
+    """
+    data = copy.deepcopy(data)
+    data.setdefault("TaskParameters", {})
+    run = data.get("TaskInvocationParameters", {}).get("RunCommand")
+    if run is None:
+        return data
+    run.setdefault("Comment", "")
+    run.setdefault("CloudWatchOutputConfig", {"CloudWatchOutputEnabled": False})
+    if data.get("TaskArn") == "AWS-RunPatchBaseline":
+        parameters = run.setdefault("Parameters", {})
+        for name in _RUN_PATCH_BASELINE_UNSET:
+            parameters.setdefault(name, [""])
+    return data
 
 
 def _update_maintenance_window_task(self: SimpleSystemManagerResponse) -> ActionResult:

@@ -225,20 +225,26 @@ class Flows:
             deliveries.extend(self._deliver(rule, event))
         return deliveries
 
-    def fire_schedule(self, function: str, at: datetime | None = None) -> list[RuleDelivery]:
-        """Fire every enabled scheduled rule that targets ``function`` (logical id) once."""
+    def fire_schedule(
+        self, function: str, at: datetime | None = None, rule: str | None = None
+    ) -> list[RuleDelivery]:
+        """Fire every enabled scheduled rule that targets ``function`` (logical id) once; only the
+        rule of logical id ``rule`` (e.g. ``ReconcilerFunctionReconcile``) when given."""
         arn = self.runtime.configuration(function)["FunctionArn"]
         deliveries: list[RuleDelivery] = []
         moment = (at or now()).replace(second=0, microsecond=0)
-        for rule in self._rules():
-            if rule.get("State") != "ENABLED" or not rule.get("ScheduleExpression"):
+        wanted = None if rule is None else self.deployment.physical_id(rule)
+        for rule_ in self._rules():
+            if rule_.get("State") != "ENABLED" or not rule_.get("ScheduleExpression"):
                 continue
-            targets = self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+            if wanted is not None and rule_["Name"] != wanted:
+                continue
+            targets = self.client("events").list_targets_by_rule(Rule=rule_["Name"])["Targets"]
             if not any(target["Arn"] == arn for target in targets):
                 continue
-            event = self._envelope("Scheduled Event", "aws.events", [rule["Arn"]], {})
+            event = self._envelope("Scheduled Event", "aws.events", [rule_["Arn"]], {})
             event["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-            deliveries.extend(self._deliver(rule, event, only=arn))
+            deliveries.extend(self._deliver(rule_, event, only=arn))
         return deliveries
 
     def _deliver(

@@ -250,7 +250,7 @@ def test_the_schedule_and_a_direct_invocation_reach_the_reconciler(stack: Stack)
     stack.client("ec2").create_tags(Resources=[instance], Tags=[{"Key": TAG_KEY, "Value": "e2e-backfill"}])
 
     # When the scheduled rule fires, then an operator asks for a dry run
-    (scheduled,) = stack.flows.fire_schedule("ReconcilerFunction")
+    (scheduled,) = stack.flows.fire_schedule("ReconcilerFunction", rule="ReconcilerFunctionReconcile")
     plan = stack.runtime.invoke("ReconcilerFunction", {"group": "e2e-backfill", "dryRun": True})
 
     # Then the scheduled reconcile backfilled the group and the plan has nothing left to do
@@ -260,6 +260,14 @@ def test_the_schedule_and_a_direct_invocation_reach_the_reconciler(stack: Stack)
     assert statuses["e2e-backfill"] == "converged"
     assert plan.ok
     assert plan.result["groups"][0]["actions"] == []
+
+
+def test_the_sweep_schedule_reaches_the_reconciler_under_its_role(stack: Stack) -> None:
+    # Issue 12 #5/#8: the 5-minute rule delivers its constant input, and the deployed role lets
+    # the reconciler look for pending groups
+    (swept,) = stack.flows.fire_schedule("ReconcilerFunction", rule="ReconcilerFunctionSweep")
+    assert swept.outcome is not None and swept.outcome.ok
+    assert swept.outcome.last.result == {"ok": True, "groups": []}
 
 
 def test_a_function_runs_with_its_deployed_configuration_and_logs_to_its_log_group(stack: Stack) -> None:

@@ -260,7 +260,21 @@ def test_task_get_update_and_describe_shape(ssm: Any) -> None:
     task_id = _task(ssm, window_id, target_id)
 
     task = ssm.get_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id)
-    assert task["TaskInvocationParameters"] == RUN_COMMAND_PARAMS
+    # what was sent, plus the defaults SSM reports for what was not (see _echo_task_defaults)
+    sent = RUN_COMMAND_PARAMS["RunCommand"]
+    assert task["TaskInvocationParameters"] == {
+        "RunCommand": {
+            **sent,
+            "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": False},
+            "Parameters": {
+                **sent["Parameters"],
+                "SnapshotId": [""],
+                "InstallOverrideList": [""],
+                "BaselineOverride": [""],
+            },
+        }
+    }
+    assert task["TaskParameters"] == {}
     assert task["Targets"] == [{"Key": "WindowTargetIds", "Values": [target_id]}]
     assert task["TaskType"] == "RUN_COMMAND"
     assert task["TaskArn"] == "AWS-RunPatchBaseline"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -43,6 +44,9 @@ class WireFaults:
         self.injected: Counter[str] = Counter()
         self._plan: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        # Called with the operation's name at every attempt: lets a test's clock move as if each
+        # attempt took time, without sleeping.
+        self.on_attempt: Callable[[str], None] | None = None
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         original = BotocoreStubber.__call__
@@ -59,11 +63,18 @@ class WireFaults:
         with self._lock:
             self._plan.setdefault(operation, []).extend(kinds)
 
+    def clear(self) -> None:
+        """Drop every planned fault not met yet."""
+        with self._lock:
+            self._plan.clear()
+
     def pending(self) -> int:
         return sum(len(kinds) for kinds in self._plan.values())
 
     def _before_send(self, request: Any, event_name: str) -> AWSResponse | None:
         operation = event_name.rsplit(".", 1)[-1]
+        if self.on_attempt is not None:
+            self.on_attempt(operation)
         with self._lock:
             self.attempts[operation] += 1
             kinds = self._plan.get(operation)

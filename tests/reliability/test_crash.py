@@ -9,10 +9,14 @@ from typing import Any, get_args
 import pytest
 
 from emulator.scenarios.aws import World
+from emulator.template import load_sam
 from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers.reconciler import handle
-from tagpatch.reconciler.core import Reconciler
+from tagpatch.observability import metrics
+from tagpatch.reconciler.core import START_RESERVE_SECONDS, LeaseExpiring, Reconciler
 from tagpatch.reconciler.plan import ActionKind
+from tagpatch.reconciler.spec import build_spec
+from tests.conftest import REPO_ROOT, FakeLambdaContext
 from tests.reliability.test_faults import tag_event
 
 Loader = Callable[[str], Any]
@@ -108,3 +112,155 @@ def test_a_crash_after_every_write_of_each_run_still_converges(world: World, loa
     final.clock = lambda: time.time() + later + LEASE_SECONDS + 1
     assert handle(tag_event(load_event, "web"), final)["groups"][0]["status"] == "converged"
     assert_converged_once(world)
+
+
+# --- issue 12 #4: an invocation that outlives its lease ---------------------------------------
+
+
+def test_a_reconcile_that_outlives_its_lease_writes_nothing_more(world: World, load_event: Loader) -> None:
+    # Given a reconcile of a new group slowed (botocore retrying, say) past its lease, while
+    # another invocation took the expired lease over and converged the group
+    world.launch("web")
+    slow = world.make_reconciler()
+    late = [0.0]
+    slow.clock = lambda: time.time() + late[0]
+    find_windows = slow.ssm.find_windows
+
+    def find_windows_slowly(name: str) -> list[dict[str, Any]]:
+        found = find_windows(name)
+        late[0] = LEASE_SECONDS + 1
+        other = world.make_reconciler()
+        other.clock = lambda: time.time() + LEASE_SECONDS + 1
+        assert handle(tag_event(load_event, "web"), other)["groups"][0]["status"] == "converged"
+        return found
+
+    slow.ssm.find_windows = find_windows_slowly  # type: ignore[method-assign]
+
+    # When the slow reconcile comes back to make the window it found missing
+    # Then it stops before writing (no second window), leaving the other's record as it is
+    with pytest.raises(LeaseExpiring):
+        handle(tag_event(load_event, "web"), slow)
+    assert_converged_once(world)
+
+
+def test_the_lease_outlasts_the_reconciler_timeout() -> None:
+    # An invocation must not be able to outlive its lease (template.yaml: ReconcilerFunction)
+    function = load_sam(REPO_ROOT / "template.yaml")["Resources"]["ReconcilerFunction"]
+    assert function["Properties"]["Timeout"] + 60 <= LEASE_SECONDS
+
+
+def test_the_scheduled_verify_deletes_a_window_no_record_knows(world: World, load_event: Loader) -> None:
+    # Given a converged group and a second complete window of it that no record knows, as an
+    # invocation that lost its lease made before the fix
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    kept = world.window_named("TagPatch-web")["WindowId"]
+    config = world.reconciler.config
+    bundle = build_spec("web", config.defaults, tag_key=config.tag_key, stack_name=config.stack_name).install
+    stray = world.ssm.create_maintenance_window(**bundle.window.create_params("stray"))["WindowId"]
+    target = world.ssm.register_target_with_maintenance_window(**bundle.target.register_params(stray, "t"))
+    world.ssm.register_task_with_maintenance_window(
+        **bundle.task.register_params(stray, target["WindowTargetId"], "k")
+    )
+    assert len(world.windows()) == 2
+
+    # When the scheduled verify runs
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+
+    # Then the stray window (found by name and tags) is deleted and the recorded one kept
+    assert any(action.startswith(f"delete_window {stray}") for action in result["groups"][0]["actions"])
+    assert_converged_once(world)
+    assert world.window_named("TagPatch-web")["WindowId"] == kept
+
+
+# --- issue 12 #5: a lost wake-up ------------------------------------------------------------------
+
+
+def test_a_deferred_event_whose_holder_died_is_retried_by_the_sweep(world: World, load_event: Loader) -> None:
+    # Given a holder that died before its first write, and the only other event for the group
+    # deferred to it (and answered as a success)
+    world.launch("web")
+    crashing = world.make_reconciler()
+    crash_at(crashing, 1, after=False)
+    with pytest.raises(Crash):
+        handle(tag_event(load_event, "web"), crashing)
+    deferred = handle(tag_event(load_event, "web"), world.make_reconciler())
+    assert deferred["groups"][0]["status"] == "deferred"
+    assert world.record("web")["pending"] is True
+
+    # When the sweep runs while the dead holder's lease still holds, it leaves the group alone
+    assert handle({"sweep": True}, world.make_reconciler()) == {"ok": True, "groups": []}
+
+    # Then the first sweep after the lease expired converges the group, and nothing is left pending
+    sweeper = world.make_reconciler()
+    sweeper.clock = lambda: time.time() + LEASE_SECONDS + 1
+    swept = handle({"sweep": True}, sweeper)
+    assert [g["status"] for g in swept["groups"]] == ["converged"], swept
+    assert_converged_once(world)
+    assert "pending" not in world.record("web")
+    assert handle({"sweep": True}, sweeper)["groups"] == []
+
+
+# --- issue 12 #8: a scheduled run longer than the invocation -----------------------------------
+
+
+def slow_reconciler(world: World, seconds_per_group: float) -> Reconciler:
+    """A reconciler whose clock moves ``seconds_per_group`` for every group it reconciles."""
+    reconciler = world.make_reconciler()
+    start, elapsed = time.time(), [0.0]
+    reconciler.clock = lambda: start + elapsed[0]
+    reconcile_group = reconciler.reconcile_group
+
+    def slowly(*args: Any, **kwargs: Any) -> Any:
+        outcome = reconcile_group(*args, **kwargs)
+        elapsed[0] += seconds_per_group
+        return outcome
+
+    reconciler.reconcile_group = slowly  # type: ignore[method-assign]
+    return reconciler
+
+
+def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
+    world: World, load_event: Loader, lambda_context: FakeLambdaContext
+) -> None:
+    # Given four groups, each taking 80 s to reconcile, and a 300 s invocation
+    for group in ("a", "b", "c", "d"):
+        world.launch(group)
+    reconciler = slow_reconciler(world, 80)
+    lambda_context.remaining_time_in_millis = 300_000
+
+    # When the scheduled reconcile runs
+    result = handle(load_event("reconciler-scheduled.json"), reconciler, lambda_context)
+
+    # Then it starts no group with less than START_RESERVE_SECONDS left: the last is queued for
+    # the sweep, said in the result and counted, not silently skipped
+    statuses = {g["group"]: g["status"] for g in result["groups"]}
+    assert statuses == {"a": "converged", "b": "converged", "c": "converged", "d": "handed_on"}
+    assert 240 + START_RESERVE_SECONDS > 300  # d would have started with 60 s left
+    assert world.record("d")["pending"] is True
+    assert [w["Name"] for w in world.windows()].count("TagPatch-d") == 0
+    assert metrics.metric_set["GroupsHandedOn"]["Value"] == [1.0]
+
+    # And the next sweep reconciles it
+    swept = handle({"sweep": True}, world.make_reconciler())
+    assert [(g["group"], g["status"]) for g in swept["groups"]] == [("d", "converged")]
+    assert len(world.windows()) == 4
+
+
+def test_groups_a_run_could_not_even_queue_are_reported_not_reached(
+    world: World, load_event: Loader, lambda_context: FakeLambdaContext
+) -> None:
+    # Given four groups of 80 s each and a 250 s invocation: after three, 10 s are left, too
+    # little even to queue the fourth for the sweep
+    for group in ("a", "b", "c", "d"):
+        world.launch(group)
+    reconciler = slow_reconciler(world, 80)
+    lambda_context.remaining_time_in_millis = 250_000
+
+    # When the scheduled reconcile runs
+    result = handle(load_event("reconciler-scheduled.json"), reconciler, lambda_context)
+
+    # Then the fourth is reported not reached (the run is not ok), counted for the alarm
+    assert [(g["group"], g["status"]) for g in result["groups"]][-1] == ("d", "not_reached")
+    assert result["ok"] is False
+    assert metrics.metric_set["GroupsNotReached"]["Value"] == [1.0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +15,14 @@ from botocore.exceptions import ClientError
 from emulator.scenarios.aws import World
 from emulator.scenarios.collector import CollectorWorld, instance_id, invocation, notifications_event
 from emulator.scenarios.compliance import ReporterWorld, scheduled_event
+from tagpatch.adapters import clients
 from tagpatch.adapters.clients import RETRY_CONFIG
 from tagpatch.adapters.commands import CommandStatusTable
+from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
+from tests.conftest import FakeLambdaContext
 from tests.reliability.faults import WireFaults
 
 Loader = Callable[[str], Any]
@@ -195,3 +199,70 @@ def test_reporter_retries_every_call_and_records_the_snapshot(
     assert world.item("GROUP#web", "LATEST") is not None
     assert world.item("GROUP#db", "LATEST") is not None
     assert len(world.digests()) == 1
+
+
+# --- issue 12 #4: retries bounded by the time the invocation has left -------------------------
+
+
+def test_retries_stop_before_the_invocation_ends_and_nothing_is_half_made(
+    world: World,
+    faults: WireFaults,
+    load_event: Loader,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given clients bounded as production's are, 200 s left in the invocation, and
+    # CreateMaintenanceWindow timing out after 30 s on every attempt (9 allowed by RETRY_CONFIG)
+    for any_client in (world.ssm, world.ddb, world.ec2):
+        clients.bounded(any_client)
+    now = [time.time()]
+    monkeypatch.setattr(clients, "clock", lambda: now[0])
+
+    def attempt_takes_time(operation: str) -> None:
+        if operation == "CreateMaintenanceWindow":
+            now[0] += 30
+
+    faults.on_attempt = attempt_takes_time
+    faults.fail("CreateMaintenanceWindow", ["read-timeout"] * 9)
+    lambda_context.remaining_time_in_millis = 200_000
+    world.launch("web")
+
+    # When the tag event is handled, the retries stop at the first attempt that could not finish
+    # in time (at 180 s: 180 + 35 > 200), and the error reaches Lambda, which retries the event
+    with pytest.raises(clients.DeadlineReached):
+        reconciler_handler.handle(tag_event(load_event, "web"), world.reconciler, lambda_context)
+    assert faults.attempts["CreateMaintenanceWindow"] == 6
+    assert world.windows() == []
+
+    # Then the deadline is the invocation's only: a later invocation (after the lease) converges
+    faults.on_attempt = None
+    faults.clear()  # the 3 attempts never made
+    later = world.make_reconciler()
+    later.clock = lambda: time.time() + LEASE_SECONDS + 1
+    result = reconciler_handler.handle(tag_event(load_event, "web"), later, lambda_context)
+    assert result["groups"][0]["status"] == "converged"
+    assert len(world.windows()) == 1
+
+
+# --- issue 12 #19: drift against what SSM really answers -------------------------------------
+
+
+def test_a_converged_group_costs_no_write_although_ssm_reports_defaults(
+    world: World, load_event: Loader
+) -> None:
+    # Given a group made by TagPatch, whose task SSM reports with defaults TagPatch never set
+    world.launch("web")
+    reconciler_handler.handle(tag_event(load_event, "web"), world.reconciler)
+    window_id = world.window_named("TagPatch-web")["WindowId"]
+    run = world.tasks(window_id)[0]["TaskInvocationParameters"]["RunCommand"]
+    assert run["CloudWatchOutputConfig"] == {"CloudWatchOutputEnabled": False}
+    assert run["Parameters"]["InstallOverrideList"] == [""]
+
+    # When the scheduled verify runs twice
+    world.log.reset()
+    for _ in range(2):
+        result = reconciler_handler.handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert result["groups"][0]["actions"] == []
+
+    # Then it wrote nothing
+    assert world.log.count("ssm", writes=True) == 0

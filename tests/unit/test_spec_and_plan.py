@@ -150,3 +150,43 @@ def test_task_pointing_at_a_target_about_to_be_made_is_updated() -> None:
     task = {**spec.install.task.expected("old-target"), "WindowTaskId": "k-1"}
     step = plan_task(spec.install.task, "install", [task], None)
     assert [(a.kind, a.drift) for a in step.actions] == [("update_task", ("Targets",))]
+
+
+def as_ssm_reports_it(spec: GroupSpec, **run_extra: Any) -> dict[str, Any]:
+    """The task as GetMaintenanceWindowTask answers it on AWS: what was sent plus defaults for
+    what was not (aws-cli's published get-maintenance-window-task sample: ``"Comment": ""``,
+    unset document parameters as ``[""]``, ``"TaskParameters": {}``)."""
+    run = spec.install.task.run_command
+    reported = {
+        **run,
+        "Comment": run.get("Comment", ""),
+        "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": False},
+        "Parameters": {**run["Parameters"], "SnapshotId": [""], "InstallOverrideList": [""]},
+        **run_extra,
+    }
+    return {
+        **spec.install.task.expected("t-1"),
+        "WindowTaskId": "k-1",
+        "TaskParameters": {},
+        "TaskInvocationParameters": {"RunCommand": reported},
+    }
+
+
+def test_defaults_ssm_reports_for_unset_fields_are_not_drift() -> None:
+    # Issue 12 #19: otherwise every scheduled run updates every task of a real account
+    for spec in (spec_for(), spec_for(comment="")):
+        step = plan_task(spec.install.task, "install", [as_ssm_reports_it(spec)], "t-1")
+        assert step.actions == ()
+
+
+def test_a_value_someone_else_set_in_a_field_tagpatch_manages_is_drift() -> None:
+    spec = spec_for()
+    reported = as_ssm_reports_it(spec)
+    parameters = reported["TaskInvocationParameters"]["RunCommand"]["Parameters"]
+    parameters["InstallOverrideList"] = ["s3://bucket/extra-patches.yaml"]
+    step = plan_task(spec.install.task, "install", [reported], "t-1")
+    assert [action.drift for action in step.actions] == [("RunCommand.Parameters",)]
+    uncommented = spec_for(comment="")  # TagPatch sets no comment: one set in the console is drift
+    reported = as_ssm_reports_it(uncommented, Comment="set in the console")
+    step = plan_task(uncommented.install.task, "install", [reported], "t-1")
+    assert [action.drift for action in step.actions] == [("RunCommand.Comment",)]

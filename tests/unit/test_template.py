@@ -1171,3 +1171,24 @@ def test_reporter_outputs(template: dict[str, Any]) -> None:
     assert _is_ref_to(outputs["ComplianceTableName"]["Value"], "ComplianceTable")
     assert _is_ref_to(outputs["ComplianceReporterFunctionName"]["Value"], "ComplianceReporterFunction")
     assert _is_ref_to(outputs["ReporterDLQUrl"]["Value"], "ReporterDLQ")
+
+
+def test_command_timeout_is_described_as_the_delivery_timeout(template: dict[str, Any]) -> None:
+    # Issue 12 #20: SSM's TimeoutSeconds is the delivery timeout (a command not started by then
+    # does not run); AWS-RunPatchBaseline has no execution-timeout parameter to offer instead.
+    description = " ".join(template["Parameters"]["CommandTimeoutSeconds"]["Description"].split())
+    assert "delivery timeout" in description
+    assert "does not limit how long patching runs" in description
+    assert "considered failed" not in description
+
+
+def test_the_sweep_reconciles_pending_groups_every_five_minutes(template: dict[str, Any]) -> None:
+    # Issue 12 #5 and #8: deferred events and groups a run had no time for are not left waiting
+    # for the next scheduled run
+    event = template["Resources"]["ReconcilerFunction"]["Properties"]["Events"]["Sweep"]
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == "rate(5 minutes)"
+    assert json.loads(event["Properties"]["Input"]) == {"sweep": True}
+    assert event["Properties"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ReconcilerDLQ", "Arn"]}
+    alarm = template["Resources"]["ReconcilerGroupsNotReachedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("TagPatch", "GroupsNotReached")

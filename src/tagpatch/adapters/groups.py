@@ -17,7 +17,10 @@ from tagpatch.models.records import GroupRecord
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
-LEASE_SECONDS = 240
+# Longer than the reconciler's function timeout (300 s in template.yaml) with a margin for clock
+# differences: an invocation cannot outlive the lease it took, so a lease is only ever taken over
+# from a dead holder. The reconciler also checks the lease before each SSM write.
+LEASE_SECONDS = 360
 
 
 def record_from_item(item: dict[str, Any]) -> GroupRecord:
@@ -60,6 +63,8 @@ def _key(group: str) -> dict[str, Any]:
 
 
 class GroupsRepository:
+    lease_seconds = LEASE_SECONDS
+
     def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
         self._table = table_name
         self._ddb = dynamodb_client or client("dynamodb")
@@ -141,6 +146,27 @@ class GroupsRepository:
             self._clear_pending(record.group, owner)
             return False
         return True
+
+    def queue(self, group: str) -> None:
+        """Ask for the group to be reconciled by the next sweep (makes the item if there is none)."""
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_key(group),
+            UpdateExpression="SET pending = :yes",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
+    def pending(self, now: int) -> list[str]:
+        """Groups asked for a rerun that nobody holds the lease of (its holder died, or was never)."""
+        pages = self._ddb.get_paginator("scan").paginate(
+            TableName=self._table,
+            ConsistentRead=True,
+            ProjectionExpression="#g",
+            FilterExpression="pending = :yes AND (attribute_not_exists(lock_owner) OR lock_expires < :now)",
+            ExpressionAttributeNames={"#g": "group"},
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":now": {"N": str(now)}},
+        )
+        return [item["group"]["S"] for page in pages for item in page.get("Items", [])]
 
     def _already_saved(self, record: GroupRecord) -> bool:
         """Whether the table holds ``record``'s state with the lease given up (a retried release)."""

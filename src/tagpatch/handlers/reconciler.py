@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tagpatch.adapters.clients import set_time_left
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
@@ -30,6 +31,8 @@ _METRIC_OF_STATUS = {
     "deleted": "EmptyGroupsDeleted",
     "failed": "GroupsFailed",
     "deferred": "ReconcilesDeferred",
+    "handed_on": "GroupsHandedOn",
+    "not_reached": "GroupsNotReached",
 }
 
 
@@ -43,8 +46,27 @@ def default_reconciler() -> Reconciler:
     return Reconciler(config, SsmGateway(), GroupsRepository(config.groups_table_name), Ec2Gateway())
 
 
-def handle(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
-    """Route ``event`` to the reconciler; the summary of what was done."""
+def handle(
+    event: dict[str, Any], reconciler: Reconciler, context: LambdaContext | None = None
+) -> dict[str, Any]:
+    """Route ``event`` to the reconciler; the summary of what was done.
+
+    With ``context``, nothing is started that could not finish before the invocation ends: no
+    group in the scheduled run, no SSM write, no attempt of any AWS call (retries included).
+    """
+    if context is None:
+        return _route(event, reconciler)
+    left = context.get_remaining_time_in_millis() / 1000
+    reconciler.deadline = reconciler.clock() + left
+    set_time_left(left)
+    try:
+        return _route(event, reconciler)
+    finally:
+        reconciler.deadline = None
+        set_time_left(None)
+
+
+def _route(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
     source = event.get("source") if isinstance(event, dict) else None
     try:
         if source == "aws.tag":
@@ -97,6 +119,10 @@ def _on_demand(event: dict[str, Any], reconciler: Reconciler) -> dict[str, Any]:
     except ValueError as error:
         logger.error("request refused", extra={"error": str(error)})
         return {"ok": False, "error": f"invalid request: {error}"}
+    if request.sweep:
+        if request.group is not None or request.dry_run:
+            return {"ok": False, "error": "sweep takes no group and no dryRun"}
+        return _summary(reconciler.reconcile_pending())
     if request.group is None:
         if request.dry_run:
             return {"ok": False, "error": "dryRun needs a group"}
@@ -120,7 +146,7 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
         if outcome.writes:
             metrics.add_metric(name="SsmWrites", unit=MetricUnit.Count, value=outcome.writes)
     return {
-        "ok": all(outcome.status != "failed" for outcome in outcomes),
+        "ok": all(outcome.status not in ("failed", "not_reached") for outcome in outcomes),
         "groups": [
             {"group": o.group, "status": o.status, "actions": o.actions, "reasons": o.reasons}
             for o in outcomes
@@ -132,4 +158,4 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
 @metrics.log_metrics
 @trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, default_reconciler())
+    return handle(event, default_reconciler(), context)

@@ -64,3 +64,5 @@ class OnDemandRequest(StrictModel):
 
     group: Annotated[str, StringConstraints(max_length=256)] | None = None
     dry_run: bool = Field(default=False, alias="dryRun")
+    # The sweep (a 5-minute schedule): reconcile the groups left pending.
+    sweep: bool = False

@@ -28,6 +28,19 @@ if TYPE_CHECKING:
 
 _NOT_LOADED: Any = object()
 MAX_RERUNS = 5
+# An SSM write (one attempt: 5 s connect + 30 s read, adapters/clients.py) plus the lease's
+# release after it must fit in what is left of the lease and of the invocation.
+WRITE_RESERVE_SECONDS = 70
+# The scheduled reconcile starts no group with less than this left of the invocation.
+START_RESERVE_SECONDS = 90
+
+
+class OutOfTime(RuntimeError):
+    """The invocation or the lease would end before the next SSM write could finish: not started."""
+
+
+class LeaseExpiring(OutOfTime):
+    """Our lease ends before the next SSM write could finish; another invocation may take it."""
 
 
 @dataclass
@@ -35,7 +48,9 @@ class Outcome:
     """What one reconcile of one group did; the handler logs it and turns it into metrics."""
 
     group: str
-    status: str  # converged | unchanged | refused | deferred | empty | deleted | skipped | planned
+    # converged | unchanged | refused | deferred | empty | deleted | skipped | planned
+    # | handed_on (out of time, queued for the sweep) | not_reached (out of time, not even queued)
+    status: str
     actions: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -47,16 +62,22 @@ class Outcome:
 class _Executor:
     """Carries out (or, in a dry run, only lists) the actions of a plan."""
 
-    def __init__(self, ssm: Ssm, dry_run: bool, token: str) -> None:
+    def __init__(
+        self, ssm: Ssm, dry_run: bool, token: str, guard: Callable[[Action], None] | None = None
+    ) -> None:
         self.ssm = ssm
         self.dry_run = dry_run
         self.token = token
+        self.guard = guard
         self.done: list[str] = []
 
     def run(self, action: Action, call: Callable[[], Any], placeholder: str = "") -> Any:
-        self.done.append(action.describe())
         if self.dry_run:
+            self.done.append(action.describe())
             return placeholder
+        if self.guard is not None:
+            self.guard(action)  # raises rather than write without the lease or the time to finish
+        self.done.append(action.describe())
         logger.info(
             "applying", extra={"action": action.kind, "role": action.role, "drift": list(action.drift)}
         )
@@ -80,6 +101,27 @@ class Reconciler:
         self.groups = groups
         self.ec2 = ec2
         self.clock = clock
+        # When the current invocation ends (clock seconds), set by the handler from the Lambda
+        # context; None: no limit (the CLI, tests).
+        self.deadline: float | None = None
+        self._lease_ends: float | None = None
+
+    # time ------------------------------------------------------------------------------------
+    def _writer(self) -> _Executor:
+        """An executor whose every SSM write first checks that the lease and the invocation last."""
+        return _Executor(self.ssm, False, uuid.uuid4().hex, self._check_time)
+
+    def _check_time(self, action: Action) -> None:
+        now = self.clock()
+        if self._lease_ends is not None and now + WRITE_RESERVE_SECONDS > self._lease_ends:
+            raise LeaseExpiring(
+                f"{action.kind} not started: the group's lease ends in {self._lease_ends - now:.0f} s"
+            )
+        if self.deadline is not None and now + WRITE_RESERVE_SECONDS > self.deadline:
+            raise OutOfTime(f"{action.kind} not started: the invocation ends in {self.deadline - now:.0f} s")
+
+    def _seconds_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - self.clock()
 
     # settings --------------------------------------------------------------------------------
     def override_name(self, group: str) -> str:
@@ -140,7 +182,7 @@ class Reconciler:
                 record.status = "refused"
                 record.reasons = error.reasons
                 return Outcome(group, "refused", reasons=error.reasons)
-            return self._converge(spec, record, _Executor(self.ssm, False, uuid.uuid4().hex), "converged")
+            return self._converge(spec, record, self._writer(), "converged")
 
         return self._with_lease(group, attempt)
 
@@ -149,8 +191,10 @@ class Reconciler:
         owner = uuid.uuid4().hex
         record = None
         for _ in range(3):
-            record = self.groups.acquire(group, owner, int(self.clock()))
+            acquired_at = int(self.clock())
+            record = self.groups.acquire(group, owner, acquired_at)
             if record is not None:
+                self._lease_ends = acquired_at + self.groups.lease_seconds
                 break
             if self.groups.mark_pending(group, int(self.clock())):
                 logger.info(
@@ -159,11 +203,25 @@ class Reconciler:
                 )
                 return Outcome(group, "deferred")
         if record is None:
+            self.groups.queue(group)  # the lease changed hands under us; the sweep makes sure
             return Outcome(group, "deferred")
         record.slug = naming.group_slug(group)
+        try:
+            return self._work_and_release(group, owner, record, work)
+        finally:
+            self._lease_ends = None
+
+    def _work_and_release(
+        self, group: str, owner: str, record: GroupRecord, work: Callable[[GroupRecord], Outcome]
+    ) -> Outcome:
         for run in range(1, MAX_RERUNS + 1):
             try:
                 outcome = work(record)
+            except LeaseExpiring:
+                # Nothing more was written; the lease ends by itself and may already be another's,
+                # whose record must not be overwritten. The error reaches Lambda, which retries.
+                logger.error("lease ending before the next write; stopped", extra={"group": group})
+                raise
             except Exception as error:
                 record.status = "failed"
                 record.reasons = [f"{type(error).__name__}: {error}"[:1000]]
@@ -214,10 +272,19 @@ class Reconciler:
         return Outcome(spec.group, status, actions=run.done)
 
     def _owned_windows(self, bundle: WindowBundle, recorded_id: str | None) -> list[dict[str, Any]]:
-        if recorded_id and (window := self.ssm.get_window(recorded_id)):
-            return [window]
+        """The recorded window and every other window of this stack with the bundle's name and role.
+
+        Looked up by name and tag even when a window is recorded: a window made by an invocation
+        that lost its lease is recorded nowhere, and would otherwise patch the group a second time
+        on every schedule. The planner keeps the recorded one and deletes the others.
+        """
         owned = []
+        recorded = self.ssm.get_window(recorded_id) if recorded_id else None
+        if recorded:
+            owned.append(recorded)
         for identity in self.ssm.find_windows(bundle.window.name):
+            if recorded and identity["WindowId"] == recorded_id:
+                continue
             tags = self.ssm.window_tags(identity["WindowId"])
             if tags.get(OWNER_TAG) != self.config.stack_name or tags.get(ROLE_TAG) != bundle.role:
                 logger.warning(
@@ -305,25 +372,71 @@ class Reconciler:
             run.run(action, partial(self.ssm.register_baseline, wanted, spec.group))
 
     # every group -----------------------------------------------------------------------------
-    def reconcile_all(self) -> list[Outcome]:
-        """Backfill and drift repair: every group on instances, and every known group that emptied."""
+    def reconcile_all(self, only: set[str] | None = None) -> list[Outcome]:
+        """Backfill and drift repair: every group on instances, and every known group that emptied.
+
+        ``only``: just these groups (the sweep), each handled whatever its recorded state. Groups
+        are started while the invocation has time; the rest are handed on to the sweep.
+        """
         sizes = self.ec2.group_sizes(self.config.tag_key)
         overrides = self.ssm.parameters_under(self.config.group_settings_prefix)
         known = {record.group: record for record in self.groups.all()}
-        outcomes: list[Outcome] = []
+        plan: list[tuple[str, Callable[[], Outcome]]] = []
         for group in sorted(sizes):
+            if only is not None and group not in only:
+                continue
             text = overrides.get(self.override_name(group))
-            work = partial(
+            work: Callable[[], Outcome] = partial(
                 self.reconcile_group, group, verify=True, override_text=text, instance_count=sizes[group]
             )
-            outcomes.append(self._safely(group, work))
+            plan.append((group, work))
         for group, record in sorted(known.items()):
+            if only is not None:
+                if group in only and group not in sizes:
+                    plan.append((group, partial(self.handle_empty_group, record)))
+                continue
             reported = record.status == "deleted" or (
                 record.status == "empty" and not self.config.delete_empty_group_windows
             )
             if group in sizes or reported:
                 continue  # has instances, or its emptiness was already dealt with
-            outcomes.append(self._safely(group, partial(self.handle_empty_group, record)))
+            plan.append((group, partial(self.handle_empty_group, record)))
+        outcomes: list[Outcome] = []
+        for index, (group, work) in enumerate(plan):
+            left = self._seconds_left()
+            if left is not None and left < START_RESERVE_SECONDS:
+                outcomes += self._hand_on([name for name, _ in plan[index:]])
+                break
+            outcomes.append(self._safely(group, work))
+        return outcomes
+
+    def reconcile_pending(self) -> list[Outcome]:
+        """The sweep: every group asked for a rerun whose lease is free (its holder died, or a
+        scheduled run ran out of time), reconciled as the scheduled run would."""
+        pending = set(self.groups.pending(int(self.clock())))
+        if not pending:
+            return []
+        logger.info("reconciling groups left pending", extra={"groups": sorted(pending)[:50]})
+        return self.reconcile_all(only=pending)
+
+    def _hand_on(self, groups: list[str]) -> list[Outcome]:
+        """Out of time: queue ``groups`` for the sweep while time allows; say which were not."""
+        outcomes: list[Outcome] = []
+        for index, group in enumerate(groups):
+            left = self._seconds_left()
+            if left is not None and left < WRITE_RESERVE_SECONDS / 2:
+                rest = groups[index:]
+                logger.error(
+                    "out of time: groups neither reconciled nor queued; the next scheduled run retries them",
+                    extra={"count": len(rest), "groups": rest[:100]},
+                )
+                reason = "not reached: the invocation ran out of time"
+                return outcomes + [Outcome(name, "not_reached", reasons=[reason]) for name in rest]
+            self.groups.queue(group)
+            outcomes.append(Outcome(group, "handed_on", reasons=["out of time; queued for the next sweep"]))
+        logger.warning(
+            "out of time: groups queued for the sweep", extra={"count": len(groups), "groups": groups[:100]}
+        )
         return outcomes
 
     def _safely(self, group: str, work: Callable[[], Outcome]) -> Outcome:
@@ -350,7 +463,7 @@ class Reconciler:
             return self._with_lease(group, mark_empty)
 
         def delete_windows(current: GroupRecord) -> Outcome:
-            run = _Executor(self.ssm, False, uuid.uuid4().hex)
+            run = self._writer()
             for role, ids in current.windows.items():
                 self._remove_bundle(role, ids, run, group)
             if current.baseline_id:

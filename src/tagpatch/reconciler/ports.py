@@ -58,6 +58,8 @@ class Ssm(Protocol):
 class Groups(Protocol):
     """The groups table: each group's record and a lease per group."""
 
+    lease_seconds: int  # how long a lease lasts from ``acquire``'s ``now``
+
     def get(self, group: str) -> GroupRecord | None: ...
 
     def all(self) -> list[GroupRecord]: ...
@@ -67,6 +69,10 @@ class Groups(Protocol):
     def mark_pending(self, group: str, now: int) -> bool: ...
 
     def release(self, record: GroupRecord, owner: str, *, force: bool = False) -> bool: ...
+
+    def queue(self, group: str) -> None: ...
+
+    def pending(self, now: int) -> list[str]: ...
 
 
 class Fleet(Protocol):

@@ -64,6 +64,10 @@ class GroupSettings(BaseModel):
     operation: Literal["Scan", "Install"]
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = Field(alias="rebootOption")
     comment: str = Field("", max_length=100)
+    # Run Command's TimeoutSeconds: the delivery timeout (a command not started on an instance by
+    # then does not run there), not a limit on how long patching runs. AWS-RunPatchBaseline's five
+    # parameters (Operation, SnapshotId, InstallOverrideList, RebootOption, BaselineOverride)
+    # include no execution timeout, so TagPatch offers none.
     timeout_seconds: int = Field(alias="timeoutSeconds", ge=30, le=2_592_000)
     scan_schedule: str | None = Field(None, alias="scanSchedule")
     patch_baseline_id: str | None = Field(None, alias="patchBaselineId", pattern=_BASELINE_ID)

@@ -133,7 +133,7 @@ class TaskSpec:
         actual_run = actual.get("TaskInvocationParameters", {}).get("RunCommand", {})
         changed += [
             f"RunCommand.{key}"
-            for key in sorted(set(self.run_command) | set(actual_run))
+            for key in MANAGED_RUN_COMMAND_KEYS
             if _normalise(actual_run.get(key)) != _normalise(self.run_command.get(key))
         ]
         return sorted(changed)
@@ -148,14 +148,33 @@ class TaskSpec:
         return {**params, "WindowId": window_id, "WindowTaskId": task_id, "Replace": True}
 
 
+# The RunCommand fields build_spec may set; drift compares these only. SSM reports fields nobody
+# set with their defaults, e.g. (aws-cli's published get-maintenance-window-task sample,
+# https://docs.aws.amazon.com/cli/latest/reference/ssm/get-maintenance-window-task.html, source
+# awscli/examples/ssm/get-maintenance-window-task.rst) ``"Comment": ""``, the document's other
+# parameters as ``[""]`` ("workingDirectory": [""]) and ``"TaskParameters": {}``, and
+# ``CloudWatchOutputConfig`` as ``{"CloudWatchOutputEnabled": false}`` (the SSM API reference's
+# ListCommandInvocations sample): those must not count as drift, or every scheduled run would
+# update every task of a real account.
+MANAGED_RUN_COMMAND_KEYS = (
+    "Comment",
+    "NotificationConfig",
+    "OutputS3BucketName",
+    "OutputS3KeyPrefix",
+    "Parameters",
+    "ServiceRoleArn",
+    "TimeoutSeconds",
+)
+
+
 def _normalise(value: Any) -> Any:
-    """Order-insensitive form of parameter maps and lists of strings."""
+    """Order-insensitive form of parameter maps and lists of strings, where an empty value (SSM's
+    echo of a default nobody set: ``""``, ``[""]``, ``[]``, ``{}``) is the same as no value."""
     if isinstance(value, dict):
-        return {
-            key: _normalise(item) for key, item in value.items() if item not in (None, "", [], {})
-        } or None
+        kept = {key: _normalise(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item is not None} or None
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return sorted(value) or None
+        return sorted(item for item in value if item) or None
     return value if value not in ("", [], {}) else None
 
 
