@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.scenarios.aws import World
-from emulator.scenarios.collector import CollectorWorld, sqs_record
+from emulator.scenarios.collector import CollectorWorld, instance_id, invocation, sns_body, sqs_record
 from emulator.scenarios.compliance import ReporterWorld
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
@@ -196,3 +196,35 @@ def test_collector_fails_exactly_the_unusable_records_and_logs_why(
     }
     assert set(refused) == expected_bad
     assert all(refused.values())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("eventTime", "9999-12-31T23:59:59-05:00"),  # parses, then overflows datetime.max in UTC
+        ("requestedDateTime", "0001-01-01T00:00:00+05:00"),  # before datetime.min in UTC
+    ],
+)
+def test_a_time_with_no_utc_equivalent_is_refused_with_its_reason_and_the_batch_goes_on(
+    aws: None, logs: pytest.LogCaptureFixture, field: str, value: str
+) -> None:
+    # Given a batch: a good invocation, and one whose time is past the UTC range once converted
+    world = CollectorWorld()
+    command = world.send_command("web")
+    good = invocation(command, instance_id(1), "Success")
+    bad = {**invocation(command, instance_id(2), "Failed"), field: value}
+    records = [sqs_record(sns_body(good), message_id="good"), sqs_record(sns_body(bad), message_id="bad")]
+
+    # When the batch is processed
+    response = collector_handler.handle({"Records": records}, world.collector)
+
+    # Then only the bad record fails (SQS dead-letters it), refused as malformed with the reason
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    refusals = [r for r in logs.records if r.getMessage().startswith("malformed message refused")]
+    assert [(getattr(r, "messageId", None), getattr(r, "reason", None)) for r in refusals] == [
+        ("bad", "wrong shape")
+    ]
+    assert field in getattr(refusals[0], "detail", "") and "UTC" in getattr(refusals[0], "detail", "")
+    # And nothing half-made: the good record is stored, the bad one is not
+    assert world.instance_item(command, instance_id(1)) is not None
+    assert world.instance_item(command, instance_id(2)) is None
