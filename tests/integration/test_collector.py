@@ -678,10 +678,32 @@ def test_tag_targeted_command_notifications_are_recorded(world: CollectorWorld) 
     message = command_summary(SAMPLE_COMMAND_ID, "InProgress", prefix="", bucket="")
 
     assert failures_of(handle(notifications_event(message), world.collector)) == []
+    # An empty prefix is no answer: the command is looked up (SSM does not know this sample's id)
+    assert world.log.ops("ssm")["ListCommands"] == 1
 
     summary = world.command_item(SAMPLE_COMMAND_ID) or {}
-    assert (summary["status"], summary["instance_count"], summary["output_prefix"]) == ("InProgress", 0, "")
+    assert (summary["status"], summary["instance_count"]) == ("InProgress", 0)
     assert "group" not in summary and "instance_ids" not in summary
+    # and the item is not marked resolved, so another container may still find its group
+    assert "output_prefix" not in summary
+
+
+def test_a_tag_targeted_command_notification_takes_its_group_from_ssm(world: CollectorWorld) -> None:
+    # Given a window's command of group web, whose Command notification carries an empty prefix
+    command = world.send_command("web")
+    message = command_summary(command, "InProgress", "2025-06-15T03:00:05Z", prefix="", bucket="")
+
+    # When it is delivered
+    assert failures_of(handle(notifications_event(message), world.collector)) == []
+
+    # Then the group and output location come from ListCommands, once, and are kept on the item
+    assert world.log.ops("ssm")["ListCommands"] == 1
+    summary = world.command_item(command) or {}
+    assert (summary["group"], summary["output_prefix"], summary["output_bucket"]) == (
+        "web",
+        "patch-output/web",
+        BUCKET,
+    )
 
 
 def test_a_failed_command_sends_one_final_summary(world: CollectorWorld) -> None:

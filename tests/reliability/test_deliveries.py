@@ -12,7 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from emulator.scenarios.aws import World
-from emulator.scenarios.collector import CollectorWorld, instance_id, invocation, notifications_event
+from emulator.scenarios.collector import (
+    CollectorWorld,
+    command_summary,
+    instance_id,
+    invocation,
+    notifications_event,
+)
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers.reconciler import handle
 from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
@@ -118,3 +124,29 @@ def test_notifications_shuffled_and_duplicated_end_in_the_same_table_as_in_order
     assert {item["status"] for item in in_order.values() if item} == {"Success", "Failed"}
     # And the failures alerted as often as in order, not once per duplicate
     assert len(world.alerts()) - alerts_in_order == alerts_in_order >= 1
+
+
+def test_a_tag_targeted_command_notification_first_does_not_lose_the_group_of_later_alerts(
+    aws: None,
+) -> None:
+    # Given a window's command of group web whose first delivery is its Command notification as
+    # AWS's tag-targeted sample has it: instanceIds [], outputS3KeyPrefix "" and no bucket
+    world = CollectorWorld()
+    command = world.send_command("web")
+    started = command_summary(command, "InProgress", "2025-06-15T03:00:05Z", prefix="", bucket="")
+    assert collector_handler.handle(notifications_event(started), world.collector)["batchItemFailures"] == []
+
+    # When an instance then fails, in this container and in a fresh one
+    for collector in (world.collector, world.make_collector()):
+        failed = invocation(command, instance_id(1 if collector is world.collector else 2), "Failed")
+        world.clock.advance(901)
+        assert collector_handler.handle(notifications_event(failed), collector)["batchItemFailures"] == []
+
+    # Then both alerts and both records name the group, and the item keeps where the output is
+    alerts = world.alerts()
+    assert len(alerts) == 2
+    assert all("in group web (command" in alert["Subject"] for alert in alerts)
+    assert all("Patch group:   web" in alert["Message"] for alert in alerts)
+    for n in (1, 2):
+        assert (world.instance_item(command, instance_id(n)) or {}).get("group") == "web"
+    assert (world.command_item(command) or {})["output_prefix"] == "patch-output/web"

@@ -248,8 +248,11 @@ class CommandStatusTable:
         expr.set("document_name", record.document_name)
         expr.set("requested_at", record.requested_at)
         expr.set("expires_after", record.expires_after)
-        expr.set("output_bucket", ctx.output_bucket)
-        expr.set("output_prefix", ctx.output_prefix)
+        if ctx.output_prefix:
+            # An empty prefix is no answer (the collector looked the command up instead): writing
+            # it would mark the item resolved without a group, or erase a resolved location.
+            expr.set("output_bucket", ctx.output_bucket)
+            expr.set("output_prefix", ctx.output_prefix)
         expr.set("instance_count", len(record.instance_ids))
         expr.set("updated_at", _now_stamp(now))
         expr.set("ttl", expires_at)

@@ -198,7 +198,14 @@ class CollectorBatch:
         context = CommandContext(
             command_id, group_from_prefix(prefix), notification.output_s3_bucket_name, prefix
         )
-        self.c.remember(context)
+        if context.group is not None:
+            self.c.remember(context)
+        else:
+            # No group in the notification: AWS's sample of a tag-targeted command carries
+            # ``"outputS3KeyPrefix": ""`` (and an empty bucket). That is not an answer: look the
+            # command up as for an Invocation (this container's cache, the command item, else
+            # ListCommands) rather than caching "no group" for it.
+            context = self.c.context_for(command_id)
         record = CommandRecord(
             command_id=command_id,
             status=notification.status,
@@ -217,6 +224,8 @@ class CollectorBatch:
             expires_at=self.c.expires_at(self.now),
             lease_until=lease_until if alerting else None,
         )
+        if context.output_prefix:
+            self.c.unpersisted.discard(command_id)  # the write saved the looked-up location
         entry = self._entry(command_id)
         entry.message_ids.append(message_id)
         entry.state = write.state
