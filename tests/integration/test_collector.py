@@ -417,9 +417,9 @@ def test_an_alert_names_the_group_by_its_tag_value_not_its_slug(world: Collector
     # Then the alert names the group as the operator tagged it, and the slug where S3 uses it
     (alert,) = world.alerts()
     assert alert["Subject"] == (
-        f"TagPatch tagpatch-test: 1 instance Failed in group Batch Jobs (command {command[:8]})"
+        f'TagPatch tagpatch-test: 1 instance Failed in group "Batch Jobs" (command {command[:8]})'
     )
-    assert f"Patch group:   Batch Jobs (slug {slug})" in alert["Message"]
+    assert f'Patch group:   "Batch Jobs" (slug {slug})' in alert["Message"]
     assert f"s3://{BUCKET}/patch-output/{slug}/{command}/" in alert["Message"]
 
 

@@ -237,7 +237,7 @@ def test_a_failing_group_is_reported_while_the_others_still_snapshot(world: Repo
     # And the digest names both failures
     (digest,) = world.digests()
     assert "2 groups failed" in digest["subject"]
-    assert "  a-broken: " in digest["body"] and "  web#1: not a valid" in digest["body"]
+    assert "  a-broken: " in digest["body"] and '  "web#1": not a valid' in digest["body"]
 
     # When the same event is delivered again (SSM answers now)
     CALLS.clear()
