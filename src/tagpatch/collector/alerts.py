@@ -48,6 +48,7 @@ class AlertRequest:
     max_alerts: int = 0
     cooldown_seconds: int = 0
     group_name: str | None = None  # the tag value, when it differs from the slug in ``context``
+    possible_repeat: bool = False  # an earlier claimant stopped between publishing and recording
 
 
 def run_command_console_url(region: str, command_id: str) -> str:
@@ -152,6 +153,12 @@ def compose_alert(request: AlertRequest) -> Alert:
         if len(shown) < len(request.command_instance_ids):
             lines.append(f"  ... and {len(request.command_instance_ids) - len(shown)} more")
         lines.append("")
+    if request.possible_repeat:
+        lines += [
+            "This alert may repeat one sent a few minutes ago: the collector stopped before it",
+            "could record that one as sent.",
+            "",
+        ]
     lines += [
         "Where to look:",
         f"  Run Command console: {run_command_console_url(request.region, ctx.command_id)}",
