@@ -1,6 +1,7 @@
 """Duplicate and reordered deliveries for every trigger end in the same state as one in-order delivery.
 
-The reporter's (the scheduled event twice, an older event after a newer one) are in
+Two concurrent deliveries of the reporter's scheduled event are here; the sequential ones (the
+scheduled event twice, an older event after a newer one) are in
 tests/integration/test_reporter.py: ``test_the_same_scheduled_event_twice_makes_one_snapshot`` and
 ``test_a_late_older_event_is_recorded_without_moving_latest``; they run in the same suite.
 """
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from emulator.scenarios.aws import World
 from emulator.scenarios.collector import (
@@ -19,7 +23,9 @@ from emulator.scenarios.collector import (
     invocation,
     notifications_event,
 )
+from emulator.scenarios.compliance import ReporterWorld, scheduled_event
 from tagpatch.handlers import collector as collector_handler
+from tagpatch.handlers import reporter as reporter_handler
 from tagpatch.handlers.reconciler import handle
 from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
 from tests.reliability.test_faults import tag_event
@@ -150,3 +156,49 @@ def test_a_tag_targeted_command_notification_first_does_not_lose_the_group_of_la
     for n in (1, 2):
         assert (world.instance_item(command, instance_id(n)) or {}).get("group") == "web"
     assert (world.command_item(command) or {})["output_prefix"] == "patch-output/web"
+
+
+@pytest.mark.parametrize("overlap", ["inside the first's publish", "before the first's claim"])
+def test_two_concurrent_deliveries_of_one_scheduled_report_send_one_digest(aws: None, overlap: str) -> None:
+    # Given two groups to snapshot, and the same scheduled event delivered twice at once: the
+    # second delivery runs whole while the first is at ``overlap``
+    world = ReporterWorld()
+    for index, group in enumerate(("web", "db"), start=1):
+        world.register(group)
+        world.seed(group, 3, group_index=index, missing=1)
+    event = scheduled_event(datetime(2025, 6, 1, 6, tzinfo=UTC))
+    first, second = world.make_reporter(), world.make_reporter()
+    results: list[dict[str, Any]] = []
+
+    def run_second() -> None:
+        results.append(reporter_handler.handle(event, second))
+
+    if overlap == "inside the first's publish":
+        topic = first._topic
+        publish = topic.publish
+
+        def publishing(subject: str, body: str) -> str:
+            run_second()
+            return publish(subject, body)
+
+        topic.publish = publishing  # type: ignore[method-assign]
+    else:
+        claim = world.store.claim_digest
+
+        def claiming(*args: Any, **kwargs: Any) -> bool:
+            world.store.claim_digest = claim  # type: ignore[method-assign]
+            run_second()
+            return claim(*args, **kwargs)
+
+        world.store.claim_digest = claiming  # type: ignore[method-assign]
+
+    # When both deliveries run
+    results.append(reporter_handler.handle(event, first))
+
+    # Then both succeed, the snapshot is recorded once, and exactly one digest went out
+    assert all(result["ok"] for result in results)
+    assert len(world.digests()) == 1
+    assert [result["digestMessageId"] is not None for result in results].count(True) == 1
+    run = world.item("RUN", "SNAP#2025-06-01T06:00:00Z") or {}
+    assert run["digest_message_id"] in {result["digestMessageId"] for result in results}
+    assert "digest_lease" not in run
