@@ -78,7 +78,7 @@ def test_the_demo_drives_every_flow_with_the_same_outcomes(
     assert len(result.runs) == 3
     subjects = [email.subject for email in result.emails]
     assert sum("instance Failed in group db" in s for s in subjects) == 1
-    assert sum("instance TimedOut in group Batch Jobs (command" in s for s in subjects) == 1
+    assert sum('instance TimedOut in group "Batch Jobs" (command' in s for s in subjects) == 1
     assert sum(s.startswith("TagPatch compliance") for s in subjects) == 1
     headings = list(_sections(text))
     assert [next(h for h in headings if h.startswith(view)) for view in VIEWS] == headings

@@ -417,9 +417,9 @@ def test_an_alert_names_the_group_by_its_tag_value_not_its_slug(world: Collector
     # Then the alert names the group as the operator tagged it, and the slug where S3 uses it
     (alert,) = world.alerts()
     assert alert["Subject"] == (
-        f"TagPatch tagpatch-test: 1 instance Failed in group Batch Jobs (command {command[:8]})"
+        f'TagPatch tagpatch-test: 1 instance Failed in group "Batch Jobs" (command {command[:8]})'
     )
-    assert f"Patch group:   Batch Jobs (slug {slug})" in alert["Message"]
+    assert f'Patch group:   "Batch Jobs" (slug {slug})' in alert["Message"]
     assert f"s3://{BUCKET}/patch-output/{slug}/{command}/" in alert["Message"]
 
 
@@ -596,9 +596,10 @@ def test_a_lost_alert_claim_holds_the_failures_for_the_digest(world: CollectorWo
     command = world.send_command("web")
     original = world.table.claim_alert
 
-    def raced(command_id: str, *, seen_count: int, now: float) -> bool:
-        assert original(command_id, seen_count=seen_count, now=now) is True  # the other batch
-        return original(command_id, seen_count=seen_count, now=now)  # ours, now stale
+    def raced(command_id: str, *, seen_count: int, now: float, lease_until: float) -> Any:
+        # the other batch (its lease is live) ...
+        assert original(command_id, seen_count=seen_count, now=now, lease_until=lease_until) is not None
+        return original(command_id, seen_count=seen_count, now=now, lease_until=lease_until)  # ... ours
 
     world.table.claim_alert = raced  # type: ignore[method-assign]
     handle(notifications_event(invocation(command, instance_id(1), "Failed")), world.collector)
@@ -612,7 +613,7 @@ def test_a_lost_alert_claim_holds_the_failures_for_the_digest(world: CollectorWo
     assert len(world.alerts()) == 1
 
 
-def test_a_publish_failure_retries_the_batch_and_the_alert_is_delayed_not_lost(world: CollectorWorld) -> None:
+def test_a_publish_failure_uses_no_alert_slot_and_the_redelivery_sends_it(world: CollectorWorld) -> None:
     command = world.send_command("web")
     event = notifications_event(invocation(command, instance_id(1), "Failed"))
     publish = world.collector.alerts.publish
@@ -625,15 +626,17 @@ def test_a_publish_failure_retries_the_batch_and_the_alert_is_delayed_not_lost(w
     response = handle(event, world.collector)
     world.collector.alerts.publish = publish  # type: ignore[method-assign]
 
-    # Then the command's records are reported failed (SQS redelivers them)
+    # Then the command's records are reported failed (SQS redelivers them), no slot is used and
+    # the claim is given back
     assert failures_of(response) == [event["Records"][0]["messageId"]]
-    # When redelivered, the failure is held (its claim is in cooldown) and flushed later
+    item = world.command_item(command) or {}
+    assert "alert_count" not in item and "alert_lease" not in item and "last_alert_at" not in item
+    # When redelivered, the alert goes out at once, as the command's first
     assert failures_of(handle(event, world.collector)) == []
-    assert world.alerts() == []
-    world.clock.advance(900)
-    handle(world.deliver_flushes(), world.collector)
     (alert,) = world.alerts()
-    assert instance_id(1) in alert["Message"]
+    assert instance_id(1) in alert["Message"] and "This is alert 1 of at most 4" in alert["Message"]
+    assert "may repeat" not in alert["Message"]
+    assert (world.command_item(command) or {})["alert_count"] == 1
 
 
 def test_failures_beyond_the_tracked_limit_are_counted(
@@ -678,10 +681,32 @@ def test_tag_targeted_command_notifications_are_recorded(world: CollectorWorld) 
     message = command_summary(SAMPLE_COMMAND_ID, "InProgress", prefix="", bucket="")
 
     assert failures_of(handle(notifications_event(message), world.collector)) == []
+    # An empty prefix is no answer: the command is looked up (SSM does not know this sample's id)
+    assert world.log.ops("ssm")["ListCommands"] == 1
 
     summary = world.command_item(SAMPLE_COMMAND_ID) or {}
-    assert (summary["status"], summary["instance_count"], summary["output_prefix"]) == ("InProgress", 0, "")
+    assert (summary["status"], summary["instance_count"]) == ("InProgress", 0)
     assert "group" not in summary and "instance_ids" not in summary
+    # and the item is not marked resolved, so another container may still find its group
+    assert "output_prefix" not in summary
+
+
+def test_a_tag_targeted_command_notification_takes_its_group_from_ssm(world: CollectorWorld) -> None:
+    # Given a window's command of group web, whose Command notification carries an empty prefix
+    command = world.send_command("web")
+    message = command_summary(command, "InProgress", "2025-06-15T03:00:05Z", prefix="", bucket="")
+
+    # When it is delivered
+    assert failures_of(handle(notifications_event(message), world.collector)) == []
+
+    # Then the group and output location come from ListCommands, once, and are kept on the item
+    assert world.log.ops("ssm")["ListCommands"] == 1
+    summary = world.command_item(command) or {}
+    assert (summary["group"], summary["output_prefix"], summary["output_bucket"]) == (
+        "web",
+        "patch-output/web",
+        BUCKET,
+    )
 
 
 def test_a_failed_command_sends_one_final_summary(world: CollectorWorld) -> None:
@@ -725,11 +750,15 @@ def test_a_final_summary_whose_sender_died_is_sent_after_the_lease(world: Collec
     failed = notifications_event(command_summary(command, "TimedOut"))
     publish = world.collector.alerts.publish
 
+    class Crash(BaseException):
+        """The Lambda process stops (timeout, out of memory): no handler runs."""
+
     def crash(alert: Any) -> None:
-        raise RuntimeError("Lambda timed out")
+        raise Crash
 
     world.collector.alerts.publish = crash  # type: ignore[method-assign]
-    assert failures_of(handle(failed, world.collector)) != []
+    with pytest.raises(Crash):
+        handle(failed, world.collector)
     world.collector.alerts.publish = publish  # type: ignore[method-assign]
 
     # While the claim's lease runs, a redelivery does not send it twice
@@ -740,6 +769,29 @@ def test_a_final_summary_whose_sender_died_is_sent_after_the_lease(world: Collec
     handle(failed, world.collector)
     (alert,) = world.alerts()
     assert "patch run TimedOut" in alert["Subject"]
+    # marked: the dead sender may have published it before it stopped
+    assert "This alert may repeat one sent a few minutes ago" in alert["Message"]
+
+
+def test_a_final_summary_whose_publish_failed_is_sent_by_the_next_delivery(world: CollectorWorld) -> None:
+    command = world.send_command("web")
+    failed = notifications_event(command_summary(command, "Failed"))
+    publish = world.collector.alerts.publish
+
+    def down(alert: Any) -> None:
+        raise RuntimeError("SNS unavailable")
+
+    # Given SNS fails for the final summary: its messages fail and the claim is given back
+    world.collector.alerts.publish = down  # type: ignore[method-assign]
+    assert failures_of(handle(failed, world.collector)) != []
+    world.collector.alerts.publish = publish  # type: ignore[method-assign]
+    assert "command_alert_lease" not in (world.command_item(command) or {})
+
+    # When redelivered (before any lease would have run out), it is sent, once, not as a repeat
+    handle(failed, world.collector)
+    handle(failed, world.collector)
+    (alert,) = world.alerts()
+    assert "patch run Failed" in alert["Subject"] and "may repeat" not in alert["Message"]
 
 
 # --------------------------------------------------------------------------------------------

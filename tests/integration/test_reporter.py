@@ -195,8 +195,9 @@ def test_1000_instances_in_10_groups_page_100_at_a_time_with_exact_call_counts(w
     # And DynamoDB: 1 Scan (managed groups), 1 BatchGetItem (LATEST + run record), no Query on a
     # first run, 1,020 items (1,000 rows + 10 totals + 10 LATEST) in 42 BatchWriteItem calls:
     # floor ceil(1020/25) = 41, +1 because LATEST follows its rows and 10 groups cannot fill a
-    # last call of 20 with LATEST items only; 1 PutItem (run record)
-    assert world.log.ops("dynamodb") == {"Scan": 1, "BatchGetItem": 1, "BatchWriteItem": 42, "PutItem": 1}
+    # last call of 20 with LATEST items only; 2 PutItem (the conditional claim of the digest, then
+    # the run record)
+    assert world.log.ops("dynamodb") == {"Scan": 1, "BatchGetItem": 1, "BatchWriteItem": 42, "PutItem": 2}
     assert world.log.ops("sns") == {"Publish": 1}
     assert count_items(world.items(), "INST#") == 1000
 
@@ -237,7 +238,7 @@ def test_a_failing_group_is_reported_while_the_others_still_snapshot(world: Repo
     # And the digest names both failures
     (digest,) = world.digests()
     assert "2 groups failed" in digest["subject"]
-    assert "  a-broken: " in digest["body"] and "  web#1: not a valid" in digest["body"]
+    assert "  a-broken: " in digest["body"] and '  "web#1": not a valid' in digest["body"]
 
     # When the same event is delivered again (SSM answers now)
     CALLS.clear()
@@ -397,7 +398,9 @@ def test_a_failed_digest_fails_the_run_and_the_retry_sends_it(world: ReporterWor
     with pytest.raises(Exception, match=r"NotFound|does not exist"):
         handle(scheduled_event(DAY1), broken)
     assert world.item("GROUP#web", "LATEST") is not None
-    assert world.item("RUN", f"SNAP#{SNAP1}") is None
+    # (the run record says no digest went out, and holds no claim that would delay the retry)
+    run = world.item("RUN", f"SNAP#{SNAP1}") or {}
+    assert "digest_message_id" not in run and "digest_lease" not in run
 
     # And the retry of the same event sends the digest without writing the snapshot again
     world.log.reset()

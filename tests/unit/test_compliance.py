@@ -415,7 +415,7 @@ def test_digest_subject_stays_short_and_ascii_and_long_names_are_cut() -> None:
     assert len(digest.subject) <= SUBJECT_MAX_LENGTH
     assert digest.subject.isascii()
     assert "1000 groups failed" in digest.subject
-    assert any(line.strip().startswith("Üxxx") and "..." in line for line in digest.body.splitlines())
+    assert any(line.strip().startswith('"Üxxx') and "..." in line for line in digest.body.splitlines())
     assert "(every instance is compliant)" in digest.body
 
 

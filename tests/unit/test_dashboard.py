@@ -138,3 +138,17 @@ def test_compliance_alarm_watches_an_emitted_metric_against_the_parameter(templa
 
 def test_the_service_dimension_is_the_powertools_service_name(template: dict[str, Any]) -> None:
     assert template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == SERVICE
+
+
+def test_failed_alert_publishes_are_alarmed_to_the_alert_topic(template: dict[str, Any]) -> None:
+    # Issue 12 item 6: an SNS or KMS outage must not pass silently
+    alarm = template["Resources"]["AlertPublishFailedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("TagPatch", "AlertPublishFailures")
+    assert alarm["MetricName"] in _emitted()
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]

@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from tagpatch import naming
 from tagpatch.adapters.clients import client, error_code
 from tagpatch.models.records import (
+    AlertClaim,
     BatchMerge,
     CommandRecord,
     CommandState,
@@ -248,8 +249,11 @@ class CommandStatusTable:
         expr.set("document_name", record.document_name)
         expr.set("requested_at", record.requested_at)
         expr.set("expires_after", record.expires_after)
-        expr.set("output_bucket", ctx.output_bucket)
-        expr.set("output_prefix", ctx.output_prefix)
+        if ctx.output_prefix:
+            # An empty prefix is no answer (the collector looked the command up instead): writing
+            # it would mark the item resolved without a group, or erase a resolved location.
+            expr.set("output_bucket", ctx.output_bucket)
+            expr.set("output_prefix", ctx.output_prefix)
         expr.set("instance_count", len(record.instance_ids))
         expr.set("updated_at", _now_stamp(now))
         expr.set("ttl", expires_at)
@@ -320,26 +324,69 @@ class CommandStatusTable:
         )
         return state_from_item(response["Attributes"])
 
-    def claim_alert(self, command_id: str, *, seen_count: int, now: float) -> bool:
-        """Take the command's next alert; False when another batch took it since ``seen_count``."""
+    def claim_alert(
+        self, command_id: str, *, seen_count: int, now: float, lease_until: float
+    ) -> AlertClaim | None:
+        """Lease the command's next alert until ``lease_until``; None when another batch sent one
+        since ``seen_count`` or holds a live lease. The slot is not used yet: :meth:`commit_alert`
+        counts it once the publish succeeded, :meth:`release_alert` gives it back when it failed."""
         expr = _Expression()
-        expr.set("last_alert_at", now)
-        expr.set("alert_count", seen_count + 1)
-        expr.remove("flush_at")
-        count = expr.n("alert_count")
+        expr.set("alert_lease", lease_until)
+        count, lease = expr.n("alert_count"), expr.n("alert_lease")
         expr.conditions.append(
             f"attribute_not_exists({count})" if seen_count == 0 else f"{count} = {expr.v(seen_count)}"
         )
-        return self._conditional(command_id, expr)
+        expr.conditions.append(f"attribute_not_exists({lease}) OR {lease} < {expr.v(now)}")
+        return self._claim(command_id, expr, "alert_lease")
 
-    def claim_command_alert(self, command_id: str, *, now: float, lease_until: float) -> bool:
+    def commit_alert(self, command_id: str, instance_ids: Iterable[str], *, now: float) -> None:
+        """Record a published alert, in one write: its slot (count and time), the instances it
+        listed, the lease and any pending flush gone."""
+        expr = _Expression()
+        expr.set("last_alert_at", now)
+        expr.add("alert_count", 1)
+        ids = set(instance_ids)
+        if ids:
+            expr.add("alerted_ids", ids)
+        expr.remove("alert_lease")
+        expr.remove("flush_at")
+        self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
+
+    def release_alert(self, command_id: str, *, lease_until: float) -> None:
+        """Give back a lease whose publish failed (nothing went out), if it is still ours."""
+        self._release(command_id, "alert_lease", lease_until)
+
+    def claim_command_alert(self, command_id: str, *, now: float, lease_until: float) -> AlertClaim | None:
         """Claim the command's final alert again after an earlier claimant died before sending it."""
         expr = _Expression()
         expr.set("command_alert_lease", lease_until)
         sent, lease = expr.n("command_alert_sent"), expr.n("command_alert_lease")
         expr.conditions.append(f"attribute_not_exists({sent})")
         expr.conditions.append(f"attribute_not_exists({lease}) OR {lease} < {expr.v(now)}")
-        return self._conditional(command_id, expr)
+        return self._claim(command_id, expr, "command_alert_lease")
+
+    def release_command_alert(self, command_id: str, *, lease_until: float) -> None:
+        self._release(command_id, "command_alert_lease", lease_until)
+
+    def _claim(self, command_id: str, expr: _Expression, lease: str) -> AlertClaim | None:
+        try:
+            response = self._ddb.update_item(
+                TableName=self._table,
+                Key=command_key(command_id),
+                ReturnValues="UPDATED_OLD",
+                **expr.params(),
+            )
+        except ClientError as error:
+            if error_code(error) == _CONDITION_FAILED:
+                return None
+            raise
+        return AlertClaim(lapsed=lease in response.get("Attributes", {}))
+
+    def _release(self, command_id: str, lease: str, lease_until: float) -> None:
+        expr = _Expression()
+        expr.remove(lease)
+        expr.conditions.append(f"{expr.n(lease)} = {expr.v(lease_until)}")
+        self._conditional(command_id, expr)
 
     def mark_alerted(self, command_id: str, instance_ids: Iterable[str], *, command_alert: bool) -> None:
         ids = set(instance_ids)

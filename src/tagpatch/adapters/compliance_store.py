@@ -27,12 +27,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tagpatch.adapters.clients import client
+from tagpatch.adapters.clients import client, error_code
 from tagpatch.reporter.compliance import GroupTotals, InstanceRow
 
 BATCH_WRITE_LIMIT = 25
@@ -226,8 +227,51 @@ class ComplianceStore:
         return SnapshotWriter(self.batch_write)
 
     def record_run(self, snapshot_id: str, attributes: dict[str, Any], expires_at: int) -> None:
-        """The run record: written last, so it says the run's digest went out."""
+        """The run record: written last, so it says the run's digest went out (and drops the claim)."""
         self.put(run_item(snapshot_id, attributes, expires_at))
+
+    def claim_digest(
+        self,
+        snapshot_id: str,
+        seen: dict[str, Any] | None,
+        *,
+        now: float,
+        lease_until: float,
+        expires_at: int,
+    ) -> bool:
+        """Claim the sending of this run's digest: one conditional PutItem on the run record.
+
+        Won only if the record is still what this delivery read (``seen``: no digest sent yet, or
+        the one whose message id it read) and no other delivery holds a live claim. The item keeps
+        what ``seen`` held, plus ``digest_lease``; :meth:`record_run` replaces it once sent.
+        A PutItem, not an UpdateItem: the reporter's role already has it (least privilege).
+        """
+        sent = seen.get("digest_message_id") if seen else None
+        kept = {k: v for k, v in (seen or {}).items() if k not in ("pk", "sk", "ttl", "digest_lease")}
+        names = {"#m": "digest_message_id", "#l": "digest_lease"}
+        values: dict[str, Any] = {":now": _SERIALIZER.serialize(Decimal(str(round(now, 3))))}
+        condition = "(attribute_not_exists(#l) OR #l < :now) AND "
+        if sent is None:
+            condition += "attribute_not_exists(#m)"
+        else:
+            condition += "#m = :m"
+            values[":m"] = _SERIALIZER.serialize(str(sent))
+        item = run_item(
+            snapshot_id, {**kept, "digest_lease": Decimal(str(round(lease_until, 3)))}, expires_at
+        )
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 @dataclass

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from tagpatch.models import display
+
 Cell = str | int | float | Decimal | None
 
 CHART_WIDTH = 760
@@ -29,8 +31,10 @@ def text(value: Cell) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
-    """Aligned columns, a rule under the header; no trailing spaces."""
-    cells = [list(header), *[[text(cell) for cell in row] for row in rows]]
+    """Aligned columns, a rule under the header; no trailing spaces. A cell that could be misread
+    (a line break, a control or bidi character, edge blanks: group names are tag values) is
+    quoted and escaped (:func:`tagpatch.models.display.cell`)."""
+    cells = [list(header), *[[display.cell(text(cell)) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = []
     for index, row in enumerate(cells):

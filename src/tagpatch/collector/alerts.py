@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote
 
+from tagpatch.models.display import one_line, quoted
 from tagpatch.models.records import CommandContext, FailedInstance
 from tagpatch.models.run_status import RunStatus
 
@@ -47,6 +48,7 @@ class AlertRequest:
     max_alerts: int = 0
     cooldown_seconds: int = 0
     group_name: str | None = None  # the tag value, when it differs from the slug in ``context``
+    possible_repeat: bool = False  # an earlier claimant stopped between publishing and recording
 
 
 def run_command_console_url(region: str, command_id: str) -> str:
@@ -74,7 +76,8 @@ def alert_subject(stack_name: str, group: str | None, summary: str, command_id: 
     stack = _ascii(stack_name)[:24].strip()
     head = f"TagPatch {stack}: {_ascii(summary)}" if stack else f"TagPatch: {_ascii(summary)}"
     tail = f" (command {_ascii(command_id[:8])})"
-    where = f" in group {_ascii(group)}" if group and _ascii(group) else ""
+    # The group is a tag value: quoted and escaped when not plain (tagpatch.models.display)
+    where = f" in group {quoted(group, ascii_only=True)}" if group is not None else ""
     room = SUBJECT_MAX - len(head) - len(tail)
     if len(where) > room:
         where = where[: room - 3].rstrip() + "..." if room > len(" in group ...") else ""
@@ -103,13 +106,18 @@ def compose_alert(request: AlertRequest) -> Alert:
         summary = f"{_plural(len(request.failures), 'instance')} {verb}"
     subject = alert_subject(request.stack_name, group, summary, ctx.command_id)
 
+    # Every value that did not come from this stack's own configuration (group name and slug,
+    # document, instance ids, output location) is escaped (tagpatch.models.display): a tag value
+    # with a line break must not read as a line of this message.
+    shown_group = "unknown (the command has no TagPatch output prefix)" if group is None else quoted(group)
     lines = [
         "TagPatch patch run " + ("result" if request.command_status else "failures"),
         "",
-        f"Stack:         {request.stack_name} ({request.region})",
-        f"Patch group:   {group or 'unknown (the command has no TagPatch output prefix)'}"
-        + (f" (slug {ctx.group})" if group and ctx.group and group != ctx.group else ""),
-        f"Command:       {ctx.command_id} ({request.document_name or 'unknown document'})",
+        f"Stack:         {one_line(request.stack_name)} ({request.region})",
+        f"Patch group:   {shown_group}"
+        + (f" (slug {quoted(ctx.group)})" if group and ctx.group and group != ctx.group else ""),
+        f"Command:       {one_line(ctx.command_id)} "
+        f"({quoted(request.document_name) if request.document_name else 'unknown document'})",
     ]
     if request.requested_at:
         lines.append(f"Requested:     {_readable(request.requested_at)}")
@@ -127,19 +135,30 @@ def compose_alert(request: AlertRequest) -> Alert:
             + "):"
         )
         for failure in listed:
-            lines.append(f"  {failure.instance_id}  {failure.status.value}")
+            lines.append(f"  {one_line(failure.instance_id)}  {failure.status.value}")
             if ctx.output_bucket:
                 key = ctx.output_key_prefix(failure.instance_id)
-                lines.append(f"    output: {s3_console_url(request.region, ctx.output_bucket, key)}")
+                lines.append(
+                    f"    output: {one_line(s3_console_url(request.region, ctx.output_bucket, key))}"
+                )
         if len(listed) < len(request.failures):
             lines.append(f"  ... and {len(request.failures) - len(listed)} more (see below)")
         lines.append("")
     elif request.command_instance_ids:
         shown = request.command_instance_ids[:MAX_LISTED]
-        lines.append(f"Targeted instances ({len(request.command_instance_ids)}): " + ", ".join(shown))
+        lines.append(
+            f"Targeted instances ({len(request.command_instance_ids)}): "
+            + ", ".join(one_line(instance) for instance in shown)
+        )
         if len(shown) < len(request.command_instance_ids):
             lines.append(f"  ... and {len(request.command_instance_ids) - len(shown)} more")
         lines.append("")
+    if request.possible_repeat:
+        lines += [
+            "This alert may repeat one sent a few minutes ago: the collector stopped before it",
+            "could record that one as sent.",
+            "",
+        ]
     lines += [
         "Where to look:",
         f"  Run Command console: {run_command_console_url(request.region, ctx.command_id)}",
@@ -147,8 +166,8 @@ def compose_alert(request: AlertRequest) -> Alert:
     if ctx.output_bucket:
         command_output = s3_console_url(request.region, ctx.output_bucket, ctx.output_key_prefix())
         lines += [
-            f"  Command output:      {ctx.output_uri()}",
-            f"                       {command_output}",
+            f"  Command output:      {one_line(ctx.output_uri())}",
+            f"                       {one_line(command_output)}",
         ]
     lines += [
         f"  Every instance's record: DynamoDB table {request.table_name}, key pk = CMD#{ctx.command_id}",

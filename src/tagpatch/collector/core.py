@@ -66,7 +66,12 @@ if TYPE_CHECKING:
     )
 
 
-COMMAND_ALERT_LEASE = 120  # seconds a claimed Command-level alert stays claimed if publishing dies
+# Seconds a claimed alert stays claimed if its claimant dies between claim and record: more than
+# the function's 60 s timeout (template.yaml), so a live claimant is never overtaken, and less than
+# the status queue's 360 s visibility timeout, so the redelivery of a dead claimant's messages
+# finds the lease lapsed and sends the alert.
+ALERT_LEASE = 120
+COMMAND_ALERT_LEASE = ALERT_LEASE
 
 
 @dataclass
@@ -76,6 +81,8 @@ class _CommandEntry:
     merge: BatchMerge | None = None
     state: CommandState | None = None  # the item as a Command notification left it
     command_alert: tuple[RunStatus, tuple[str, ...]] | None = None
+    command_alert_lease: float = 0.0
+    command_alert_repeat: bool = False
     flush: bool = False
 
 
@@ -198,7 +205,14 @@ class CollectorBatch:
         context = CommandContext(
             command_id, group_from_prefix(prefix), notification.output_s3_bucket_name, prefix
         )
-        self.c.remember(context)
+        if context.group is not None:
+            self.c.remember(context)
+        else:
+            # No group in the notification: AWS's sample of a tag-targeted command carries
+            # ``"outputS3KeyPrefix": ""`` (and an empty bucket). That is not an answer: look the
+            # command up as for an Invocation (this container's cache, the command item, else
+            # ListCommands) rather than caching "no group" for it.
+            context = self.c.context_for(command_id)
         record = CommandRecord(
             command_id=command_id,
             status=notification.status,
@@ -217,19 +231,21 @@ class CollectorBatch:
             expires_at=self.c.expires_at(self.now),
             lease_until=lease_until if alerting else None,
         )
+        if context.output_prefix:
+            self.c.unpersisted.discard(command_id)  # the write saved the looked-up location
         entry = self._entry(command_id)
         entry.message_ids.append(message_id)
         entry.state = write.state
         self.report.counters["CommandsRecorded" if write.applied else "CommandsUnchanged"] += 1
         if not alerting:
             return
-        claimed = write.applied or (
-            write.state.status == record.status
-            and not write.state.command_alert_sent
-            and self.c.store.claim_command_alert(command_id, now=self.now, lease_until=lease_until)
-        )
-        if claimed:
+        claim = None
+        if not write.applied and write.state.status == record.status and not write.state.command_alert_sent:
+            claim = self.c.store.claim_command_alert(command_id, now=self.now, lease_until=lease_until)
+        if write.applied or claim is not None:
             entry.command_alert = (record.status, record.instance_ids)
+            entry.command_alert_lease = lease_until
+            entry.command_alert_repeat = claim is not None and claim.lapsed
 
     def add_flush(self, message_id: str, flush: AlertFlush) -> None:
         entry = self._entry(flush.command_id)
@@ -267,7 +283,15 @@ class CollectorBatch:
         held = state.unalerted()
         if entry.command_alert is not None:
             status, instance_ids = entry.command_alert
-            self._publish(state, held, command_status=status, instance_ids=instance_ids)
+            lease = entry.command_alert_lease
+            self._publish(
+                state,
+                held,
+                command_status=status,
+                instance_ids=instance_ids,
+                repeat=entry.command_alert_repeat,
+                release=lambda: store.release_command_alert(entry.command_id, lease_until=lease),
+            )
             store.mark_alerted(entry.command_id, [f.instance_id for f in held], command_alert=True)
             self.report.counters["CommandAlertsPublished"] += 1
             return
@@ -288,12 +312,23 @@ class CollectorBatch:
                 extra={"commandId": entry.command_id, "failures": len(held)},
             )
             return
-        claimed = gate is Gate.SEND and store.claim_alert(
-            entry.command_id, seen_count=state.alert_count, now=self.now
-        )
-        if claimed:
-            self._publish(state, held, alert_number=state.alert_count + 1)
-            store.mark_alerted(entry.command_id, [f.instance_id for f in held], command_alert=False)
+        lease = self.now + ALERT_LEASE
+        claim = None
+        if gate is Gate.SEND:
+            claim = store.claim_alert(
+                entry.command_id, seen_count=state.alert_count, now=self.now, lease_until=lease
+            )
+        if claim is not None:
+            # The slot counts only once the publish succeeded (commit_alert); a failed publish
+            # gives the lease back and fails the messages, so their redelivery tries again.
+            self._publish(
+                state,
+                held,
+                alert_number=state.alert_count + 1,
+                repeat=claim.lapsed,
+                release=lambda: store.release_alert(entry.command_id, lease_until=lease),
+            )
+            store.commit_alert(entry.command_id, [f.instance_id for f in held], now=self.now)
             self.report.counters["AlertsPublished"] += 1
             return
         # Cooldown (or another batch claimed the alert just now): hold, and make sure one delayed
@@ -316,7 +351,14 @@ class CollectorBatch:
         alert_number: int = 0,
         command_status: RunStatus | None = None,
         instance_ids: tuple[str, ...] = (),
+        repeat: bool = False,
+        release: Callable[[], None] | None = None,
     ) -> None:
+        """Publish the alert; when the publish fails, count it (``AlertPublishFailures``, which the
+        stack alarms on), give the claim back with ``release`` and raise, so that the messages
+        are retried and the slot stays unused. A crash between a publish SNS accepted and the
+        record of it is the one window left: the redelivery, after the lease, sends it again,
+        marked as a possible repeat (an SNS standard topic cannot de-duplicate)."""
         config = self.c.config
         alert = compose_alert(
             AlertRequest(
@@ -335,9 +377,23 @@ class CollectorBatch:
                 max_alerts=config.max_alerts_per_command,
                 cooldown_seconds=config.alert_cooldown_seconds,
                 group_name=self.c.group_name(state.context.group),
+                possible_repeat=repeat,
             )
         )
-        self.c.alerts.publish(alert)
+        try:
+            self.c.alerts.publish(alert)
+        except Exception:
+            self.report.counters["AlertPublishFailures"] += 1
+            logger.exception(
+                "alert publish failed; its slot stays unused and its messages are retried",
+                extra={"commandId": state.command_id, "instances": len(held)},
+            )
+            if release is not None:
+                try:
+                    release()
+                except Exception:  # the lease then lapses on its own
+                    logger.exception("alert claim not released", extra={"commandId": state.command_id})
+            raise
         logger.info(
             "alert published",
             extra={"commandId": state.command_id, "subject": alert.subject, "instances": len(held)},

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from tagpatch.collector.alerts import Alert
     from tagpatch.models.records import (
+        AlertClaim,
         BatchMerge,
         CommandContext,
         CommandRecord,
@@ -30,9 +31,19 @@ class CommandStore(Protocol):
 
     def merge_batch(self, merge: BatchMerge, *, now: float, expires_at: int) -> CommandState: ...
 
-    def claim_alert(self, command_id: str, *, seen_count: int, now: float) -> bool: ...
+    def claim_alert(
+        self, command_id: str, *, seen_count: int, now: float, lease_until: float
+    ) -> AlertClaim | None: ...
 
-    def claim_command_alert(self, command_id: str, *, now: float, lease_until: float) -> bool: ...
+    def commit_alert(self, command_id: str, instance_ids: Iterable[str], *, now: float) -> None: ...
+
+    def release_alert(self, command_id: str, *, lease_until: float) -> None: ...
+
+    def claim_command_alert(
+        self, command_id: str, *, now: float, lease_until: float
+    ) -> AlertClaim | None: ...
+
+    def release_command_alert(self, command_id: str, *, lease_until: float) -> None: ...
 
     def mark_alerted(self, command_id: str, instance_ids: Iterable[str], *, command_alert: bool) -> None: ...
 

@@ -17,7 +17,12 @@ from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
 from tagpatch.models.reporter_events import Invalid, OnDemandReport, ReporterScheduledEvent
 from tagpatch.observability import logger, metrics, trace_handler
-from tagpatch.reporter.compliance import METRIC_DIMENSION, METRIC_LOWEST_COMPLIANCE_PERCENT, metric_values
+from tagpatch.reporter.compliance import (
+    METRIC_DIMENSION,
+    METRIC_LOWEST_COMPLIANCE_PERCENT,
+    metric_dimension_value,
+    metric_values,
+)
 from tagpatch.reporter.config import load_reporter_config
 from tagpatch.reporter.core import ComplianceReporter, ReportRequest, RunResult
 
@@ -72,7 +77,10 @@ def _emit_metrics(result: RunResult) -> None:
         if outcome.totals is None:  # pragma: no cover - recorded outcomes carry totals
             continue
         group_metrics = EphemeralMetrics()
-        group_metrics.add_dimension(name=METRIC_DIMENSION, value=outcome.group)
+        # The slug: a dimension value every group can carry (ASCII, not blank); the name is in
+        # the log line as metadata (EMF metadata is logged, not a dimension).
+        group_metrics.add_dimension(name=METRIC_DIMENSION, value=metric_dimension_value(outcome.group))
+        group_metrics.add_metadata(key="group", value=outcome.group)
         for name, unit, value in metric_values(outcome.totals):
             group_metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
         group_metrics.flush_metrics()

@@ -10,16 +10,18 @@ An SQS record's body is one of:
 The SSM notification is an Invocation (one instance: ``instanceId``) or a Command summary
 (``instanceIds``, empty for tag targeting, and the output location). Required fields are
 required, unknown fields are ignored. Anything else raises :class:`MalformedMessage` with a reason:
-``not JSON``, ``wrong shape``, ``unknown status`` or ``oversized``.
+``not JSON``, ``wrong shape`` (including a time with no UTC equivalent, e.g.
+``9999-12-31T23:59:59-05:00``), ``unknown status`` or ``oversized``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from tagpatch.models.base import Invalid, Model, StrictModel
 from tagpatch.models.envelopes import SnsNotificationModel, SqsRecordModel
@@ -50,12 +52,25 @@ def run_status(value: Any) -> RunStatus:
 Status = Annotated[RunStatus, BeforeValidator(run_status)]
 
 
+def in_utc_range(value: datetime) -> datetime:
+    """``value`` unchanged, if it has a UTC equivalent: ``9999-12-31T23:59:59-05:00`` parses but is
+    past ``datetime.max`` in UTC (and so could not be stored as a UTC stamp)."""
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{value.isoformat()} is outside the representable UTC range") from None
+    return value
+
+
+Time = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
+
+
 class _SsmNotification(Model):
     command_id: CommandId = Field(alias="commandId")
     document_name: DocumentName = Field(alias="documentName")
-    requested_date_time: AwareDatetime = Field(alias="requestedDateTime")
+    requested_date_time: Time = Field(alias="requestedDateTime")
     status: Status
-    event_time: AwareDatetime = Field(alias="eventTime")
+    event_time: Time = Field(alias="eventTime")
 
 
 class InvocationNotification(_SsmNotification):
@@ -68,7 +83,7 @@ class CommandNotification(_SsmNotification):
     """NotificationType Command: the command's overall status changed."""
 
     instance_ids: list[InstanceId] = Field(alias="instanceIds")
-    expires_after: AwareDatetime = Field(alias="expiresAfter")
+    expires_after: Time = Field(alias="expiresAfter")
     output_s3_bucket_name: BucketName = Field(alias="outputS3BucketName")
     output_s3_key_prefix: KeyPrefix = Field(alias="outputS3KeyPrefix")
 

@@ -126,6 +126,15 @@ class CommandWrite:
     state: CommandState
 
 
+@dataclass(frozen=True)
+class AlertClaim:
+    """A won claim of a command's next alert (or of its final summary). ``lapsed``: an earlier
+    claimant's lease ran out without it recording a send, so it may have published just before
+    it stopped, and this alert may repeat that one."""
+
+    lapsed: bool = False
+
+
 @dataclass
 class BatchMerge:
     """What one batch adds to a command item: status count changes and failed instances."""

@@ -55,6 +55,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from tagpatch.models.display import one_line, quoted
+from tagpatch.naming import group_slug
+
 SLA_DAYS = 7
 WORST_INSTANCES = 10
 PATCH_GROUP_MAX_LENGTH = 256
@@ -433,7 +436,8 @@ def build_snapshot(
 # --------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------
-#: Per-group metric names (dimension PatchGroup=<group>); dashboards are built on these names.
+#: Per-group metric names (dimension PatchGroup=<the group's slug>, see :func:`metric_dimension_value`);
+#: dashboards are built on these names.
 METRIC_COMPLIANCE_PERCENT = "CompliancePercent"
 METRIC_NON_COMPLIANT_INSTANCES = "NonCompliantInstances"
 METRIC_MISSING_PATCHES = "MissingPatches"
@@ -442,6 +446,20 @@ METRIC_DIMENSION = "PatchGroup"
 #: Run-level (dimension service only): the lowest CompliancePercent among the groups a run
 #: recorded; the stack's ComplianceBelowThresholdAlarm watches it.
 METRIC_LOWEST_COMPLIANCE_PERCENT = "LowestCompliancePercent"
+
+
+def metric_dimension_value(group: str) -> str:
+    """The ``PatchGroup`` dimension value of ``group``: its slug (:func:`tagpatch.naming.group_slug`).
+
+    CloudWatch dimension values "must contain only ASCII characters and must include at least one
+    non-whitespace character. ASCII control characters are not supported"
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Dimension.html), while a
+    tag value may be any Unicode, or only spaces. The slug is ``[A-Za-z0-9_.-]``, 1-75 characters,
+    and *is* the tag value for every SSM-safe name (``web`` stays ``web``), so dashboards and
+    searches on existing groups keep their series; the name itself goes into the metric log line
+    as metadata.
+    """
+    return group_slug(group)
 
 
 def metric_values(totals: GroupTotals) -> list[tuple[str, str, float]]:
@@ -564,7 +582,9 @@ def render_digest(
             o.group,
         ),
     )
-    width = min(max([len(o.group) for o in reported] + [5]), 40)
+    # Group names are tag values: quoted and escaped when not plain (tagpatch.models.display), as
+    # are error texts, so no name or error can add a line to the digest or hide a character.
+    width = min(max([len(quoted(o.group)) for o in reported] + [5]), 40)
     lines.append(f"Groups ({tag_key} tag value), lowest compliance first:")
     lines.append(
         f"  {'group':<{width}} {'instances':>9} {'compliant':>10} {'change':>10} "
@@ -575,7 +595,7 @@ def render_digest(
         if totals is None:  # pragma: no cover - ``ordered`` holds reported groups only
             continue
         lines.append(
-            f"  {_short(outcome.group, width):<{width}} {totals.instances:>9} "
+            f"  {_short(quoted(outcome.group), width):<{width}} {totals.instances:>9} "
             f"{_percent(totals.compliance_percent):>10} {_change(totals):>10} "
             f"{totals.non_compliant_instances:>10} {totals.patch_count('missing_patches'):>8} "
             f"{totals.patch_count('failed_patches'):>7} {totals.critical_sla_breaches:>7}"
@@ -584,13 +604,14 @@ def render_digest(
         lines.append("  (no group recorded)")
     if failed:
         lines += ["", "Failed groups (not recorded in this snapshot):"]
-        lines += [f"  {o.group}: {o.error}" for o in failed]
+        lines += [f"  {quoted(o.group)}: {one_line(o.error or '')}" for o in failed]
     non_compliant = instances - compliant
     lines += ["", f"Worst instances ({len(worst)} of {non_compliant} non-compliant):"]
     for group, row in worst:
         reboot = ", pending reboot" if row.count("installed_pending_reboot") else ""
         lines.append(
-            f"  {row.instance_id} ({group}): {row.count('critical_non_compliant')} critical, "
+            f"  {one_line(row.instance_id)} ({quoted(group)}): "
+            f"{row.count('critical_non_compliant')} critical, "
             f"{row.count('security_non_compliant')} security, {row.count('missing')} missing, "
             f"{row.count('failed')} failed{reboot}{_days_since(row.non_compliant_since, snapshot_time)}"
         )

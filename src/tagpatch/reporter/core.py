@@ -71,6 +71,10 @@ if TYPE_CHECKING:
     )
 
 RESERVE_MS = 60_000
+# Seconds a claimed digest stays claimed: a live claimant publishes and records within seconds;
+# a dead one's event is retried by Lambda no sooner than a minute later, when the claim has lapsed
+# (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+DIGEST_LEASE = 60
 ERROR_MAX_LENGTH = 400
 RUN_RECORD_FAILURES = 100
 SECONDS_PER_DAY = 86_400
@@ -195,7 +199,8 @@ class ComplianceReporter:
                 outcomes[group] = GroupOutcome(group, "recorded", totals=snap.totals)
         result.outcomes = [outcomes[group] for group in names]
 
-        if run_record is not None and not result.with_status("recorded"):
+        sent = run_record is not None and run_record.get("digest_message_id") is not None
+        if sent and not result.with_status("recorded"):
             logger.info("snapshot already recorded and its digest sent", extra={"snapshot": snapshot_id})
             return result
         worst = [
@@ -217,9 +222,33 @@ class ComplianceReporter:
             worst_instances(worst),
             tag_key=self.config.tag_key,
         )
-        result.message_id = self._topic.publish(result.digest.subject, result.digest.body)
+        # One digest per run even when the event is delivered twice at once: the delivery that
+        # wins the conditional claim of the run record sends it; the other stops here.
+        now = self._clock().timestamp()
+        if not self._store.claim_digest(
+            snapshot_id, run_record, now=now, lease_until=now + DIGEST_LEASE, expires_at=expires_at
+        ):
+            logger.info(
+                "digest claimed by another delivery of this run; not sent again",
+                extra={"snapshot": snapshot_id},
+            )
+            return result
+        try:
+            result.message_id = self._topic.publish(result.digest.subject, result.digest.body)
+        except Exception:
+            self._release_digest(snapshot_id, run_record, expires_at)
+            raise
         self._store.record_run(snapshot_id, self._run_attributes(result), expires_at)
         return result
+
+    def _release_digest(self, snapshot_id: str, run_record: dict[str, Any] | None, expires_at: int) -> None:
+        """After a failed publish: put back the run record as it was (without the claim), so the
+        retry of the event may send the digest at once; if that fails too, the claim lapses."""
+        kept = {k: v for k, v in (run_record or {}).items() if k not in ("pk", "sk", "ttl", "digest_lease")}
+        try:
+            self._store.record_run(snapshot_id, kept, expires_at)
+        except Exception:
+            logger.exception("digest claim not released; it lapses", extra={"snapshot": snapshot_id})
 
     # ---------------------------------------------------------------------------------------
     def _list_groups(self, only: str | None) -> tuple[list[str], set[str], dict[str, list[str]]]:

@@ -58,6 +58,16 @@ class ComplianceStore(Protocol):
 
     def record_run(self, snapshot_id: str, attributes: dict[str, Any], expires_at: int) -> None: ...
 
+    def claim_digest(
+        self,
+        snapshot_id: str,
+        seen: dict[str, Any] | None,
+        *,
+        now: float,
+        lease_until: float,
+        expires_at: int,
+    ) -> bool: ...
+
 
 class GroupDirectory(Protocol):
     """The groups the stack manages (the reconciler's groups table)."""
