@@ -564,7 +564,7 @@ def main() -> None:
         "",
         "- Cold start: the floor is what any Python function that makes these AWS calls pays. What",
         "  TagPatch adds is Powertools Logger, Metrics and (collector) BatchProcessor, its own modules,",
-        "  and pydantic for the reconciler, whose group settings it validates. The X-Ray SDK is not",
+        "  and pydantic, which validates every function's events and environment. The X-Ray SDK is not",
         "  loaded unless the `TraceAwsCalls` Parameter is `true` (about 150 ms more per cold start).",
         "- Collector: the floor is one conditional UpdateItem per notification that sets what the table",
         "  asks of every record (status, time, both index keys, the TTL issue 3 requires), conditional",
