@@ -26,7 +26,8 @@ Fixed (moto 5.2 behaviour -> real API behaviour):
   ``DoesNotExistException`` for unknown ids (moto raised ``KeyError`` -> HTTP 500), honour ``Safe``
   and return the real output shape.
 * ``RegisterPatchBaselineForPatchGroup`` allows one custom baseline per operating system per group
-  (moto refused a second OS), ``DeregisterPatchBaselineForPatchGroup`` really deregisters.
+  (moto refused a second OS), ``DeregisterPatchBaselineForPatchGroup`` really deregisters; both
+  take a baseline's ARN as well as its id.
 
 Test helpers: :func:`seed_instance_patch_state`, :func:`make_instance_patch_state`,
 :func:`clear_patch_states`, :func:`inject_faults`, :func:`clear_faults`, :data:`CALLS`,
@@ -553,10 +554,22 @@ def _default_baseline_for(region: str, operating_system: str) -> str | None:
     return defaults.get(operating_system)
 
 
+def _baseline_id(value: str) -> str:
+    """A baseline's id from its id or ARN (``arn:aws:ssm:<region>:<account>:patchbaseline/<id>``).
+
+    SSM accepts either in ``BaselineId`` (the API reference's pattern allows ``:`` and ``/``, and
+    GetPatchBaseline asks for the ARN of AWS managed baselines:
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetPatchBaseline.html),
+    while DescribePatchGroups reports the id only.
+    """
+    head, _, tail = value.rpartition(":patchbaseline/")
+    return tail if head.startswith("arn:") else value
+
+
 def _register_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
     params = _params(self)
     backend = _backend(self)
-    baseline_id = params.get("BaselineId", "")
+    baseline_id = _baseline_id(params.get("BaselineId", ""))
     patch_group = params.get("PatchGroup", "")
     baseline = backend.baselines.get(baseline_id)
     if baseline is None:
@@ -579,7 +592,7 @@ def _register_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) 
 def _deregister_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
     params = _params(self)
     backend = _backend(self)
-    baseline_id = params.get("BaselineId", "")
+    baseline_id = _baseline_id(params.get("BaselineId", ""))
     patch_group = params.get("PatchGroup", "")
     baseline = backend.baselines.get(baseline_id)
     group = backend.patch_groups.get(patch_group)

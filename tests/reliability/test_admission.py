@@ -51,3 +51,25 @@ def test_an_override_the_json_parser_chokes_on_is_refused_not_failed(
     # the scheduled run refuses it the same way instead of failing the group
     scheduled = handle(load_event("reconciler-scheduled.json"), world.reconciler)
     assert scheduled["ok"] and scheduled["groups"][0]["status"] == "refused"
+
+
+# --- item 21: a patch baseline given as an ARN -----------------------------------------------
+
+
+def test_a_baseline_given_as_an_arn_is_registered_once_not_on_every_run(
+    world: World, load_event: Loader
+) -> None:
+    baseline = world.ssm.create_patch_baseline(Name="base", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    arn = f"arn:aws:ssm:us-east-1:123456789012:patchbaseline/{baseline}"
+    put_override(world, "web", {"patchBaselineId": arn})
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    mappings = world.ssm.describe_patch_groups()["Mappings"]
+    assert [(m["PatchGroup"], m["BaselineIdentity"]["BaselineId"]) for m in mappings] == [("web", baseline)]
+    assert world.record("web")["baseline_id"] == baseline
+    # Before the fix the ARN never equalled DescribePatchGroups' BaselineId: registered every run.
+    for _ in range(2):
+        world.log.reset()
+        result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert result["groups"][0]["status"] == "converged"
+        assert world.log.count("ssm", writes=True) == 0, world.log.ops("ssm")

@@ -125,3 +125,11 @@ def test_unknown_setting_message_does_not_offer_the_stack_only_ones() -> None:
 def test_empty_strings_mean_unset_for_optional_settings() -> None:
     settings = default_settings(scanSchedule="", patchBaselineId="", description="")
     assert (settings.scan_schedule, settings.patch_baseline_id, settings.description) == (None, None, None)
+
+
+def test_a_baseline_arn_is_kept_as_its_id() -> None:
+    arn = "arn:aws:ssm:us-east-2:733109147000:patchbaseline/pb-0e392de35e7c563b7"
+    assert default_settings().overridden({"patchBaselineId": arn}).patch_baseline_id == "pb-0e392de35e7c563b7"
+    assert default_settings().overridden({"patchBaselineId": "pb-0123456789abcdef0"}).patch_baseline_id == (
+        "pb-0123456789abcdef0"
+    )

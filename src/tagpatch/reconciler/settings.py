@@ -22,6 +22,9 @@ NotificationEvent = Literal["All", "InProgress", "Success", "TimedOut", "Cancell
 _MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
 _MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
 _BASELINE_ID = r"^[a-zA-Z0-9_\-:/]{20,128}$"
+# arn:aws:ssm:<region>:<account>:patchbaseline/pb-<17 hex>; the API reference's GetPatchBaseline
+# asks for this form for AWS managed baselines, but DescribePatchGroups reports only the id.
+_BASELINE_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:patchbaseline/(pb-[0-9a-f]{17})$")
 _ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 _TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$"
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -77,6 +80,14 @@ class GroupSettings(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("patch_baseline_id")
+    @classmethod
+    def _baseline_id(cls, value: str | None) -> str | None:
+        """A baseline ARN as its id: ``DescribePatchGroups`` answers with the id, so an ARN would
+        never match what is registered and be registered again on every run."""
+        match = None if value is None else _BASELINE_ARN.match(value)
+        return match.group(1) if match else value
 
     @field_validator("scan_schedule")
     @classmethod
