@@ -43,6 +43,19 @@ def task_name(group: str, *, scan: bool = False) -> str:
     return f"{WINDOW_PREFIX}{group_slug(group)}-{'scan' if scan else 'patch'}"
 
 
+#: Characters of SSM's tag-value and patch-group rule ``^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$``, besides
+#: letters, separators and numbers (the Unicode categories the Java classes name).
+_SSM_TEXT_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def ssm_text_ok(text: str) -> bool:
+    r"""Whether every character of ``text`` fits ``[\p{L}\p{Z}\p{N}_.:/=+\-@]``: the rule of SSM tag
+    values and patch group names (``RegisterPatchBaselineForPatchGroup``, ``AddTagsToResource``)."""
+    return all(
+        char in _SSM_TEXT_PUNCTUATION or unicodedata.category(char)[0] in "LZN" for char in text
+    )
+
+
 def short_text(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 
 from emulator.scenarios.aws import World
@@ -73,3 +74,69 @@ def test_a_baseline_given_as_an_arn_is_registered_once_not_on_every_run(
         result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
         assert result["groups"][0]["status"] == "converged"
         assert world.log.count("ssm", writes=True) == 0, world.log.ops("ssm")
+
+
+# --- item 3: names SSM rejects ----------------------------------------------------------------
+
+REJECTED_BY_PATCH_GROUP_RULE = [
+    "tab\there",
+    "nul\x00",
+    "bell\x07",
+    "web#1",
+    "100%",
+    'say "hi"',
+    "it's",
+    "<script>",
+    "back\\slash",
+    "zero\u200bwidth",
+    "rtl\u200fmark",
+    "ltr\u200eembed",
+    "bom\ufeff",
+    "emoji\U0001f600",
+    "semi;colon",
+    "pipe|",
+    "star*",
+]
+ACCEPTED = ["web prod", "Ünïcödé", "日本語", "a/b:c=d+e@f", "x" * 256, "٣٤"]
+
+
+def baseline_world() -> tuple[World, str]:
+    ssm = boto3.client("ssm")
+    baseline = ssm.create_patch_baseline(Name="base", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    return World(DEFAULT_PATCH_BASELINE_ID=baseline), baseline
+
+
+@pytest.mark.parametrize("group", REJECTED_BY_PATCH_GROUP_RULE, ids=ascii)
+def test_with_a_baseline_a_name_the_patch_group_api_refuses_is_refused_before_any_write(
+    aws: None, load_event: Loader, group: str
+) -> None:
+    world, _ = baseline_world()
+    # Before the fix: window, target and task were made, then RegisterPatchBaselineForPatchGroup
+    # failed, the group patched with the default baseline and the event went to the DLQ.
+    result = handle(tag_event(load_event, group), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "refused", outcome
+    assert any("RegisterPatchBaselineForPatchGroup refuses" in r for r in outcome["reasons"])
+    assert world.log.count("ssm", writes=True) == 0
+    assert world.windows() == []
+    assert world.record(group)["status"] == "refused"
+
+
+@pytest.mark.parametrize("group", ACCEPTED, ids=ascii)
+def test_with_a_baseline_every_name_ssm_accepts_gets_its_window_and_baseline(
+    aws: None, load_event: Loader, group: str
+) -> None:
+    world, baseline = baseline_world()
+    world.launch(group)
+    result = handle(tag_event(load_event, group), world.reconciler)
+    assert result["groups"][0]["status"] == "converged", result
+    assert len(world.windows()) == 1
+    mappings = world.ssm.describe_patch_groups()["Mappings"]
+    assert [(m["PatchGroup"], m["BaselineIdentity"]["BaselineId"]) for m in mappings] == [(group, baseline)]
+
+
+def test_without_a_baseline_odd_names_still_get_their_window(world: World, load_event: Loader) -> None:
+    for group in ("web#1", "100%", "zero\u200bwidth"):
+        world.launch(group)
+        assert handle(tag_event(load_event, group), world.reconciler)["groups"][0]["status"] == "converged"
+    assert len(world.windows()) == 3

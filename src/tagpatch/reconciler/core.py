@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tagpatch import naming
 from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
+from tagpatch.reconciler.admission import name_problems
 from tagpatch.reconciler.config import ReconcilerConfig
 from tagpatch.reconciler.plan import Action, plan_target, plan_task, plan_window
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_override
@@ -113,6 +114,8 @@ class Reconciler:
                 return computed.pop()
             text = given_text.pop() if given_text else self.ssm.get_parameter(self.override_name(group))
             settings = self.settings_for(group, text)
+            if problems := name_problems(group, settings, self.config.tag_key):
+                raise InvalidSettings(problems)  # before the first write, like any bad setting
             return build_spec(group, settings, tag_key=self.config.tag_key, stack_name=self.config.stack_name)
 
         if dry_run or not verify:
