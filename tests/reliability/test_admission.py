@@ -13,6 +13,8 @@ import boto3
 import pytest
 
 from emulator.scenarios.aws import World
+from emulator.scenarios.settings import STACK
+from tagpatch import naming
 from tagpatch.handlers.reconciler import handle
 from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
 from tests.reliability.test_faults import tag_event
@@ -140,3 +142,118 @@ def test_without_a_baseline_odd_names_still_get_their_window(world: World, load_
         world.launch(group)
         assert handle(tag_event(load_event, group), world.reconciler)["groups"][0]["status"] == "converged"
     assert len(world.windows()) == 3
+
+
+# --- item 1: a crafted tag value takes over another group's window ---------------------------
+
+VICTIM, ATTACKER = "Prod DB!", "Prod-DB-90a2e279c2"  # the attacker's value was the victim's slug
+# Two values whose 40-bit slug hashes collide (found by a birthday search over CJK suffixes, which
+# the ASCII fold drops, so both read "web"): only the slug claim tells them apart.
+COLLIDING = ("web \u8ff2\u4e09", "web \u9250\u4e2f")
+
+
+def window_tags(world: World, window_id: str) -> dict[str, str]:
+    tags = world.ssm.list_tags_for_resource(ResourceType="MaintenanceWindow", ResourceId=window_id)
+    return {t["Key"]: t["Value"] for t in tags["TagList"]}
+
+
+def windows_by_group(world: World) -> dict[str, str]:
+    return {window_tags(world, w["WindowId"])["tagpatch:group"]: w["WindowId"] for w in world.windows()}
+
+
+def test_a_value_equal_to_another_groups_slug_gets_its_own_window_and_settings_path(
+    aws: None, no_backoff: None, load_event: Loader
+) -> None:
+    world = World(DELETE_EMPTY_GROUP_WINDOWS="true")
+    [victim_instance] = world.launch(VICTIM)
+    handle(tag_event(load_event, VICTIM), world.reconciler)
+    [victim_window] = [w["WindowId"] for w in world.windows()]
+    # The attacker tags one instance with the victim's slug
+    [attacker_instance] = world.launch(ATTACKER)
+    handle(tag_event(load_event, ATTACKER), world.reconciler)
+    # Before the fix both groups owned the victim's window and flipped its target on every run.
+    for _ in range(2):
+        result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert {g["status"] for g in result["groups"]} == {"converged"}
+    assert len(world.windows()) == 2
+    victim = assert_single_bundle(world, f"TagPatch-{world.record(VICTIM)['slug']}")
+    assert victim["window"]["WindowId"] == victim_window
+    assert victim["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [VICTIM]}]
+    attacker_slug = world.record(ATTACKER)["slug"]
+    assert attacker_slug != world.record(VICTIM)["slug"]
+    assert world.reconciler.override_name(ATTACKER) != world.reconciler.override_name(VICTIM)
+    # Removing the attacker's tag deletes the attacker's window only
+    world.ec2.terminate_instances(InstanceIds=[attacker_instance])
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert {(g["group"], g["status"]) for g in result["groups"]} == {
+        (VICTIM, "converged"),
+        (ATTACKER, "deleted"),
+    }
+    assert [w["WindowId"] for w in world.windows()] == [victim_window]
+    assert victim_instance
+
+
+def test_two_values_whose_slugs_collide_never_share_a_window(world: World, load_event: Loader) -> None:
+    first, second = COLLIDING
+    assert naming.group_slug(first) == naming.group_slug(second)
+    world.launch(first)
+    world.launch(second)
+    assert handle(tag_event(load_event, first), world.reconciler)["groups"][0]["status"] == "converged"
+    world.log.reset()
+    result = handle(tag_event(load_event, second), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "rejected"
+    assert outcome["reasons"] == [f"its slug 'web-6fae671c64' is claimed by patch group {first!r}"]
+    assert world.log.count("ssm", writes=True) == 0
+    assert result["ok"]  # a refusal with its reason, not a failure retried into the DLQ
+    scheduled = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert {(g["group"], g["status"]) for g in scheduled["groups"]} == {
+        (first, "converged"),
+        (second, "rejected"),
+    }
+    [window] = world.windows()
+    assert world.targets(window["WindowId"])[0]["Targets"][0]["Values"] == [first]
+
+
+def test_a_window_tagged_for_another_group_is_never_adopted(world: World, load_event: Loader) -> None:
+    # A window with this group's name, this stack's and role's tags, but another group's tag
+    planted = world.ssm.create_maintenance_window(
+        Name="TagPatch-web",
+        Schedule="rate(1 day)",
+        Duration=2,
+        Cutoff=1,
+        AllowUnassociatedTargets=False,
+        Tags=[
+            {"Key": "tagpatch:stack", "Value": STACK},
+            {"Key": "tagpatch:group", "Value": "someone-else"},
+            {"Key": "tagpatch:window", "Value": "install"},
+        ],
+    )["WindowId"]
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    assert len(world.windows()) == 2
+    assert world.ssm.get_maintenance_window(WindowId=planted)["Schedule"] == "rate(1 day)"
+    assert world.targets(planted) == []
+    assert windows_by_group(world)["web"] != planted
+
+
+def test_a_table_written_before_slug_claims_keeps_working(world: World, load_event: Loader) -> None:
+    # Given a converged group whose record has no claim (as today's code writes it)
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    made = assert_single_bundle(world)
+    world.ddb.update_item(
+        TableName="tagpatch-groups", Key={"group": {"S": "web"}}, UpdateExpression="REMOVE admitted_slug"
+    )
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "#tagpatch:claims"}})
+    # and a MaxGroups it already exceeds
+    world.env["MAX_GROUPS"] = "1"
+    world.launch("db")
+    world.reconciler = world.make_reconciler()
+    handle(tag_event(load_event, "db"), world.reconciler)
+    # When the schedule runs, the existing group claims its slug whatever the limit, keeps its window
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    statuses = {g["group"]: g["status"] for g in result["groups"]}
+    assert statuses["web"] == "converged"
+    assert assert_single_bundle(world) == made
+    assert world.record("web")["admitted_slug"] == "web"

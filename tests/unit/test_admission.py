@@ -27,3 +27,10 @@ def test_reserved_and_overlong_names_are_refused_whatever_the_settings() -> None
     assert name_problems(f"{RESERVED_PREFIX}slug:web", default_settings(), "PatchGroup")
     assert name_problems("x" * 257, default_settings(), "PatchGroup")
     assert name_problems("x" * 256, WITH_BASELINE, "PatchGroup") == []
+
+
+def test_the_groups_table_reserves_the_prefix_the_reconciler_refuses() -> None:
+    from tagpatch.adapters.groups import CLAIMS_KEY
+    from tagpatch.adapters.groups import RESERVED_PREFIX as TABLE_PREFIX
+
+    assert TABLE_PREFIX == RESERVED_PREFIX and CLAIMS_KEY.startswith(RESERVED_PREFIX)

@@ -152,3 +152,4 @@ class GroupRecord:
     instance_count: int = -1
     empty_since: str = ""
     updated_at: str = ""
+    admitted_slug: str = ""  # the slug this group holds the groups table's claim on, once admitted

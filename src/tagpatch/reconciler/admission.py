@@ -21,6 +21,7 @@ Where the name goes, and what constrains it (SSM API reference, botocore's ``ssm
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from tagpatch import naming
@@ -51,3 +52,11 @@ def name_problems(group: str, settings: GroupSettings, tag_key: str) -> list[str
             "Use letters, numbers, spaces and _.:/=+-@ only, or set no patchBaselineId"
         )
     return problems
+
+
+def pattern_problem(group: str, pattern: str, tag_key: str) -> str | None:
+    """Why ``group`` is outside the stack's allow-list ``GroupNamePattern`` (a whole-name match);
+    None when it is inside, or there is no list."""
+    if not pattern or re.fullmatch(pattern, group):
+        return None
+    return f"{tag_key} value does not match the stack's GroupNamePattern {pattern!r}"

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from tagpatch import naming
 from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
-from tagpatch.reconciler.admission import name_problems
+from tagpatch.reconciler.admission import name_problems, pattern_problem
 from tagpatch.reconciler.config import ReconcilerConfig
 from tagpatch.reconciler.plan import Action, plan_target, plan_task, plan_window
+from tagpatch.reconciler.ports import QuotaExceeded
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_override
-from tagpatch.reconciler.spec import OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
+from tagpatch.reconciler.spec import GROUP_TAG, OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
 
 if TYPE_CHECKING:
     from tagpatch.reconciler.ports import Fleet, Groups, Ssm
@@ -36,7 +37,8 @@ class Outcome:
     """What one reconcile of one group did; the handler logs it and turns it into metrics."""
 
     group: str
-    status: str  # converged | unchanged | refused | deferred | empty | deleted | skipped | planned
+    # converged | unchanged | refused | rejected | deferred | empty | deleted | skipped | planned
+    status: str
     actions: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -105,6 +107,9 @@ class Reconciler:
             reason = f"empty {self.config.tag_key} value: an empty tag value is not a patch group"
             logger.warning("group refused", extra={"group": group, "reason": reason})
             return Outcome(group, "skipped", reasons=[reason])
+        if outside := pattern_problem(group, self.config.group_name_pattern, self.config.tag_key):
+            logger.warning("group rejected", extra={"group": group, "reason": outside})
+            return Outcome(group, "rejected", reasons=[outside])  # nothing written, not even a record
         given_text: list[str | None] = [] if override_text is _NOT_LOADED else [override_text]
         computed: list[GroupSpec] = []
 
@@ -143,9 +148,27 @@ class Reconciler:
                 record.status = "refused"
                 record.reasons = error.reasons
                 return Outcome(group, "refused", reasons=error.reasons)
-            return self._converge(spec, record, _Executor(self.ssm, False, uuid.uuid4().hex), "converged")
+            if rejection := self._admit(record):
+                return _rejected(record, rejection)
+            try:
+                return self._converge(spec, record, _Executor(self.ssm, False, uuid.uuid4().hex), "converged")
+            except QuotaExceeded as error:
+                return _rejected(record, f"SSM refused a new maintenance window: {error}")
 
         return self._with_lease(group, attempt)
+
+    def _admit(self, record: GroupRecord) -> str | None:
+        """Claim the group's slug in the groups table before its first SSM write: None once it
+        holds the claim, else why it may not be managed. A group that had windows before claims
+        existed (a table written by an older TagPatch) is admitted whatever the limit."""
+        slug = naming.group_slug(record.group)
+        if record.admitted_slug == slug:
+            return None
+        limit = None if record.windows else self.config.max_groups
+        if reason := self.groups.claim(record.group, slug, limit):
+            return reason
+        record.admitted_slug = slug
+        return None
 
     def _with_lease(self, group: str, work: Callable[[GroupRecord], Outcome]) -> Outcome:
         """Run ``work`` holding the group's lease, again while other invocations ask for a rerun."""
@@ -216,13 +239,32 @@ class Reconciler:
         record.reasons = []
         return Outcome(spec.group, status, actions=run.done)
 
-    def _owned_windows(self, bundle: WindowBundle, recorded_id: str | None) -> list[dict[str, Any]]:
+    def _is_ours(self, tags: dict[str, str], group: str, role: str | None = None) -> bool:
+        """Whether a window's tags say it is ``group``'s (and ``role``'s) in this stack."""
+        return (
+            tags.get(OWNER_TAG) == self.config.stack_name
+            and tags.get(GROUP_TAG) == naming.group_tag_value(group)
+            and (role is None or tags.get(ROLE_TAG) == role)
+        )
+
+    def _owned_windows(
+        self, bundle: WindowBundle, recorded_id: str | None, group: str = ""
+    ) -> list[dict[str, Any]]:
         if recorded_id and (window := self.ssm.get_window(recorded_id)):
-            return [window]
+            # A window named as this group's is its own (a slug is claimed by one group only);
+            # any other (renamed by hand, or recorded before slugs were claimed) must say so.
+            if window.get("Name") == bundle.window.name or self._is_ours(
+                self.ssm.window_tags(recorded_id), group, bundle.role
+            ):
+                return [window]
+            logger.warning(
+                "the recorded window is not this group's; leaving it alone",
+                extra={"group": group, "window_id": recorded_id, "window_name": window.get("Name")},
+            )
         owned = []
         for identity in self.ssm.find_windows(bundle.window.name):
             tags = self.ssm.window_tags(identity["WindowId"])
-            if tags.get(OWNER_TAG) != self.config.stack_name or tags.get(ROLE_TAG) != bundle.role:
+            if not self._is_ours(tags, group, bundle.role):
                 logger.warning(
                     "a window with TagPatch's name is not owned by this stack; leaving it alone",
                     extra={"window_id": identity["WindowId"], "window_name": bundle.window.name},
@@ -239,7 +281,7 @@ class Reconciler:
         step = plan_window(
             bundle.window,
             role,
-            self._owned_windows(bundle, recorded.get("window_id")),
+            self._owned_windows(bundle, recorded.get("window_id"), bundle.target.group),
             recorded.get("window_id"),
         )
         window_id = step.keep_id or ""
@@ -290,6 +332,12 @@ class Reconciler:
 
     def _remove_bundle(self, role: str, ids: dict[str, str], run: _Executor, group: str) -> None:
         window_id = ids.get("window_id", "")
+        if window_id and not run.dry_run and not self._is_ours(self.ssm.window_tags(window_id), group):
+            logger.warning(
+                "a window recorded for this group is not tagged as its own; not deleting it",
+                extra={"group": group, "role": role, "window_id": window_id},
+            )
+            return
         if window_id:
             action = Action("delete_window", role, "window no longer wanted", window_id)
             run.run(action, partial(self.ssm.delete_window, window_id))
@@ -322,7 +370,7 @@ class Reconciler:
             outcomes.append(self._safely(group, work))
         for group, record in sorted(known.items()):
             reported = record.status == "deleted" or (
-                record.status == "empty" and not self.config.delete_empty_group_windows
+                record.status == "empty" and not self._delete_when_empty(record)
             )
             if group in sizes or reported:
                 continue  # has instances, or its emptiness was already dealt with
@@ -336,9 +384,20 @@ class Reconciler:
             logger.exception("group failed to reconcile", extra={"group": group})
             return Outcome(group, "failed", reasons=[f"{type(error).__name__}: {error}"])
 
+    def _delete_when_empty(self, record: GroupRecord) -> bool:
+        """Whether an empty group's windows go: at once (DeleteWindowsOfEmptyGroups=true), or once
+        it has been empty for EmptyGroupWindowDays (0: never)."""
+        if self.config.delete_empty_group_windows:
+            return True
+        days = self.config.empty_group_window_days
+        if not days or not record.empty_since:
+            return False
+        since = datetime.fromisoformat(record.empty_since).timestamp()
+        return self.clock() - since >= days * 86400
+
     def handle_empty_group(self, record: GroupRecord) -> Outcome:
         group = record.group
-        if not self.config.delete_empty_group_windows:
+        if not self._delete_when_empty(record):
             logger.warning(
                 "patch group has no instances left; its window is kept (DeleteWindowsOfEmptyGroups=false)",
                 extra={"group": group, "windows": record.windows},
@@ -359,7 +418,10 @@ class Reconciler:
             if current.baseline_id:
                 action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
                 run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
+            if current.admitted_slug:  # its place under MaxGroups is free again
+                self.groups.unclaim(group, current.admitted_slug)
             current.status, current.windows, current.baseline_id = "deleted", {}, ""
+            current.admitted_slug = ""
             current.instance_count, current.fingerprint = 0, ""
             current.empty_since = current.empty_since or _now()
             logger.warning(
@@ -378,6 +440,14 @@ class Reconciler:
             if naming.group_slug(record.group) == slug:
                 return record.group
         return None
+
+
+def _rejected(record: GroupRecord, reason: str) -> Outcome:
+    """The group may not be managed (not admitted, or SSM's quota is used up): nothing is made."""
+    logger.warning("group rejected; no SSM resource made", extra={"group": record.group, "reason": reason})
+    record.status = "rejected"
+    record.reasons = [reason]
+    return Outcome(record.group, "rejected", reasons=[reason])
 
 
 def _now() -> str:
