@@ -12,7 +12,9 @@ Added: ``UpdateMaintenanceWindow``, ``GetMaintenanceWindowTask``, ``UpdateMainte
 Fixed (moto 5.2 behaviour -> real API behaviour):
 
 * ``CreateMaintenanceWindow`` keeps ``AllowUnassociatedTargets``, ``ClientToken`` idempotency and
-  creation time; rejects ``Cutoff >= Duration`` and ``ScheduleOffset`` on non-cron schedules.
+  creation time; rejects ``Cutoff >= Duration`` and ``ScheduleOffset`` on non-cron schedules; and
+  enforces the per-account quota of maintenance windows (50 by default, :func:`set_window_quota`)
+  with SSM's ``ResourceLimitExceededException`` (moto had no quota at all).
 * ``GetMaintenanceWindow`` returns ``AllowUnassociatedTargets``, the real ``Enabled``,
   ``CreatedDate`` and ``ModifiedDate``.
 * ``DescribeMaintenanceWindows``/``Targets``/``Tasks`` page with ``MaxResults`` (10-100, default 50)
@@ -31,7 +33,7 @@ Fixed (moto 5.2 behaviour -> real API behaviour):
 
 Test helpers: :func:`seed_instance_patch_state`, :func:`make_instance_patch_state`,
 :func:`clear_patch_states`, :func:`inject_faults`, :func:`clear_faults`, :data:`CALLS`,
-:func:`reset_calls`, :func:`install`, :func:`reset`.
+:func:`reset_calls`, :func:`set_window_quota`, :func:`install`, :func:`reset`.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ __all__ = [
     "reset",
     "reset_calls",
     "seed_instance_patch_state",
+    "set_window_quota",
 ]
 
 _SSM_MODEL = botocore.session.get_session().get_service_model("ssm")
@@ -99,6 +102,11 @@ FAULT_STATUS: Final[dict[str, int]] = {
 }
 
 
+#: "Maintenance windows per AWS account: 50" (Systems Manager endpoints and quotas,
+#: https://docs.aws.amazon.com/general/latest/gr/ssm.html#limits_ssm), adjustable per account.
+DEFAULT_WINDOW_QUOTA: Final = 50
+
+
 class _SharedState:
     """State shared by every import of this module (kept on the moto response class)."""
 
@@ -107,6 +115,7 @@ class _SharedState:
         self.calls: list[str] = []
         self.faults: dict[str, deque[str]] = {}
         self.seeded_backends: list[SimpleSystemManagerBackend] = []
+        self.window_quota = DEFAULT_WINDOW_QUOTA
         self.installed = False
 
 
@@ -139,6 +148,26 @@ def _window_missing(window_id: str) -> SSMException:
 
 def _invalid(message: str) -> ValidationException:
     return ValidationException(message)
+
+
+class _ResourceLimitExceeded(SSMException):
+    """SSM's ``ResourceLimitExceededException``: HTTP 400, body ``{"__type", "Message"}`` as its shape
+    in botocore's model (a structure with one member, ``Message``); the API reference: "Error
+    returned when the caller has exceeded the default resource quotas. For example, too many
+    maintenance windows or patch baselines have been created."
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateMaintenanceWindow.html)
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceLimitExceededException", message)
+        self.description = json.dumps({"__type": "ResourceLimitExceededException", "Message": message})
+
+
+def set_window_quota(quota: int) -> None:
+    """Let each account (backend) hold at most ``quota`` maintenance windows; :func:`reset` restores
+    :data:`DEFAULT_WINDOW_QUOTA`."""
+    with _STATE.lock:
+        _STATE.window_quota = quota
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +339,11 @@ def _create_maintenance_window(self: SimpleSystemManagerResponse) -> ActionResul
     token = params.get("ClientToken")
     if token and tokens.get(token) in backend.windows:
         return ActionResult({"WindowId": tokens[token]})
+    if len(backend.windows) >= _STATE.window_quota:
+        raise _ResourceLimitExceeded(
+            f"Maintenance window limit exceeded: this account has {len(backend.windows)} maintenance "
+            f"windows, the maximum allowed is {_STATE.window_quota}."
+        )
     result = _ORIGINALS["create_maintenance_window"](self)
     window_id = result.result["WindowId"]
     window = backend.windows[window_id]
@@ -927,3 +961,4 @@ def reset() -> None:
     clear_patch_states()
     clear_faults()
     reset_calls()
+    set_window_quota(DEFAULT_WINDOW_QUOTA)

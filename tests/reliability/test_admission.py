@@ -7,14 +7,18 @@ in a failed group or a dead-lettered event.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from typing import Any
 
 import boto3
 import pytest
 
+from emulator import fake_ssm
 from emulator.scenarios.aws import World
 from emulator.scenarios.settings import STACK
 from tagpatch import naming
+from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers.reconciler import handle
 from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
 from tests.reliability.test_faults import tag_event
@@ -257,3 +261,111 @@ def test_a_table_written_before_slug_claims_keeps_working(world: World, load_eve
     assert statuses["web"] == "converged"
     assert assert_single_bundle(world) == made
     assert world.record("web")["admitted_slug"] == "web"
+
+
+# --- item 2: tag storms and the account's maintenance-window quota ---------------------------
+
+
+@pytest.fixture
+def emitted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every metric the reconciler handler adds, by name."""
+    counts: Counter[str] = Counter()
+
+    def add_metric(name: str, unit: Any, value: float) -> None:
+        counts[name] += int(value)
+
+    monkeypatch.setattr(reconciler_handler.metrics, "add_metric", add_metric)
+    return counts
+
+
+def test_a_tag_storm_is_bounded_by_max_groups_and_empty_groups_free_their_place(
+    aws: None, no_backoff: None, load_event: Loader, emitted: Counter[str]
+) -> None:
+    world = World(MAX_GROUPS="20", EMPTY_GROUP_WINDOW_DAYS="30")
+    [instance] = world.launch(None)
+    # 70 re-tags of one instance: every value a new group (before: 50 windows, then quota errors)
+    outcomes = []
+    for n in range(70):
+        world.ec2.create_tags(Resources=[instance], Tags=[{"Key": "PatchGroup", "Value": f"storm-{n}"}])
+        world.log.reset()
+        result = handle(tag_event(load_event, f"storm-{n}"), world.reconciler)
+        assert result["ok"]
+        [outcome] = result["groups"]
+        outcomes.append(outcome["status"])
+        if outcome["status"] == "rejected":
+            assert outcome["reasons"] == [
+                "20 patch groups are managed already and the stack's MaxGroups is 20"
+            ]
+            assert world.log.count("ssm", writes=True) == 0  # no SSM resource touched
+    assert outcomes == ["converged"] * 20 + ["rejected"] * 50
+    assert len(world.windows()) == 20
+    assert emitted["GroupsRejected"] == 50 and emitted["GroupsConverged"] == 20
+    # A real group now waits for a place: rejected with the reason, not a quota error
+    world.launch("web")
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "rejected"
+    # The storm's groups are reported empty, and their windows kept for EmptyGroupWindowDays ...
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    statuses = Counter(g["status"] for g in result["groups"])
+    # (storm-0..19 were admitted; the instance now carries storm-69, which was rejected)
+    assert statuses["empty"] == 69 and len(world.windows()) == 20
+    # ... after which they are removed, their places freed, and the real group gets its window
+    world.reconciler.clock = lambda: time.time() + 31 * 86400
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert Counter(g["status"] for g in result["groups"])["deleted"] == 69
+    assert world.windows() == []
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    by_group = {g["group"]: g["status"] for g in result["groups"]}
+    assert by_group["web"] == "converged" and by_group["storm-69"] == "converged"
+    assert sorted(w["Name"] for w in world.windows()) == ["TagPatch-storm-69", "TagPatch-web"]
+
+
+def test_ssm_quota_exhausted_is_a_refusal_with_its_reason_not_a_retry_storm(
+    world: World, load_event: Loader, emitted: Counter[str]
+) -> None:
+    # Another team's windows fill the account's quota (3 here; 50 by default) but one place
+    fake_ssm.set_window_quota(3)
+    for n in range(2):
+        world.ssm.create_maintenance_window(
+            Name=f"other-team-{n}",
+            Schedule="rate(1 day)",
+            Duration=2,
+            Cutoff=1,
+            AllowUnassociatedTargets=False,
+        )
+    world.launch("web")
+    world.launch("db")
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "converged"
+    fake_ssm.reset_calls()
+    world.log.reset()
+    # Before the fix: ResourceLimitExceededException escaped, Lambda retried the event, then the DLQ.
+    result = handle(tag_event(load_event, "db"), world.reconciler)
+    assert result["ok"]
+    [outcome] = result["groups"]
+    assert outcome["status"] == "rejected"
+    assert "ResourceLimitExceededException" in outcome["reasons"][0]
+    assert fake_ssm.CALLS.count("CreateMaintenanceWindow") == 1  # not retried
+    assert world.log.count("ssm", writes=True) == 1  # the refused create, nothing else
+    assert world.record("db")["status"] == "rejected"
+    assert emitted["GroupsRejected"] == 1
+    # The scheduled run tries once more per group, and refuses again the same way
+    fake_ssm.reset_calls()
+    scheduled = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert {g["group"]: g["status"] for g in scheduled["groups"]} == {"db": "rejected", "web": "converged"}
+    assert fake_ssm.CALLS.count("CreateMaintenanceWindow") == 1
+
+
+def test_a_name_outside_the_allow_list_is_rejected_before_any_call(
+    aws: None, no_backoff: None, load_event: Loader, emitted: Counter[str]
+) -> None:
+    world = World(GROUP_NAME_PATTERN="(web|db)(-[a-z0-9]+)?")
+    world.log.reset()
+    result = handle(tag_event(load_event, "storm-1"), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "rejected"
+    assert outcome["reasons"] == [
+        "PatchGroup value does not match the stack's GroupNamePattern '(web|db)(-[a-z0-9]+)?'"
+    ]
+    assert world.log.calls == []
+    assert emitted["GroupsRejected"] == 1
+    world.launch("web-1")
+    assert handle(tag_event(load_event, "web-1"), world.reconciler)["groups"][0]["status"] == "converged"

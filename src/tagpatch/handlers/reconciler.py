@@ -29,6 +29,7 @@ _METRIC_OF_STATUS = {
     "empty": "EmptyGroups",
     "deleted": "EmptyGroupsDeleted",
     "failed": "GroupsFailed",
+    "rejected": "GroupsRejected",
     "deferred": "ReconcilesDeferred",
 }
 
