@@ -369,3 +369,17 @@ def test_a_name_outside_the_allow_list_is_rejected_before_any_call(
     assert emitted["GroupsRejected"] == 1
     world.launch("web-1")
     assert handle(tag_event(load_event, "web-1"), world.reconciler)["groups"][0]["status"] == "converged"
+
+
+def test_a_claim_retried_after_a_lost_answer_is_counted_once(world: World) -> None:
+    groups = world.make_reconciler().groups
+    assert groups.claim("web", "web", 2) is None
+    assert groups.claim("web", "web", 2) is None  # the retry: ours already, not counted again
+    assert groups.claim("db", "db", 2) is None
+    assert groups.claim("app", "app", 2) == "2 patch groups are managed already and the stack's MaxGroups is 2"
+    assert groups.claim("impostor", "web", None) == "its slug 'web' is claimed by patch group 'web'"
+    groups.unclaim("impostor", "web")  # not the holder: nothing given up
+    groups.unclaim("db", "db")
+    groups.unclaim("db", "db")  # twice: still one place freed
+    assert groups.claim("app", "app", 2) is None
+    assert [record.group for record in groups.all()] == []  # the claims item is no group
