@@ -376,7 +376,9 @@ def test_a_claim_retried_after_a_lost_answer_is_counted_once(world: World) -> No
     assert groups.claim("web", "web", 2) is None
     assert groups.claim("web", "web", 2) is None  # the retry: ours already, not counted again
     assert groups.claim("db", "db", 2) is None
-    assert groups.claim("app", "app", 2) == "2 patch groups are managed already and the stack's MaxGroups is 2"
+    assert (
+        groups.claim("app", "app", 2) == "2 patch groups are managed already and the stack's MaxGroups is 2"
+    )
     assert groups.claim("impostor", "web", None) == "its slug 'web' is claimed by patch group 'web'"
     groups.unclaim("impostor", "web")  # not the holder: nothing given up
     groups.unclaim("db", "db")
