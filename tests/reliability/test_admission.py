@@ -18,8 +18,8 @@ from emulator import fake_ssm
 from emulator.scenarios.aws import World
 from emulator.scenarios.settings import STACK
 from tagpatch import naming
-from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers.reconciler import handle
+from tagpatch.observability import metrics
 from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
 from tests.reliability.test_faults import tag_event
 
@@ -274,7 +274,7 @@ def emitted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     def add_metric(name: str, unit: Any, value: float) -> None:
         counts[name] += int(value)
 
-    monkeypatch.setattr(reconciler_handler.metrics, "add_metric", add_metric)
+    monkeypatch.setattr(metrics, "add_metric", add_metric)
     return counts
 
 
