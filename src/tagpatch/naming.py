@@ -25,10 +25,25 @@ _MAX_READABLE = 64
 _HASH_CHARS = 10
 
 
+#: Version of the naming rule; a groups-table record carries the one its windows were named by
+#: (none: 1, the rule before names ending like a hashed slug were hashed too).
+NAMES_VERSION = 2
+
+
 def group_slug(group: str) -> str:
     """The filesystem- and SSM-safe identity of ``group`` (at most 75 characters)."""
     if _SAFE.match(group) and not _HASHED.search(group):
         return group
+    return _hashed_slug(group)
+
+
+def legacy_group_slug(group: str) -> str:
+    """The slug naming rule 1 gave ``group`` (every safe value as is), which named the windows
+    and the settings path of groups recorded by an older TagPatch."""
+    return group if _SAFE.match(group) else _hashed_slug(group)
+
+
+def _hashed_slug(group: str) -> str:
     folded = unicodedata.normalize("NFKD", group).encode("ascii", "ignore").decode("ascii")
     readable = _UNSAFE_RUN.sub("-", folded).strip("-._")[:_MAX_READABLE].rstrip("-._")
     digest = hashlib.sha256(group.encode("utf-8")).hexdigest()[:_HASH_CHARS]
@@ -64,6 +79,28 @@ def group_tag_value(group: str) -> str:
     if len(group) <= 256 and ssm_text_ok(group) and not _HASHED.search(group):
         return group
     return group_slug(group)
+
+
+def legacy_names(group: str, *, scan: bool = False) -> tuple[str, str, str]:
+    """The window, target and task names naming rule 1 gave ``group``'s install or scan window."""
+    base = f"{WINDOW_PREFIX}{legacy_group_slug(group)}"
+    return (
+        f"{base}{SCAN_SUFFIX if scan else ''}",
+        f"{base}-target{SCAN_SUFFIX if scan else ''}",
+        f"{base}-{'scan' if scan else 'patch'}",
+    )
+
+
+def legacy_group_tag_value(group: str) -> str:
+    """The ``tagpatch:group`` tag naming rule 1 wrote: ``group`` where SSM's tag-value rule allows
+    it, else its legacy slug: ``_group_tag_value`` of spec.py under rule 1, character for character
+    (``str.isalnum`` differs from :func:`ssm_text_ok` for a few numeric symbols)."""
+    allowed = all(
+        ch.isalnum() or ch in "_.:/=+-@" or unicodedata.category(ch).startswith("Z") for ch in group
+    )
+    if allowed and len(group) <= 256:
+        return group
+    return legacy_group_slug(group)
 
 
 def short_text(text: str, limit: int) -> str:

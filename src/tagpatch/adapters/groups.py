@@ -46,6 +46,8 @@ def record_from_item(item: dict[str, Any]) -> GroupRecord:
         empty_since=str(plain.get("empty_since", "")),
         updated_at=str(plain.get("updated_at", "")),
         admitted_slug=str(plain.get("admitted_slug", "")),
+        names=int(plain.get("names", 0)),
+        legacy_slug=str(plain.get("legacy_slug", "")),
     )
 
 
@@ -62,6 +64,8 @@ def record_state(record: GroupRecord) -> dict[str, Any]:
         "empty_since": record.empty_since,
         "updated_at": record.updated_at,
         "admitted_slug": record.admitted_slug,
+        "names": record.names,
+        "legacy_slug": record.legacy_slug,
     }
 
 

@@ -34,6 +34,16 @@ class SsmGateway:
             raise
         return {tag["Key"]: tag["Value"] for tag in response.get("TagList", [])}
 
+    def tag_window(self, window_id: str, tags: dict[str, str]) -> None:
+        # "Adds or overwrites one or more tags for the specified resource" (API reference,
+        # AddTagsToResource): a key the window has gets the new value. The request carries the
+        # tagpatch:stack tag, which the TagNewWindows statement of template.yaml requires.
+        self._ssm.add_tags_to_resource(
+            ResourceType="MaintenanceWindow",
+            ResourceId=window_id,
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )
+
     def get_window(self, window_id: str) -> dict[str, Any] | None:
         try:
             return dict(self._ssm.get_maintenance_window(WindowId=window_id))
