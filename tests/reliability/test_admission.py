@@ -16,7 +16,7 @@ import pytest
 
 from emulator import fake_ssm
 from emulator.scenarios.aws import World
-from emulator.scenarios.settings import STACK
+from emulator.scenarios.settings import PREFIX, STACK
 from tagpatch import naming
 from tagpatch.handlers.reconciler import handle
 from tagpatch.observability import metrics
@@ -385,3 +385,186 @@ def test_a_claim_retried_after_a_lost_answer_is_counted_once(world: World) -> No
     groups.unclaim("db", "db")  # twice: still one place freed
     assert groups.claim("app", "app", 2) is None
     assert [record.group for record in groups.all()] == []  # the claims item is no group
+
+
+# --- upgrade: groups whose slug changed when names ending like a hashed slug got hashed too ---
+
+DATED = "web-2024061501"  # safe, so its own slug under naming rule 1; ends like a hashed slug
+DATED_OVERRIDE = {"schedule": "cron(0 2 ? * TUE#2 *)", "scanSchedule": "cron(0 1 ? * SAT *)"}
+
+
+def write_state_of_rule_1(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """GroupsTable and SSM as TagPatch at 789e50b left them for DATED and its override: its
+    reconcile, with that commit's naming rule, then the record stripped to that commit's shape."""
+    legacy_path = put_override(world, DATED, DATED_OVERRIDE)  # at <prefix>web-2024061501
+    world.launch(DATED)
+    with monkeypatch.context() as old:
+        old.setattr(naming, "group_slug", naming.legacy_group_slug)
+        old.setattr(naming, "group_tag_value", naming.legacy_group_tag_value)
+        assert handle(tag_event(load_event, DATED), world.reconciler)["groups"][0]["status"] == "converged"
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": DATED}},
+        UpdateExpression="REMOVE admitted_slug, #names, legacy_slug",
+        ExpressionAttributeNames={"#names": "names"},
+    )
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "#tagpatch:claims"}})
+    # What 789e50b wrote: names, tags and record slug all the bare group name
+    ids = {}
+    for role, suffix, task in (("install", "", "patch"), ("scan", "-scan", "scan")):
+        made = assert_single_bundle(world, f"TagPatch-{DATED}{suffix}")
+        window_id = made["window"]["WindowId"]
+        assert window_tags(world, window_id) == {
+            "tagpatch:stack": STACK,
+            "tagpatch:group": DATED,
+            "tagpatch:window": role,
+        }
+        assert made["target"]["Name"] == f"TagPatch-{DATED}-target{suffix}"
+        assert made["task"]["Name"] == f"TagPatch-{DATED}-{task}"
+        ids[role] = window_id
+    record = world.record(DATED)
+    assert record["slug"] == DATED and {r: w["window_id"] for r, w in record["windows"].items()} == ids
+    assert "admitted_slug" not in record and "names" not in record
+    ids["legacy_path"] = legacy_path
+    return ids
+
+
+def assert_migrated(world: World, old: dict[str, str]) -> None:
+    """One window per role, the old ones renamed and re-tagged (same ids), override applied."""
+    slug = naming.group_slug(DATED)
+    assert slug != DATED and slug == world.record(DATED)["slug"]
+    assert len(world.windows()) == 2
+    for role, suffix, task in (("install", "", "patch"), ("scan", "-scan", "scan")):
+        made = assert_single_bundle(world, f"TagPatch-{slug}{suffix}")
+        assert made["window"]["WindowId"] == old[role]  # adopted, not made again
+        assert window_tags(world, old[role]) == {
+            "tagpatch:stack": STACK,
+            "tagpatch:group": slug,
+            "tagpatch:window": role,
+        }
+        assert made["target"]["Name"] == f"TagPatch-{slug}-target{suffix}"
+        assert made["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [DATED]}]
+        assert made["task"]["Name"] == f"TagPatch-{slug}-{task}"
+    assert world.window_named(f"TagPatch-{slug}")["Schedule"] == DATED_OVERRIDE["schedule"]
+    assert world.window_named(f"TagPatch-{slug}-scan")["Schedule"] == DATED_OVERRIDE["scanSchedule"]
+
+
+def legacy_reason(world: World) -> str:
+    return (
+        f"settings read from the legacy path {PREFIX}{DATED}; move them to "
+        f"{world.reconciler.override_name(DATED)} (docs/parameters.md)"
+    )
+
+
+@pytest.mark.parametrize("trigger", ["tag event", "scheduled run"])
+def test_a_group_whose_slug_changed_keeps_its_windows_and_settings_on_upgrade(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch, trigger: str
+) -> None:
+    old = write_state_of_rule_1(world, load_event, monkeypatch)
+    world.log.reset()
+    # Before the fix: a second pair of windows named TagPatch-web-2024061501-43f424716d with the
+    # stack's default schedule, next to the old pair; both patched (and rebooted) the instances.
+    event = (
+        tag_event(load_event, DATED) if trigger == "tag event" else load_event("reconciler-scheduled.json")
+    )
+    [outcome] = handle(event, world.reconciler)["groups"]
+    assert outcome["status"] == "converged", outcome
+    assert_migrated(world, old)
+    assert outcome["reasons"] == [legacy_reason(world)]
+    ops = world.log.ops("ssm")
+    # The one-time migration: per window one AddTagsToResource and one UpdateMaintenanceWindow
+    # (name), a target and a task renamed; no window, target or task made, none deleted
+    assert ops["AddTagsToResource"] == 2 and ops["UpdateMaintenanceWindow"] == 2
+    assert ops["UpdateMaintenanceWindowTarget"] == 2 and ops["UpdateMaintenanceWindowTask"] == 2
+    assert world.log.count("ssm", writes=True) == 8
+    assert not {"CreateMaintenanceWindow", "DeleteMaintenanceWindow"} & set(ops)
+    record = world.record(DATED)
+    assert (record["names"], record["legacy_slug"]) == (naming.NAMES_VERSION, DATED)
+    # Converged since: nothing written on either trigger, the override still applied and reported
+    for again in (tag_event(load_event, DATED), load_event("reconciler-scheduled.json")):
+        world.log.reset()
+        [outcome] = handle(again, world.reconciler)["groups"]
+        assert outcome["status"] in {"unchanged", "converged"}
+        assert outcome["reasons"] == [legacy_reason(world)]
+        assert world.log.count("ssm", writes=True) == 0
+    assert_migrated(world, old)
+    # An edit at the legacy path still applies (its event names the group)
+    schedule = "cron(0 4 ? * WED *)"
+    put_override(world, DATED, {**DATED_OVERRIDE, "schedule": schedule})
+    [outcome] = handle(settings_event(load_event, old["legacy_path"]), world.reconciler)["groups"]
+    assert outcome["status"] == "converged"
+    assert world.window_named(f"TagPatch-{naming.group_slug(DATED)}")["Schedule"] == schedule
+    # Moved as docs/parameters.md says: the new path wins, the legacy one is no longer read
+    moved = put_override(world, naming.group_slug(DATED), DATED_OVERRIDE)
+    world.ssm.delete_parameter(Name=old["legacy_path"])
+    [outcome] = handle(settings_event(load_event, moved), world.reconciler)["groups"]
+    assert (outcome["status"], outcome["reasons"]) == ("converged", [])
+    assert world.record(DATED)["legacy_slug"] == ""
+    assert_migrated(world, old)
+    world.log.reset()
+    handle(tag_event(load_event, DATED), world.reconciler)
+    assert world.log.ops("ssm") == {"GetParameter": 1}  # the converged tag event's budget again
+
+
+def test_an_upgrade_stopped_between_retag_and_rename_converges_on_the_next_run(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = write_state_of_rule_1(world, load_event, monkeypatch)
+    gateway = world.reconciler.ssm
+    real_update = gateway.update_window
+
+    def crash(params: dict[str, Any]) -> None:
+        raise RuntimeError("Lambda timed out")
+
+    monkeypatch.setattr(gateway, "update_window", crash)
+    with pytest.raises(RuntimeError, match="Lambda timed out"):  # the event is retried by Lambda
+        handle(tag_event(load_event, DATED), world.reconciler)
+    assert world.record(DATED)["status"] == "failed"
+    # the install window now carries today's tag but the old name
+    assert window_tags(world, old["install"])["tagpatch:group"] == naming.group_slug(DATED)
+    monkeypatch.setattr(gateway, "update_window", real_update)
+    [outcome] = handle(load_event("reconciler-scheduled.json"), world.reconciler)["groups"]
+    assert outcome["status"] == "converged", outcome
+    assert_migrated(world, old)
+
+
+def test_an_attacker_named_like_an_old_slug_gets_no_window_or_settings_of_the_victim(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The victim's windows and override were made by 789e50b under the legacy slug
+    ``Prod-DB-90a2e279c2``; after the upgrade the attacker tags an instance with that value."""
+    put_override(world, naming.legacy_group_slug(VICTIM), {"schedule": "cron(0 2 ? * TUE#2 *)"})
+    world.launch(VICTIM)
+    with monkeypatch.context() as old:
+        old.setattr(naming, "group_slug", naming.legacy_group_slug)
+        old.setattr(naming, "group_tag_value", naming.legacy_group_tag_value)
+        handle(tag_event(load_event, VICTIM), world.reconciler)
+    [victim_window] = [w["WindowId"] for w in world.windows()]
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": VICTIM}},
+        UpdateExpression="REMOVE admitted_slug, #names, legacy_slug",
+        ExpressionAttributeNames={"#names": "names"},
+    )
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "#tagpatch:claims"}})
+    assert naming.legacy_group_slug(ATTACKER) == naming.legacy_group_slug(VICTIM)
+    assert naming.legacy_group_tag_value(ATTACKER) == naming.legacy_group_tag_value(VICTIM)
+    world.launch(ATTACKER)
+    [outcome] = handle(tag_event(load_event, ATTACKER), world.reconciler)["groups"]
+    assert (outcome["status"], outcome["reasons"]) == ("converged", [])
+    attacker = assert_single_bundle(world, f"TagPatch-{naming.group_slug(ATTACKER)}")
+    assert attacker["window"]["WindowId"] != victim_window
+    assert attacker["window"]["Schedule"] == "cron(0 3 ? * SUN *)"  # the stack default, not the victim's
+    for _ in range(2):
+        result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert {g["group"]: g["status"] for g in result["groups"]} == {
+            VICTIM: "converged",
+            ATTACKER: "converged",
+        }
+    victim = assert_single_bundle(world, f"TagPatch-{naming.group_slug(VICTIM)}")
+    assert victim["window"]["WindowId"] == victim_window
+    assert victim["window"]["Schedule"] == "cron(0 2 ? * TUE#2 *)"
+    assert victim["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [VICTIM]}]
+    assert len(world.windows()) == 2
