@@ -4,7 +4,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tagpatch.naming import group_slug, group_tag_value, target_name, task_name, window_name
+from tagpatch.naming import (
+    group_slug,
+    group_tag_value,
+    legacy_group_slug,
+    legacy_group_tag_value,
+    legacy_names,
+    target_name,
+    task_name,
+    window_name,
+)
 
 SSM_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 
@@ -65,3 +74,18 @@ def test_group_tag_value_is_one_per_group() -> None:
     assert group_tag_value("web prod") == "web prod"
     assert group_tag_value("Prod DB!") == "Prod-DB-90a2e279c2"
     assert group_tag_value("Prod-DB-90a2e279c2") != "Prod-DB-90a2e279c2"
+
+
+def test_naming_rule_1_is_kept_for_upgrades() -> None:
+    # What TagPatch at 789e50b named and tagged (naming.py and spec.py of that commit)
+    assert legacy_group_slug("web-2024061501") == "web-2024061501"
+    assert group_slug("web-2024061501") == "web-2024061501-43f424716d"
+    assert legacy_group_slug("Prod DB!") == group_slug("Prod DB!") == "Prod-DB-90a2e279c2"
+    assert legacy_group_tag_value("web prod-2024061501") == "web prod-2024061501"
+    assert group_tag_value("web prod-2024061501") == group_slug("web prod-2024061501")
+    assert legacy_group_tag_value("semi;colon") == legacy_group_slug("semi;colon")
+    assert legacy_names("web-2024061501", scan=True) == (
+        "TagPatch-web-2024061501-scan",
+        "TagPatch-web-2024061501-target-scan",
+        "TagPatch-web-2024061501-scan",
+    )
