@@ -568,3 +568,32 @@ def test_an_attacker_named_like_an_old_slug_gets_no_window_or_settings_of_the_vi
     assert victim["window"]["Schedule"] == "cron(0 2 ? * TUE#2 *)"
     assert victim["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [VICTIM]}]
     assert len(world.windows()) == 2
+
+
+def test_a_group_whose_tag_changed_but_not_its_slug_is_re_tagged_on_upgrade(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = "web prod-2024061501"  # hashed under both rules; tagged as is by rule 1 only
+    assert naming.legacy_group_slug(group) == naming.group_slug(group)
+    world.launch(group)
+    with monkeypatch.context() as old:
+        old.setattr(naming, "group_slug", naming.legacy_group_slug)
+        old.setattr(naming, "group_tag_value", naming.legacy_group_tag_value)
+        handle(tag_event(load_event, group), world.reconciler)
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": group}},
+        UpdateExpression="REMOVE admitted_slug, #names, legacy_slug",
+        ExpressionAttributeNames={"#names": "names"},
+    )
+    [window] = [w["WindowId"] for w in world.windows()]
+    assert window_tags(world, window)["tagpatch:group"] == group
+    # Before the fix the window was kept by name with rule 1's tag, which no later check accepts:
+    # emptied, the group could not delete it.
+    assert (
+        handle(load_event("reconciler-scheduled.json"), world.reconciler)["groups"][0]["status"]
+        == "converged"
+    )
+    assert [w["WindowId"] for w in world.windows()] == [window]
+    assert window_tags(world, window)["tagpatch:group"] == naming.group_tag_value(group)
+    assert world.record(group)["names"] == naming.NAMES_VERSION
