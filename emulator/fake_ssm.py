@@ -12,7 +12,9 @@ Added: ``UpdateMaintenanceWindow``, ``GetMaintenanceWindowTask``, ``UpdateMainte
 Fixed (moto 5.2 behaviour -> real API behaviour):
 
 * ``CreateMaintenanceWindow`` keeps ``AllowUnassociatedTargets``, ``ClientToken`` idempotency and
-  creation time; rejects ``Cutoff >= Duration`` and ``ScheduleOffset`` on non-cron schedules.
+  creation time; rejects ``Cutoff >= Duration`` and ``ScheduleOffset`` on non-cron schedules; and
+  enforces the per-account quota of maintenance windows (50 by default, :func:`set_window_quota`)
+  with SSM's ``ResourceLimitExceededException`` (moto had no quota at all).
 * ``GetMaintenanceWindow`` returns ``AllowUnassociatedTargets``, the real ``Enabled``,
   ``CreatedDate`` and ``ModifiedDate``.
 * ``DescribeMaintenanceWindows``/``Targets``/``Tasks`` page with ``MaxResults`` (10-100, default 50)
@@ -26,11 +28,12 @@ Fixed (moto 5.2 behaviour -> real API behaviour):
   ``DoesNotExistException`` for unknown ids (moto raised ``KeyError`` -> HTTP 500), honour ``Safe``
   and return the real output shape.
 * ``RegisterPatchBaselineForPatchGroup`` allows one custom baseline per operating system per group
-  (moto refused a second OS), ``DeregisterPatchBaselineForPatchGroup`` really deregisters.
+  (moto refused a second OS), ``DeregisterPatchBaselineForPatchGroup`` really deregisters; both
+  take a baseline's ARN as well as its id.
 
 Test helpers: :func:`seed_instance_patch_state`, :func:`make_instance_patch_state`,
 :func:`clear_patch_states`, :func:`inject_faults`, :func:`clear_faults`, :data:`CALLS`,
-:func:`reset_calls`, :func:`install`, :func:`reset`.
+:func:`reset_calls`, :func:`set_window_quota`, :func:`install`, :func:`reset`.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ __all__ = [
     "reset",
     "reset_calls",
     "seed_instance_patch_state",
+    "set_window_quota",
 ]
 
 _SSM_MODEL = botocore.session.get_session().get_service_model("ssm")
@@ -99,6 +103,11 @@ FAULT_STATUS: Final[dict[str, int]] = {
 }
 
 
+#: "Maintenance windows per AWS account: 50" (Systems Manager endpoints and quotas,
+#: https://docs.aws.amazon.com/general/latest/gr/ssm.html#limits_ssm), adjustable per account.
+DEFAULT_WINDOW_QUOTA: Final = 50
+
+
 class _SharedState:
     """State shared by every import of this module (kept on the moto response class)."""
 
@@ -107,6 +116,7 @@ class _SharedState:
         self.calls: list[str] = []
         self.faults: dict[str, deque[str]] = {}
         self.seeded_backends: list[SimpleSystemManagerBackend] = []
+        self.window_quota = DEFAULT_WINDOW_QUOTA
         self.installed = False
 
 
@@ -139,6 +149,26 @@ def _window_missing(window_id: str) -> SSMException:
 
 def _invalid(message: str) -> ValidationException:
     return ValidationException(message)
+
+
+class _ResourceLimitExceeded(SSMException):
+    """SSM's ``ResourceLimitExceededException``: HTTP 400, body ``{"__type", "Message"}`` as its shape
+    in botocore's model (a structure with one member, ``Message``); the API reference: "Error
+    returned when the caller has exceeded the default resource quotas. For example, too many
+    maintenance windows or patch baselines have been created."
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateMaintenanceWindow.html)
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceLimitExceededException", message)
+        self.description = json.dumps({"__type": "ResourceLimitExceededException", "Message": message})
+
+
+def set_window_quota(quota: int) -> None:
+    """Let each account (backend) hold at most ``quota`` maintenance windows; :func:`reset` restores
+    :data:`DEFAULT_WINDOW_QUOTA`."""
+    with _STATE.lock:
+        _STATE.window_quota = quota
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +340,11 @@ def _create_maintenance_window(self: SimpleSystemManagerResponse) -> ActionResul
     token = params.get("ClientToken")
     if token and tokens.get(token) in backend.windows:
         return ActionResult({"WindowId": tokens[token]})
+    if len(backend.windows) >= _STATE.window_quota:
+        raise _ResourceLimitExceeded(
+            f"Maintenance window limit exceeded: this account has {len(backend.windows)} maintenance "
+            f"windows, the maximum allowed is {_STATE.window_quota}."
+        )
     result = _ORIGINALS["create_maintenance_window"](self)
     window_id = result.result["WindowId"]
     window = backend.windows[window_id]
@@ -583,10 +618,22 @@ def _default_baseline_for(region: str, operating_system: str) -> str | None:
     return defaults.get(operating_system)
 
 
+def _baseline_id(value: str) -> str:
+    """A baseline's id from its id or ARN (``arn:aws:ssm:<region>:<account>:patchbaseline/<id>``).
+
+    SSM accepts either in ``BaselineId`` (the API reference's pattern allows ``:`` and ``/``, and
+    GetPatchBaseline asks for the ARN of AWS managed baselines:
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetPatchBaseline.html),
+    while DescribePatchGroups reports the id only.
+    """
+    head, _, tail = value.rpartition(":patchbaseline/")
+    return tail if head.startswith("arn:") else value
+
+
 def _register_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
     params = _params(self)
     backend = _backend(self)
-    baseline_id = params.get("BaselineId", "")
+    baseline_id = _baseline_id(params.get("BaselineId", ""))
     patch_group = params.get("PatchGroup", "")
     baseline = backend.baselines.get(baseline_id)
     if baseline is None:
@@ -609,7 +656,7 @@ def _register_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) 
 def _deregister_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
     params = _params(self)
     backend = _backend(self)
-    baseline_id = params.get("BaselineId", "")
+    baseline_id = _baseline_id(params.get("BaselineId", ""))
     patch_group = params.get("PatchGroup", "")
     baseline = backend.baselines.get(baseline_id)
     group = backend.patch_groups.get(patch_group)
@@ -944,3 +991,4 @@ def reset() -> None:
     clear_patch_states()
     clear_faults()
     reset_calls()
+    set_window_quota(DEFAULT_WINDOW_QUOTA)

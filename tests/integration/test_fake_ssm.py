@@ -623,3 +623,25 @@ def test_works_under_threaded_moto_server(no_backoff: None) -> None:
     finally:
         server.stop()
         fake_ssm.clear_patch_states()
+
+
+def test_the_account_window_quota_is_enforced_with_ssms_error(ssm: Any) -> None:
+    fake_ssm.set_window_quota(3)
+    made = [_window(ssm, f"win{i}", ClientToken=f"token-{i}") for i in range(3)]
+    assert _window(ssm, "win0", ClientToken="token-0") == made[0]  # an idempotent retry is no new window
+    with pytest.raises(ssm.exceptions.ResourceLimitExceededException) as err:
+        _window(ssm, "win3")
+    error = err.value.response
+    assert error["Error"]["Code"] == "ResourceLimitExceededException"
+    assert "maximum allowed is 3" in error["Error"]["Message"]
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    ssm.delete_maintenance_window(WindowId=made[0])
+    _window(ssm, "win3")  # deleting one frees its place
+
+
+def test_the_window_quota_is_50_by_default(ssm: Any) -> None:
+    for i in range(50):
+        _window(ssm, f"win{i}")
+    with pytest.raises(ClientError) as err:
+        _window(ssm, "win50")
+    assert _code(err) == "ResourceLimitExceededException"

@@ -114,7 +114,8 @@ def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader)
         "RegisterTargetWithMaintenanceWindow": 1,
         "RegisterTaskWithMaintenanceWindow": 1,
     }
-    assert new == (2, 3, 3)  # GetItem (fast-path check), lease, save
+    assert new == (2, 3, 4)  # GetItem (fast-path check), lease, slug claim, save
+    assert world.log.ops("dynamodb") == {"GetItem": 1, "UpdateItem": 3}
     # converged group, tag event: no SSM write, no window read at all
     world.log.reset()
     handle(event, world.reconciler)
@@ -241,7 +242,11 @@ def test_duplicate_windows_and_foreign_tasks_are_removed(world: World, load_even
         Duration=2,
         Cutoff=1,
         AllowUnassociatedTargets=False,
-        Tags=[{"Key": "tagpatch:stack", "Value": STACK}, {"Key": "tagpatch:window", "Value": "install"}],
+        Tags=[
+            {"Key": "tagpatch:stack", "Value": STACK},
+            {"Key": "tagpatch:group", "Value": "web"},
+            {"Key": "tagpatch:window", "Value": "install"},
+        ],
     )["WindowId"]
     world.ssm.register_task_with_maintenance_window(
         WindowId=made["window"]["WindowId"],

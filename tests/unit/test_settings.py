@@ -78,11 +78,21 @@ def test_every_problem_is_reported_at_once() -> None:
         ("{not json", "override is not JSON"),
         ("[1, 2]", "override must be a JSON object, got list"),
         ('{"duraton": 3}', "unknown setting 'duraton'"),
+        # a bare ValueError from int() before the fix (only JSONDecodeError was caught)
+        ('{"duration": ' + "9" * 5000 + "}", "override is not usable JSON"),
+        # RecursionError (3.11) or a depth refusal: refused the same way on every Python
+        ('{"comment": ' + "[" * 5000 + "]" * 5000 + "}", "override nests 5001 levels deep"),
+        ('{"comment": ' + "[" * 8 + "]" * 8 + "}", "override nests 9 levels deep; at most 8"),
     ],
 )
 def test_override_text_is_checked(text: str, reason: str) -> None:
     with pytest.raises(InvalidSettings, match=reason):
         parse_override(text)
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    text = json.dumps({"comment": '\\"[[[[[[[[[[[[' + "{" * 20})
+    assert parse_override(text) == json.loads(text)
 
 
 @pytest.mark.parametrize(
@@ -115,3 +125,11 @@ def test_unknown_setting_message_does_not_offer_the_stack_only_ones() -> None:
 def test_empty_strings_mean_unset_for_optional_settings() -> None:
     settings = default_settings(scanSchedule="", patchBaselineId="", description="")
     assert (settings.scan_schedule, settings.patch_baseline_id, settings.description) == (None, None, None)
+
+
+def test_a_baseline_arn_is_kept_as_its_id() -> None:
+    arn = "arn:aws:ssm:us-east-2:733109147000:patchbaseline/pb-0e392de35e7c563b7"
+    assert default_settings().overridden({"patchBaselineId": arn}).patch_baseline_id == "pb-0e392de35e7c563b7"
+    assert default_settings().overridden({"patchBaselineId": "pb-0123456789abcdef0"}).patch_baseline_id == (
+        "pb-0123456789abcdef0"
+    )

@@ -190,3 +190,33 @@ def test_a_value_someone_else_set_in_a_field_tagpatch_manages_is_drift() -> None
     reported = as_ssm_reports_it(uncommented, Comment="set in the console")
     step = plan_task(uncommented.install.task, "install", [reported], "t-1")
     assert [action.drift for action in step.actions] == [("RunCommand.Comment",)]
+
+
+def test_a_target_and_task_named_by_naming_rule_1_are_renamed_not_made_again() -> None:
+    spec = spec_for("web-2024061501")
+    target = {
+        **spec.install.target.expected(),
+        "WindowTargetId": "t-1",
+        "Name": "TagPatch-web-2024061501-target",
+    }
+    task = {
+        **spec.install.task.expected("t-1"),
+        "WindowTaskId": "k-1",
+        "Name": "TagPatch-web-2024061501-patch",
+    }
+    # Without the legacy name (before the fix): not ours, deregistered and registered again
+    assert [a.kind for a in plan_target(spec.install.target, "install", [target]).actions] == [
+        "deregister_target",
+        "register_target",
+    ]
+    step = plan_target(spec.install.target, "install", [target], "TagPatch-web-2024061501-target")
+    assert step.keep_id == "t-1"
+    assert [(a.kind, a.drift) for a in step.actions] == [("update_target", ("Name",))]
+    step = plan_task(spec.install.task, "install", [task], "t-1", "TagPatch-web-2024061501-patch")
+    assert step.keep_id == "k-1"
+    assert [(a.kind, a.drift) for a in step.actions] == [("update_task", ("Name",))]
+    # Both names present (a stopped attempt registered the new one): today's is kept
+    current = {**target, "WindowTargetId": "t-0", "Name": spec.install.target.name}
+    step = plan_target(spec.install.target, "install", [target, current], "TagPatch-web-2024061501-target")
+    assert step.keep_id == "t-0"
+    assert [(a.kind, a.resource_id) for a in step.actions] == [("deregister_target", "t-1")]

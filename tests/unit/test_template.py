@@ -51,6 +51,9 @@ RECONCILER_ENVIRONMENT = frozenset(
         "GROUPS_TABLE_NAME",
         "GROUP_SETTINGS_PREFIX",
         "DELETE_EMPTY_GROUP_WINDOWS",
+        "EMPTY_GROUP_WINDOW_DAYS",
+        "MAX_GROUPS",
+        "GROUP_NAME_PATTERN",
         "MAINTENANCE_WINDOW_ROLE_ARN",
         "OUTPUT_BUCKET",
         "NOTIFICATION_TOPIC_ARN",
@@ -1192,3 +1195,15 @@ def test_the_sweep_reconciles_pending_groups_every_five_minutes(template: dict[s
     assert event["Properties"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ReconcilerDLQ", "Arn"]}
     alarm = template["Resources"]["ReconcilerGroupsNotReachedAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("TagPatch", "GroupsNotReached")
+
+
+def test_rejected_groups_raise_an_alarm(resources: Resources) -> None:
+    props = _props(resources["GroupsRejectedAlarm"])
+    assert (props["Namespace"], props["MetricName"]) == ("TagPatch", "GroupsRejected")
+    assert props["Dimensions"] == [{"Name": "service", "Value": "tagpatch"}]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert props["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    environment = _props(resources["ReconcilerFunction"])["Environment"]["Variables"]
+    assert environment["MAX_GROUPS"] == {"Ref": "MaxGroups"}
+    assert environment["GROUP_NAME_PATTERN"] == {"Ref": "GroupNamePattern"}
+    assert environment["EMPTY_GROUP_WINDOW_DAYS"] == {"Ref": "EmptyGroupWindowDays"}

@@ -21,6 +21,14 @@ _DESERIALIZER = TypeDeserializer()
 # differences: an invocation cannot outlive the lease it took, so a lease is only ever taken over
 # from a dead holder. The reconciler also checks the lease before each SSM write.
 LEASE_SECONDS = 360
+#: Keys TagPatch keeps for itself; the reconciler refuses group names starting with it
+#: (:data:`tagpatch.reconciler.admission.RESERVED_PREFIX`).
+RESERVED_PREFIX = "#tagpatch:"
+#: One item holding, for every admitted group, an attribute ``slug:<slug>`` = group, and
+#: ``admitted``, their number: one conditional UpdateItem claims a slug and checks the number of
+#: admitted groups atomically, so neither a shared slug nor a group over the limit can slip in.
+CLAIMS_KEY = f"{RESERVED_PREFIX}claims"
+_CLAIM_PREFIX = "slug:"
 
 
 def record_from_item(item: dict[str, Any]) -> GroupRecord:
@@ -40,6 +48,9 @@ def record_from_item(item: dict[str, Any]) -> GroupRecord:
         instance_count=int(plain.get("instance_count", -1)),
         empty_since=str(plain.get("empty_since", "")),
         updated_at=str(plain.get("updated_at", "")),
+        admitted_slug=str(plain.get("admitted_slug", "")),
+        names=int(plain.get("names", 0)),
+        legacy_slug=str(plain.get("legacy_slug", "")),
     )
 
 
@@ -55,6 +66,9 @@ def record_state(record: GroupRecord) -> dict[str, Any]:
         "instance_count": record.instance_count,
         "empty_since": record.empty_since,
         "updated_at": record.updated_at,
+        "admitted_slug": record.admitted_slug,
+        "names": record.names,
+        "legacy_slug": record.legacy_slug,
     }
 
 
@@ -75,7 +89,61 @@ class GroupsRepository:
 
     def all(self) -> list[GroupRecord]:
         pages = self._ddb.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True)
-        return [record_from_item(item) for page in pages for item in page.get("Items", [])]
+        return [
+            record_from_item(item)
+            for page in pages
+            for item in page.get("Items", [])
+            if not item["group"]["S"].startswith(RESERVED_PREFIX)
+        ]
+
+    def claim(self, group: str, slug: str, limit: int | None) -> str | None:
+        attribute = f"{_CLAIM_PREFIX}{slug}"
+        condition = "attribute_not_exists(#s)"
+        values: dict[str, Any] = {":g": {"S": group}, ":one": {"N": "1"}}
+        if limit is not None:
+            condition += " AND (attribute_not_exists(admitted) OR admitted < :limit)"
+            values[":limit"] = {"N": str(limit)}
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(CLAIMS_KEY),
+                UpdateExpression="SET #s = :g ADD admitted :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": attribute},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            old: Any = error.response.get("Item")
+            item: dict[str, Any] = dict(old) if old else self._claims_item()
+        holder = item.get(attribute, {}).get("S")
+        if holder == group:
+            return None  # ours already (a retried claim whose first answer was lost)
+        if holder is not None:
+            return f"its slug {slug!r} is claimed by patch group {holder!r}"
+        admitted = item.get("admitted", {}).get("N", "0")
+        return f"{admitted} patch groups are managed already and the stack's MaxGroups is {limit}"
+
+    def _claims_item(self) -> dict[str, Any]:
+        response = self._ddb.get_item(TableName=self._table, Key=_key(CLAIMS_KEY), ConsistentRead=True)
+        return dict(response.get("Item", {}))
+
+    def unclaim(self, group: str, slug: str) -> None:
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(CLAIMS_KEY),
+                UpdateExpression="REMOVE #s ADD admitted :minus_one",
+                ConditionExpression="#s = :g",
+                ExpressionAttributeNames={"#s": f"{_CLAIM_PREFIX}{slug}"},
+                ExpressionAttributeValues={":g": {"S": group}, ":minus_one": {"N": "-1"}},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise  # else not ours (any more): nothing to give up
 
     def acquire(self, group: str, owner: str, now: int) -> GroupRecord | None:
         """Take the group's lease; the current record (new if none), or None when another holds it."""

@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tagpatch.adapters.clients import client, error_code
+from tagpatch.reconciler.ports import QuotaExceeded
 
 _GONE = {"DoesNotExistException", "ParameterNotFound"}
 
@@ -23,8 +24,25 @@ class SsmGateway:
         return [window for page in pages for window in page.get("WindowIdentities", [])]
 
     def window_tags(self, window_id: str) -> dict[str, str]:
-        response = self._ssm.list_tags_for_resource(ResourceType="MaintenanceWindow", ResourceId=window_id)
+        try:
+            response = self._ssm.list_tags_for_resource(
+                ResourceType="MaintenanceWindow", ResourceId=window_id
+            )
+        except ClientError as error:
+            if error_code(error) in {*_GONE, "InvalidResourceId"}:
+                return {}  # the window is gone: no tags, so nobody's
+            raise
         return {tag["Key"]: tag["Value"] for tag in response.get("TagList", [])}
+
+    def tag_window(self, window_id: str, tags: dict[str, str]) -> None:
+        # "Adds or overwrites one or more tags for the specified resource" (API reference,
+        # AddTagsToResource): a key the window has gets the new value. The request carries the
+        # tagpatch:stack tag, which the TagNewWindows statement of template.yaml requires.
+        self._ssm.add_tags_to_resource(
+            ResourceType="MaintenanceWindow",
+            ResourceId=window_id,
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )
 
     def get_window(self, window_id: str) -> dict[str, Any] | None:
         try:
@@ -35,7 +53,15 @@ class SsmGateway:
             raise
 
     def create_window(self, params: dict[str, Any]) -> str:
-        return str(self._ssm.create_maintenance_window(**params)["WindowId"])
+        try:
+            return str(self._ssm.create_maintenance_window(**params)["WindowId"])
+        except ClientError as error:
+            # "Error returned when the caller has exceeded the default resource quotas" (API
+            # reference, CreateMaintenanceWindow); not a throttle, so botocore does not retry it.
+            if error_code(error) == "ResourceLimitExceededException":
+                message = error.response.get("Error", {}).get("Message", "")
+                raise QuotaExceeded(f"ResourceLimitExceededException: {message}") from error
+            raise
 
     def update_window(self, params: dict[str, Any]) -> None:
         self._ssm.update_maintenance_window(**params)

@@ -30,6 +30,7 @@ _METRIC_OF_STATUS = {
     "empty": "EmptyGroups",
     "deleted": "EmptyGroupsDeleted",
     "failed": "GroupsFailed",
+    "rejected": "GroupsRejected",
     "deferred": "ReconcilesDeferred",
     "handed_on": "GroupsHandedOn",
     "not_reached": "GroupsNotReached",

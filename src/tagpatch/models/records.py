@@ -161,3 +161,9 @@ class GroupRecord:
     instance_count: int = -1
     empty_since: str = ""
     updated_at: str = ""
+    admitted_slug: str = ""  # the slug this group holds the groups table's claim on, once admitted
+    # naming rule its windows carry (tagpatch.naming.NAMES_VERSION once converged; 0: rule 1, a
+    # record written by an older TagPatch)
+    names: int = 0
+    # an older TagPatch's slug of this group while its settings are still read from that path
+    legacy_slug: str = ""

@@ -7,10 +7,11 @@ handler. Nothing here reads ``os.environ`` at import time: the handler calls the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from tagpatch.models.environment import ConfigError, Environment, TableName, load_environment
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_settings
@@ -58,7 +59,22 @@ class ReconcilerConfig(Environment):
         alias="GROUP_SETTINGS_PREFIX"
     )
     delete_empty_group_windows: bool = Field(default=False, alias="DELETE_EMPTY_GROUP_WINDOWS")
+    # Admission (issue 12 item 2): SSM's default quota is 50 maintenance windows per account and
+    # Region, shared with every other team (Service Quotas, "Systems Manager endpoints and
+    # quotas": https://docs.aws.amazon.com/general/latest/gr/ssm.html).
+    max_groups: int = Field(default=20, ge=1, le=200, alias="MAX_GROUPS")
+    group_name_pattern: str = Field(default="", max_length=1024, alias="GROUP_NAME_PATTERN")
+    empty_group_window_days: int = Field(default=30, ge=0, le=3650, alias="EMPTY_GROUP_WINDOW_DAYS")
     defaults: GroupSettings
+
+    @field_validator("group_name_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from error
+        return value
 
 
 def load_reconciler_config(environ: Mapping[str, str]) -> ReconcilerConfig:

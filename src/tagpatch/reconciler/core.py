@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 from tagpatch import naming
 from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
+from tagpatch.reconciler.admission import name_problems, pattern_problem
 from tagpatch.reconciler.config import ReconcilerConfig
 from tagpatch.reconciler.plan import Action, plan_target, plan_task, plan_window
+from tagpatch.reconciler.ports import QuotaExceeded
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_override
-from tagpatch.reconciler.spec import OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
+from tagpatch.reconciler.spec import GROUP_TAG, OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
 
 if TYPE_CHECKING:
     from tagpatch.reconciler.ports import Fleet, Groups, Ssm
@@ -48,7 +50,7 @@ class Outcome:
     """What one reconcile of one group did; the handler logs it and turns it into metrics."""
 
     group: str
-    # converged | unchanged | refused | deferred | empty | deleted | skipped | planned
+    # converged | unchanged | refused | rejected | deferred | empty | deleted | skipped | planned
     # | handed_on (out of time, queued for the sweep) | not_reached (out of time, not even queued)
     status: str
     actions: list[str] = field(default_factory=list)
@@ -127,6 +129,28 @@ class Reconciler:
     def override_name(self, group: str) -> str:
         return f"{self.config.group_settings_prefix}{naming.group_slug(group)}"
 
+    def _legacy_slug(self, record: GroupRecord | None) -> str:
+        """The slug an older TagPatch kept ``record``'s group under, when it differs from today's:
+        the record's own (keyed by the exact group name), written under naming rule 1, or kept
+        since because its settings are still read from that path. Never derived from the name
+        alone, so a new group whose name equals another group's old slug gets nothing of it."""
+        if record is None:
+            return ""
+        if record.legacy_slug:
+            return record.legacy_slug
+        legacy = naming.legacy_group_slug(record.group)
+        written_by_rule_1 = record.names < naming.NAMES_VERSION and record.slug == legacy
+        return legacy if written_by_rule_1 and legacy != naming.group_slug(record.group) else ""
+
+    def _migrating(self, record: GroupRecord) -> bool:
+        """Whether ``record``'s windows were named and tagged by naming rule 1 differently from
+        today (an older TagPatch's record, not yet converged under the current rule)."""
+        group = record.group
+        return record.names < naming.NAMES_VERSION and (
+            naming.legacy_group_slug(group) != naming.group_slug(group)
+            or naming.legacy_group_tag_value(group) != naming.group_tag_value(group)
+        )
+
     def settings_for(self, group: str, override_text: str | None) -> GroupSettings:
         if override_text is None:
             return self.config.defaults
@@ -141,31 +165,91 @@ class Reconciler:
         dry_run: bool = False,
         override_text: str | None = _NOT_LOADED,
         instance_count: int | None = None,
+        legacy_override_text: str | None = _NOT_LOADED,
+    ) -> Outcome:
+        """Converge ``group``. ``override_text``/``legacy_override_text``: its override at today's
+        settings path and at its legacy one (:meth:`_legacy_slug`), if already read."""
+        notes: list[str] = []
+        outcome = self._reconcile_group(
+            group,
+            verify=verify,
+            dry_run=dry_run,
+            override_text=override_text,
+            instance_count=instance_count,
+            legacy_override_text=legacy_override_text,
+            notes=notes,
+        )
+        outcome.reasons += [note for note in notes if note not in outcome.reasons]
+        return outcome
+
+    def _reconcile_group(
+        self,
+        group: str,
+        *,
+        verify: bool,
+        dry_run: bool,
+        override_text: str | None,
+        instance_count: int | None,
+        legacy_override_text: str | None,
+        notes: list[str],
     ) -> Outcome:
         if not group.strip():
             reason = f"empty {self.config.tag_key} value: an empty tag value is not a patch group"
             logger.warning("group refused", extra={"group": group, "reason": reason})
             return Outcome(group, "skipped", reasons=[reason])
+        if outside := pattern_problem(group, self.config.group_name_pattern, self.config.tag_key):
+            logger.warning("group rejected", extra={"group": group, "reason": outside})
+            return Outcome(group, "rejected", reasons=[outside])  # nothing written, not even a record
         given_text: list[str | None] = [] if override_text is _NOT_LOADED else [override_text]
+        given_legacy: list[str | None] = [] if legacy_override_text is _NOT_LOADED else [legacy_override_text]
         computed: list[GroupSpec] = []
+        legacy_used: list[str] = []  # the legacy slug the last spec's override was read under
+        stored: list[GroupRecord | None] = []
 
-        def desired() -> GroupSpec:
+        def known_record() -> GroupRecord | None:
+            """The group's record, read once outside the lease."""
+            if not stored:
+                stored.append(self.groups.get(group))
+            return stored[0]
+
+        def desired(record_of: Callable[[], GroupRecord | None]) -> GroupSpec:
             """The spec from the settings as they are now; what was given or computed serves once."""
             if computed:
                 return computed.pop()
             text = given_text.pop() if given_text else self.ssm.get_parameter(self.override_name(group))
+            legacy_used.clear()
+            # Only a name whose slug changed with naming rule 2 can have a legacy path: the record
+            # is not even read for any other.
+            maybe_moved = naming.legacy_group_slug(group) != naming.group_slug(group)
+            if text is None and maybe_moved and (legacy := self._legacy_slug(record_of())):
+                legacy_name = f"{self.config.group_settings_prefix}{legacy}"
+                text = given_legacy.pop() if given_legacy else self.ssm.get_parameter(legacy_name)
+                if text is not None:
+                    legacy_used.append(legacy)
+                    note = (
+                        f"settings read from the legacy path {legacy_name}; move them to "
+                        f"{self.override_name(group)} (docs/parameters.md)"
+                    )
+                    logger.warning(
+                        "group settings found only at the path an older TagPatch used; move them",
+                        extra={"group": group, "legacy": legacy_name, "path": self.override_name(group)},
+                    )
+                    if note not in notes:
+                        notes.append(note)
             settings = self.settings_for(group, text)
+            if problems := name_problems(group, settings, self.config.tag_key):
+                raise InvalidSettings(problems)  # before the first write, like any bad setting
             return build_spec(group, settings, tag_key=self.config.tag_key, stack_name=self.config.stack_name)
 
         if dry_run or not verify:
             try:
-                spec = desired()
+                spec = desired(known_record)
             except InvalidSettings as error:
                 return self._refuse(group, error.reasons, dry_run)
             if dry_run:
-                record = self.groups.get(group) or GroupRecord(group)
+                record = known_record() or GroupRecord(group)
                 return self._converge(spec, record, _Executor(self.ssm, True, "dry-run"), "planned")
-            known = self.groups.get(group)
+            known = known_record()
             if known and known.status == "converged" and known.fingerprint == spec.fingerprint:
                 logger.debug("group already converged", extra={"group": group})
                 return Outcome(group, "unchanged")
@@ -176,15 +260,38 @@ class Reconciler:
                 record.instance_count = instance_count
                 record.empty_since = ""
             try:
-                spec = desired()
+                spec = desired(lambda: record)
             except InvalidSettings as error:
                 self._log_refusal(group, error.reasons)
                 record.status = "refused"
                 record.reasons = error.reasons
                 return Outcome(group, "refused", reasons=error.reasons)
-            return self._converge(spec, record, self._writer(), "converged")
+            if rejection := self._admit(record):
+                return _rejected(record, rejection)
+            try:
+                run = self._writer()
+                outcome = self._converge(spec, record, run, "converged")
+            except QuotaExceeded as error:
+                return _rejected(record, f"SSM refused a new maintenance window: {error}")
+            # Kept only while the settings still come from there: then it is forgotten, and with it
+            # every later read of the legacy path.
+            record.legacy_slug = legacy_used[0] if legacy_used else ""
+            return outcome
 
         return self._with_lease(group, attempt)
+
+    def _admit(self, record: GroupRecord) -> str | None:
+        """Claim the group's slug in the groups table before its first SSM write: None once it
+        holds the claim, else why it may not be managed. A group that had windows before claims
+        existed (a table written by an older TagPatch) is admitted whatever the limit."""
+        slug = naming.group_slug(record.group)
+        if record.admitted_slug == slug:
+            return None
+        limit = None if record.windows else self.config.max_groups
+        if reason := self.groups.claim(record.group, slug, limit):
+            return reason
+        record.admitted_slug = slug
+        return None
 
     def _with_lease(self, group: str, work: Callable[[GroupRecord], Outcome]) -> Outcome:
         """Run ``work`` holding the group's lease, again while other invocations ask for a rerun."""
@@ -205,6 +312,7 @@ class Reconciler:
         if record is None:
             self.groups.queue(group)  # the lease changed hands under us; the sweep makes sure
             return Outcome(group, "deferred")
+        record.legacy_slug = self._legacy_slug(record)  # before the slug of today replaces it
         record.slug = naming.group_slug(group)
         try:
             return self._work_and_release(group, owner, record, work)
@@ -258,56 +366,104 @@ class Reconciler:
     # convergence -----------------------------------------------------------------------------
     def _converge(self, spec: GroupSpec, record: GroupRecord, run: _Executor, status: str) -> Outcome:
         windows: dict[str, dict[str, str]] = {}
+        legacy = self._migrating(record)
         for bundle in spec.bundles:
-            windows[bundle.role] = self._converge_bundle(bundle, record.windows.get(bundle.role, {}), run)
+            recorded = record.windows.get(bundle.role, {})
+            windows[bundle.role] = self._converge_bundle(bundle, recorded, run, legacy)
         for role, ids in record.windows.items():
             if role not in windows:
-                self._remove_bundle(role, ids, run, spec.group)
+                self._remove_bundle(role, ids, run, spec.group, legacy)
         self._converge_baseline(spec, record, run)
         record.windows = windows
+        record.names = naming.NAMES_VERSION
         record.fingerprint = spec.fingerprint
         record.baseline_id = spec.patch_baseline_id or ""
         record.status = "converged"
         record.reasons = []
         return Outcome(spec.group, status, actions=run.done)
 
-    def _owned_windows(self, bundle: WindowBundle, recorded_id: str | None) -> list[dict[str, Any]]:
-        """The recorded window and every other window of this stack with the bundle's name and role.
+    def _is_ours(self, tags: dict[str, str], group: str, role: str | None = None) -> bool:
+        """Whether a window's tags say it is ``group``'s (and ``role``'s) in this stack."""
+        return (
+            tags.get(OWNER_TAG) == self.config.stack_name
+            and tags.get(GROUP_TAG) == naming.group_tag_value(group)
+            and (role is None or tags.get(ROLE_TAG) == role)
+        )
 
-        Looked up by name and tag even when a window is recorded: a window made by an invocation
-        that lost its lease is recorded nowhere, and would otherwise patch the group a second time
-        on every schedule. The planner keeps the recorded one and deletes the others.
+    def _is_legacy_ours(self, tags: dict[str, str], group: str, role: str | None = None) -> bool:
+        """Whether a window's tags are those naming rule 1 gave ``group``'s (and ``role``'s)."""
+        return (
+            tags.get(OWNER_TAG) == self.config.stack_name
+            and tags.get(GROUP_TAG) == naming.legacy_group_tag_value(group)
+            and (role is None or tags.get(ROLE_TAG) == role)
+        )
+
+    def _owned_windows(
+        self, bundle: WindowBundle, recorded_id: str | None, group: str, legacy: bool = False
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """This group's windows for ``bundle``, and whether the one recorded needs today's tags.
+
+        The recorded window, if it is this group's, and every other window of this stack with the
+        bundle's name tagged for this group and role: looked up by name and tag even when a window
+        is recorded, because a window made by an invocation that lost its lease is recorded nowhere
+        and would otherwise patch the group a second time on every schedule. The planner keeps the
+        recorded one and deletes the others.
+
+        ``legacy``: the record is an older TagPatch's (:meth:`_migrating`); its recorded window is
+        adopted if tagged as naming rule 1 tagged this group's, and then renamed and re-tagged.
+        Only the recorded window: one found by name is adopted only if tagged under today's rule.
         """
-        owned = []
+        owned: list[dict[str, Any]] = []
+        retag = False
         recorded = self.ssm.get_window(recorded_id) if recorded_id else None
-        if recorded:
-            owned.append(recorded)
+        if recorded_id and recorded:
+            if legacy:
+                tags = self.ssm.window_tags(recorded_id)
+                if self._is_ours(tags, group, bundle.role):
+                    owned.append(recorded)  # re-tagged already, by an attempt that stopped since
+                elif self._is_legacy_ours(tags, group, bundle.role):
+                    owned.append(recorded)
+                    retag = True
+            # A window named as this group's is its own (a slug is claimed by one group only);
+            # any other (renamed by hand, or recorded before slugs were claimed) must say so.
+            elif recorded.get("Name") == bundle.window.name or self._is_ours(
+                self.ssm.window_tags(recorded_id), group, bundle.role
+            ):
+                owned.append(recorded)
+            if not owned:
+                logger.warning(
+                    "the recorded window is not this group's; leaving it alone",
+                    extra={"group": group, "window_id": recorded_id, "window_name": recorded.get("Name")},
+                )
+        adopted = recorded_id if owned else None
         for identity in self.ssm.find_windows(bundle.window.name):
-            if recorded and identity["WindowId"] == recorded_id:
+            if identity["WindowId"] == adopted:
                 continue
             tags = self.ssm.window_tags(identity["WindowId"])
-            if tags.get(OWNER_TAG) != self.config.stack_name or tags.get(ROLE_TAG) != bundle.role:
+            if not self._is_ours(tags, group, bundle.role):
                 logger.warning(
-                    "a window with TagPatch's name is not owned by this stack; leaving it alone",
+                    "a window with TagPatch's name is not this group's in this stack; leaving it alone",
                     extra={"window_id": identity["WindowId"], "window_name": bundle.window.name},
                 )
                 continue
             if window := self.ssm.get_window(identity["WindowId"]):
                 owned.append(window)
-        return owned
+        return owned, retag
 
     def _converge_bundle(
-        self, bundle: WindowBundle, recorded: dict[str, str], run: _Executor
+        self, bundle: WindowBundle, recorded: dict[str, str], run: _Executor, legacy: bool = False
     ) -> dict[str, str]:
-        role, ssm = bundle.role, self.ssm
-        step = plan_window(
-            bundle.window,
-            role,
-            self._owned_windows(bundle, recorded.get("window_id")),
-            recorded.get("window_id"),
-        )
+        role, ssm, group = bundle.role, self.ssm, bundle.target.group
+        owned, retag = self._owned_windows(bundle, recorded.get("window_id"), group, legacy)
+        step = plan_window(bundle.window, role, owned, recorded.get("window_id"))
         window_id = step.keep_id or ""
         created = step.keep_id is None
+        if retag and step.keep_id:
+            # Tags first, then the name (an update_window below): an attempt stopped in between
+            # leaves a window tagged as today's rule says, which the next one adopts and renames.
+            action = Action("tag_window", role, "window tagged under naming rule 1", window_id)
+            run.run(action, partial(ssm.tag_window, window_id, dict(bundle.window.tags)))
+        _, legacy_target, legacy_task = naming.legacy_names(group, scan=role == "scan")
         for action in step.actions:
             if action.kind == "create_window":
                 params = bundle.window.create_params(run.client_token(role, "window"))
@@ -321,7 +477,7 @@ class Reconciler:
                 run.run(action, partial(ssm.delete_window, str(action.resource_id)))
 
         targets = [] if created else ssm.targets(window_id)
-        tstep = plan_target(bundle.target, role, targets)
+        tstep = plan_target(bundle.target, role, targets, legacy_target if legacy else None)
         target_id = tstep.keep_id or ""
         later: list[Action] = []
         for action in tstep.actions:
@@ -336,7 +492,7 @@ class Reconciler:
         tasks: list[dict[str, Any]] = []
         if not created:
             tasks = [task for tid in ssm.task_ids(window_id) if (task := ssm.get_task(window_id, tid))]
-        kstep = plan_task(bundle.task, role, tasks, target_id or None)
+        kstep = plan_task(bundle.task, role, tasks, target_id or None, legacy_task if legacy else None)
         task_id = kstep.keep_id or ""
         for action in kstep.actions:
             if action.kind == "register_task":
@@ -352,12 +508,25 @@ class Reconciler:
             run.run(action, partial(ssm.deregister_target, window_id, str(action.resource_id)))
         return {"window_id": window_id, "target_id": target_id, "task_id": task_id}
 
-    def _remove_bundle(self, role: str, ids: dict[str, str], run: _Executor, group: str) -> None:
+    def _remove_bundle(
+        self, role: str, ids: dict[str, str], run: _Executor, group: str, legacy: bool = False
+    ) -> None:
+        """Delete a recorded window if tagged as ``group``'s (``legacy``: or as rule 1 tagged it)."""
         window_id = ids.get("window_id", "")
+        if window_id and not run.dry_run and not self._tagged_ours(window_id, group, legacy):
+            logger.warning(
+                "a window recorded for this group is not tagged as its own; not deleting it",
+                extra={"group": group, "role": role, "window_id": window_id},
+            )
+            return
         if window_id:
             action = Action("delete_window", role, "window no longer wanted", window_id)
             run.run(action, partial(self.ssm.delete_window, window_id))
         logger.info("removed window", extra={"group": group, "role": role, "window_id": window_id})
+
+    def _tagged_ours(self, window_id: str, group: str, legacy: bool) -> bool:
+        tags = self.ssm.window_tags(window_id)
+        return self._is_ours(tags, group) or (legacy and self._is_legacy_ours(tags, group))
 
     def _converge_baseline(self, spec: GroupSpec, record: GroupRecord, run: _Executor) -> None:
         wanted, recorded = spec.patch_baseline_id or "", record.baseline_id
@@ -386,8 +555,16 @@ class Reconciler:
             if only is not None and group not in only:
                 continue
             text = overrides.get(self.override_name(group))
+            legacy = self._legacy_slug(known.get(group))
             work: Callable[[], Outcome] = partial(
-                self.reconcile_group, group, verify=True, override_text=text, instance_count=sizes[group]
+                self.reconcile_group,
+                group,
+                verify=True,
+                override_text=text,
+                instance_count=sizes[group],
+                legacy_override_text=overrides.get(f"{self.config.group_settings_prefix}{legacy}")
+                if legacy
+                else None,
             )
             plan.append((group, work))
         for group, record in sorted(known.items()):
@@ -396,7 +573,7 @@ class Reconciler:
                     plan.append((group, partial(self.handle_empty_group, record)))
                 continue
             reported = record.status == "deleted" or (
-                record.status == "empty" and not self.config.delete_empty_group_windows
+                record.status == "empty" and not self._delete_when_empty(record)
             )
             if group in sizes or reported:
                 continue  # has instances, or its emptiness was already dealt with
@@ -446,9 +623,20 @@ class Reconciler:
             logger.exception("group failed to reconcile", extra={"group": group})
             return Outcome(group, "failed", reasons=[f"{type(error).__name__}: {error}"])
 
+    def _delete_when_empty(self, record: GroupRecord) -> bool:
+        """Whether an empty group's windows go: at once (DeleteWindowsOfEmptyGroups=true), or once
+        it has been empty for EmptyGroupWindowDays (0: never)."""
+        if self.config.delete_empty_group_windows:
+            return True
+        days = self.config.empty_group_window_days
+        if not days or not record.empty_since:
+            return False
+        since = datetime.fromisoformat(record.empty_since).timestamp()
+        return self.clock() - since >= days * 86400
+
     def handle_empty_group(self, record: GroupRecord) -> Outcome:
         group = record.group
-        if not self.config.delete_empty_group_windows:
+        if not self._delete_when_empty(record):
             logger.warning(
                 "patch group has no instances left; its window is kept (DeleteWindowsOfEmptyGroups=false)",
                 extra={"group": group, "windows": record.windows},
@@ -464,12 +652,16 @@ class Reconciler:
 
         def delete_windows(current: GroupRecord) -> Outcome:
             run = self._writer()
+            legacy = self._migrating(current)
             for role, ids in current.windows.items():
-                self._remove_bundle(role, ids, run, group)
+                self._remove_bundle(role, ids, run, group, legacy)
             if current.baseline_id:
                 action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
                 run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
+            if current.admitted_slug:  # its place under MaxGroups is free again
+                self.groups.unclaim(group, current.admitted_slug)
             current.status, current.windows, current.baseline_id = "deleted", {}, ""
+            current.admitted_slug = ""
             current.instance_count, current.fingerprint = 0, ""
             current.empty_since = current.empty_since or _now()
             logger.warning(
@@ -484,10 +676,23 @@ class Reconciler:
     def group_for_parameter(self, parameter_name: str) -> str | None:
         """The known group whose override parameter is ``parameter_name``, if any."""
         slug = parameter_name.removeprefix(self.config.group_settings_prefix)
-        for record in self.groups.all():
+        records = self.groups.all()
+        for record in records:
             if naming.group_slug(record.group) == slug:
                 return record.group
+        # else a group whose settings are still read from the path an older TagPatch used
+        for record in records:
+            if self._legacy_slug(record) == slug:
+                return record.group
         return None
+
+
+def _rejected(record: GroupRecord, reason: str) -> Outcome:
+    """The group may not be managed (not admitted, or SSM's quota is used up): nothing is made."""
+    logger.warning("group rejected; no SSM resource made", extra={"group": record.group, "reason": reason})
+    record.status = "rejected"
+    record.reasons = [reason]
+    return Outcome(record.group, "rejected", reasons=[reason])
 
 
 def _now() -> str:

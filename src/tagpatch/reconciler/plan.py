@@ -6,6 +6,7 @@ that converge it. Nothing here calls AWS, so every half-made or drifted state is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from tagpatch.reconciler.spec import TargetSpec, TaskSpec, WindowSpec
 ActionKind = Literal[
     "create_window",
     "update_window",
+    "tag_window",
     "delete_window",
     "register_target",
     "update_target",
@@ -65,10 +67,24 @@ def plan_window(spec: WindowSpec, role: str, owned: list[dict[str, Any]], prefer
     return Step(keep_id, tuple(actions))
 
 
-def plan_target(spec: TargetSpec, role: str, targets: list[dict[str, Any]]) -> Step:
-    """``targets``: everything DescribeMaintenanceWindowTargets returned for the kept window."""
-    mine = sorted((t for t in targets if t.get("Name") == spec.name), key=lambda t: str(t["WindowTargetId"]))
-    others = [t for t in targets if t.get("Name") != spec.name]
+def _ours(name: str, legacy_name: str | None) -> Callable[[dict[str, Any]], bool]:
+    return lambda resource: resource.get("Name") in (name, legacy_name)
+
+
+def _current_first(name: str, id_key: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
+    return lambda resource: (resource.get("Name") != name, str(resource[id_key]))
+
+
+def plan_target(
+    spec: TargetSpec, role: str, targets: list[dict[str, Any]], legacy_name: str | None = None
+) -> Step:
+    """``targets``: everything DescribeMaintenanceWindowTargets returned for the kept window.
+
+    ``legacy_name``: the name an older naming rule gave this target, also ours (renamed as drift).
+    """
+    ours = _ours(spec.name, legacy_name)
+    mine = sorted(filter(ours, targets), key=_current_first(spec.name, "WindowTargetId"))
+    others = [t for t in targets if not ours(t)]
     actions = [
         Action("deregister_target", role, "target not made by TagPatch", t["WindowTargetId"]) for t in others
     ]
@@ -81,13 +97,21 @@ def plan_target(spec: TargetSpec, role: str, targets: list[dict[str, Any]]) -> S
     return Step(keep["WindowTargetId"], tuple(actions))
 
 
-def plan_task(spec: TaskSpec, role: str, tasks: list[dict[str, Any]], target_id: str | None) -> Step:
+def plan_task(
+    spec: TaskSpec,
+    role: str,
+    tasks: list[dict[str, Any]],
+    target_id: str | None,
+    legacy_name: str | None = None,
+) -> Step:
     """``tasks``: GetMaintenanceWindowTask of every task in the kept window.
 
     ``target_id`` is None when the target is about to be registered; the task then follows it.
+    ``legacy_name``: as for :func:`plan_target`.
     """
-    mine = sorted((t for t in tasks if t.get("Name") == spec.name), key=lambda t: str(t["WindowTaskId"]))
-    others = [t for t in tasks if t.get("Name") != spec.name]
+    ours = _ours(spec.name, legacy_name)
+    mine = sorted(filter(ours, tasks), key=_current_first(spec.name, "WindowTaskId"))
+    others = [t for t in tasks if not ours(t)]
     actions = [
         Action("deregister_task", role, "task not made by TagPatch", t["WindowTaskId"]) for t in others
     ]

@@ -10,6 +10,12 @@ if TYPE_CHECKING:
     from tagpatch.models.records import GroupRecord
 
 
+class QuotaExceeded(RuntimeError):
+    """SSM answered ``ResourceLimitExceededException``: an account quota (50 maintenance windows
+    by default) is used up. Raised by the adapter so the reconciler refuses the group with the
+    reason instead of failing (and being retried into the same wall)."""
+
+
 class Ssm(Protocol):
     """Maintenance windows, their targets and tasks, group settings parameters and baselines.
     ``params`` are the SSM API's request parameters, built by :mod:`tagpatch.reconciler.spec`."""
@@ -17,6 +23,10 @@ class Ssm(Protocol):
     def find_windows(self, name: str) -> list[dict[str, Any]]: ...
 
     def window_tags(self, window_id: str) -> dict[str, str]: ...
+
+    def tag_window(self, window_id: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on the window (other tags stay; a given key's value is replaced)."""
+        ...
 
     def get_window(self, window_id: str) -> dict[str, Any] | None: ...
 
@@ -73,6 +83,16 @@ class Groups(Protocol):
     def queue(self, group: str) -> None: ...
 
     def pending(self, now: int) -> list[str]: ...
+
+    def claim(self, group: str, slug: str, limit: int | None) -> str | None:
+        """Admit ``group`` under ``slug``: None when it holds the claim (now or already), else why
+        not (``slug`` is another group's, or ``limit`` groups are admitted). ``limit`` None: no
+        limit (a group that already had windows before claims existed)."""
+        ...
+
+    def unclaim(self, group: str, slug: str) -> None:
+        """Give up ``group``'s claim on ``slug`` (its windows are gone), freeing its place."""
+        ...
 
 
 class Fleet(Protocol):

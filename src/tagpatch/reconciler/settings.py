@@ -22,6 +22,9 @@ NotificationEvent = Literal["All", "InProgress", "Success", "TimedOut", "Cancell
 _MAX_CONCURRENCY = r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
 _MAX_ERRORS = r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
 _BASELINE_ID = r"^[a-zA-Z0-9_\-:/]{20,128}$"
+# arn:aws:ssm:<region>:<account>:patchbaseline/pb-<17 hex>; the API reference's GetPatchBaseline
+# asks for this form for AWS managed baselines, but DescribePatchGroups reports only the id.
+_BASELINE_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:patchbaseline/(pb-[0-9a-f]{17})$")
 _ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 _TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$"
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -81,6 +84,14 @@ class GroupSettings(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("patch_baseline_id")
+    @classmethod
+    def _baseline_id(cls, value: str | None) -> str | None:
+        """A baseline ARN as its id: ``DescribePatchGroups`` answers with the id, so an ARN would
+        never match what is registered and be registered again on every run."""
+        match = None if value is None else _BASELINE_ARN.match(value)
+        return match.group(1) if match else value
 
     @field_validator("scan_schedule")
     @classmethod
@@ -150,12 +161,48 @@ def parse_settings(data: dict[str, Any]) -> GroupSettings:
         raise InvalidSettings([_reason(dict(item)) for item in error.errors()]) from error
 
 
+#: Deepest nesting of arrays/objects an override may have. A valid override is a flat object;
+#: the bound makes a deeply nested one a refusal before ``json.loads`` recurses (where 3.11 and
+#: 3.13 differ in when they give up and both raise ``RecursionError``, not ``JSONDecodeError``).
+MAX_OVERRIDE_DEPTH = 8
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest in ``text`` outside JSON strings (a linear scan, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """The override object stored in Parameter Store, or :class:`InvalidSettings`."""
+    if (depth := _nesting_depth(text)) > MAX_OVERRIDE_DEPTH:
+        raise InvalidSettings(
+            [f"override nests {depth} levels deep; at most {MAX_OVERRIDE_DEPTH} are accepted"]
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidSettings([f"override is not JSON: {error.msg} at position {error.pos}"]) from error
+    except (ValueError, RecursionError) as error:
+        # e.g. an integer of more than sys.get_int_max_str_digits() (4300) digits: int() refuses
+        # it with a plain ValueError since Python 3.11 (CVE-2020-10735).
+        raise InvalidSettings([f"override is not usable JSON: {str(error)[:200]}"]) from error
     if not isinstance(value, dict):
         raise InvalidSettings([f"override must be a JSON object, got {type(value).__name__}"])
     unknown = sorted(set(value) - _ALIASES)

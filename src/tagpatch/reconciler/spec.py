@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,14 +202,8 @@ class GroupSpec:
 
 
 def _group_tag_value(group: str) -> str:
-    """``group`` where SSM's tag-value rule allows it, else its slug.
-
-    The rule is ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]{0,256}``.
-    """
-    allowed = all(
-        ch.isalnum() or ch in "_.:/=+-@" or unicodedata.category(ch).startswith("Z") for ch in group
-    )
-    return group if allowed and len(group) <= 256 else naming.group_slug(group)
+    """``group`` where SSM's tag-value rule allows it, else its slug (:func:`naming.group_tag_value`)."""
+    return naming.group_tag_value(group)
 
 
 def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name: str) -> GroupSpec:

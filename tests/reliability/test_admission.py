@@ -1,0 +1,599 @@
+"""Attacks and faults on what the reconciler admits (issue 12, items 1, 2, 3, 9, 21).
+
+Each test drives the reconciler through its handler against the emulated account and checks that
+the hostile or broken input is refused with a reason, touches nothing it must not, and never ends
+in a failed group or a dead-lettered event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+
+from emulator import fake_ssm
+from emulator.scenarios.aws import World
+from emulator.scenarios.settings import PREFIX, STACK
+from tagpatch import naming
+from tagpatch.handlers.reconciler import handle
+from tagpatch.observability import metrics
+from tests.integration.test_reconciler import assert_single_bundle, put_override, settings_event
+from tests.reliability.test_faults import tag_event
+
+Loader = Any
+
+
+# --- item 9: overrides that break the JSON parser --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ('{"priority": ' + "7" * 5000 + "}", "override is not usable JSON"),
+        ('{"comment": ' + "[" * 3000 + "]" * 3000 + "}", "override nests 3001 levels deep"),
+    ],
+    ids=["5000-digit integer", "3000 levels of nesting"],
+)
+def test_an_override_the_json_parser_chokes_on_is_refused_not_failed(
+    world: World, load_event: Loader, override: str, reason: str
+) -> None:
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    before = assert_single_bundle(world)
+    name = put_override(world, "web", "{}")
+    world.ssm.put_parameter(Name=name, Value=override, Type="String", Tier="Advanced", Overwrite=True)
+    world.log.reset()
+    # Before the fix: ValueError / RecursionError escaped, the group was marked failed and the
+    # event went to the DLQ after Lambda's retries.
+    result = handle(settings_event(load_event, name), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "refused", outcome
+    assert any(reason in r for r in outcome["reasons"])
+    assert world.log.count("ssm", writes=True) == 0
+    assert assert_single_bundle(world) == before
+    assert world.record("web")["status"] == "refused"
+    # the scheduled run refuses it the same way instead of failing the group
+    scheduled = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert scheduled["ok"] and scheduled["groups"][0]["status"] == "refused"
+
+
+# --- item 21: a patch baseline given as an ARN -----------------------------------------------
+
+
+def test_a_baseline_given_as_an_arn_is_registered_once_not_on_every_run(
+    world: World, load_event: Loader
+) -> None:
+    baseline = world.ssm.create_patch_baseline(Name="base", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    arn = f"arn:aws:ssm:us-east-1:123456789012:patchbaseline/{baseline}"
+    put_override(world, "web", {"patchBaselineId": arn})
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    mappings = world.ssm.describe_patch_groups()["Mappings"]
+    assert [(m["PatchGroup"], m["BaselineIdentity"]["BaselineId"]) for m in mappings] == [("web", baseline)]
+    assert world.record("web")["baseline_id"] == baseline
+    # Before the fix the ARN never equalled DescribePatchGroups' BaselineId: registered every run.
+    for _ in range(2):
+        world.log.reset()
+        result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert result["groups"][0]["status"] == "converged"
+        assert world.log.count("ssm", writes=True) == 0, world.log.ops("ssm")
+
+
+# --- item 3: names SSM rejects ----------------------------------------------------------------
+
+REJECTED_BY_PATCH_GROUP_RULE = [
+    "tab\there",
+    "nul\x00",
+    "bell\x07",
+    "web#1",
+    "100%",
+    'say "hi"',
+    "it's",
+    "<script>",
+    "back\\slash",
+    "zero\u200bwidth",
+    "rtl\u200fmark",
+    "ltr\u200eembed",
+    "bom\ufeff",
+    "emoji\U0001f600",
+    "semi;colon",
+    "pipe|",
+    "star*",
+]
+ACCEPTED = ["web prod", "Ünïcödé", "日本語", "a/b:c=d+e@f", "x" * 256, "٣٤"]
+
+
+def baseline_world() -> tuple[World, str]:
+    ssm = boto3.client("ssm")
+    baseline = ssm.create_patch_baseline(Name="base", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    return World(DEFAULT_PATCH_BASELINE_ID=baseline), baseline
+
+
+@pytest.mark.parametrize("group", REJECTED_BY_PATCH_GROUP_RULE, ids=ascii)
+def test_with_a_baseline_a_name_the_patch_group_api_refuses_is_refused_before_any_write(
+    aws: None, load_event: Loader, group: str
+) -> None:
+    world, _ = baseline_world()
+    # Before the fix: window, target and task were made, then RegisterPatchBaselineForPatchGroup
+    # failed, the group patched with the default baseline and the event went to the DLQ.
+    result = handle(tag_event(load_event, group), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "refused", outcome
+    assert any("RegisterPatchBaselineForPatchGroup refuses" in r for r in outcome["reasons"])
+    assert world.log.count("ssm", writes=True) == 0
+    assert world.windows() == []
+    assert world.record(group)["status"] == "refused"
+
+
+@pytest.mark.parametrize("group", ACCEPTED, ids=ascii)
+def test_with_a_baseline_every_name_ssm_accepts_gets_its_window_and_baseline(
+    aws: None, load_event: Loader, group: str
+) -> None:
+    world, baseline = baseline_world()
+    world.launch(group)
+    result = handle(tag_event(load_event, group), world.reconciler)
+    assert result["groups"][0]["status"] == "converged", result
+    assert len(world.windows()) == 1
+    mappings = world.ssm.describe_patch_groups()["Mappings"]
+    assert [(m["PatchGroup"], m["BaselineIdentity"]["BaselineId"]) for m in mappings] == [(group, baseline)]
+
+
+def test_without_a_baseline_odd_names_still_get_their_window(world: World, load_event: Loader) -> None:
+    for group in ("web#1", "100%", "zero\u200bwidth"):
+        world.launch(group)
+        assert handle(tag_event(load_event, group), world.reconciler)["groups"][0]["status"] == "converged"
+    assert len(world.windows()) == 3
+
+
+# --- item 1: a crafted tag value takes over another group's window ---------------------------
+
+VICTIM, ATTACKER = "Prod DB!", "Prod-DB-90a2e279c2"  # the attacker's value was the victim's slug
+# Two values whose 40-bit slug hashes collide (found by a birthday search over CJK suffixes, which
+# the ASCII fold drops, so both read "web"): only the slug claim tells them apart.
+COLLIDING = ("web \u8ff2\u4e09", "web \u9250\u4e2f")
+
+
+def window_tags(world: World, window_id: str) -> dict[str, str]:
+    tags = world.ssm.list_tags_for_resource(ResourceType="MaintenanceWindow", ResourceId=window_id)
+    return {t["Key"]: t["Value"] for t in tags["TagList"]}
+
+
+def windows_by_group(world: World) -> dict[str, str]:
+    return {window_tags(world, w["WindowId"])["tagpatch:group"]: w["WindowId"] for w in world.windows()}
+
+
+def test_a_value_equal_to_another_groups_slug_gets_its_own_window_and_settings_path(
+    aws: None, no_backoff: None, load_event: Loader
+) -> None:
+    world = World(DELETE_EMPTY_GROUP_WINDOWS="true")
+    [victim_instance] = world.launch(VICTIM)
+    handle(tag_event(load_event, VICTIM), world.reconciler)
+    [victim_window] = [w["WindowId"] for w in world.windows()]
+    # The attacker tags one instance with the victim's slug
+    [attacker_instance] = world.launch(ATTACKER)
+    handle(tag_event(load_event, ATTACKER), world.reconciler)
+    # Before the fix both groups owned the victim's window and flipped its target on every run.
+    for _ in range(2):
+        result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert {g["status"] for g in result["groups"]} == {"converged"}
+    assert len(world.windows()) == 2
+    victim = assert_single_bundle(world, f"TagPatch-{world.record(VICTIM)['slug']}")
+    assert victim["window"]["WindowId"] == victim_window
+    assert victim["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [VICTIM]}]
+    attacker_slug = world.record(ATTACKER)["slug"]
+    assert attacker_slug != world.record(VICTIM)["slug"]
+    assert world.reconciler.override_name(ATTACKER) != world.reconciler.override_name(VICTIM)
+    # Removing the attacker's tag deletes the attacker's window only
+    world.ec2.terminate_instances(InstanceIds=[attacker_instance])
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert {(g["group"], g["status"]) for g in result["groups"]} == {
+        (VICTIM, "converged"),
+        (ATTACKER, "deleted"),
+    }
+    assert [w["WindowId"] for w in world.windows()] == [victim_window]
+    assert victim_instance
+
+
+def test_two_values_whose_slugs_collide_never_share_a_window(world: World, load_event: Loader) -> None:
+    first, second = COLLIDING
+    assert naming.group_slug(first) == naming.group_slug(second)
+    world.launch(first)
+    world.launch(second)
+    assert handle(tag_event(load_event, first), world.reconciler)["groups"][0]["status"] == "converged"
+    world.log.reset()
+    result = handle(tag_event(load_event, second), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "rejected"
+    assert outcome["reasons"] == [f"its slug 'web-6fae671c64' is claimed by patch group {first!r}"]
+    assert world.log.count("ssm", writes=True) == 0
+    assert result["ok"]  # a refusal with its reason, not a failure retried into the DLQ
+    scheduled = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert {(g["group"], g["status"]) for g in scheduled["groups"]} == {
+        (first, "converged"),
+        (second, "rejected"),
+    }
+    [window] = world.windows()
+    assert world.targets(window["WindowId"])[0]["Targets"][0]["Values"] == [first]
+
+
+def test_a_window_tagged_for_another_group_is_never_adopted(world: World, load_event: Loader) -> None:
+    # A window with this group's name, this stack's and role's tags, but another group's tag
+    planted = world.ssm.create_maintenance_window(
+        Name="TagPatch-web",
+        Schedule="rate(1 day)",
+        Duration=2,
+        Cutoff=1,
+        AllowUnassociatedTargets=False,
+        Tags=[
+            {"Key": "tagpatch:stack", "Value": STACK},
+            {"Key": "tagpatch:group", "Value": "someone-else"},
+            {"Key": "tagpatch:window", "Value": "install"},
+        ],
+    )["WindowId"]
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    assert len(world.windows()) == 2
+    assert world.ssm.get_maintenance_window(WindowId=planted)["Schedule"] == "rate(1 day)"
+    assert world.targets(planted) == []
+    assert windows_by_group(world)["web"] != planted
+
+
+def test_a_table_written_before_slug_claims_keeps_working(world: World, load_event: Loader) -> None:
+    # Given a converged group whose record has no claim (as today's code writes it)
+    world.launch("web")
+    handle(tag_event(load_event, "web"), world.reconciler)
+    made = assert_single_bundle(world)
+    world.ddb.update_item(
+        TableName="tagpatch-groups", Key={"group": {"S": "web"}}, UpdateExpression="REMOVE admitted_slug"
+    )
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "#tagpatch:claims"}})
+    # and a MaxGroups it already exceeds
+    world.env["MAX_GROUPS"] = "1"
+    world.launch("db")
+    world.reconciler = world.make_reconciler()
+    handle(tag_event(load_event, "db"), world.reconciler)
+    # When the schedule runs, the existing group claims its slug whatever the limit, keeps its window
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    statuses = {g["group"]: g["status"] for g in result["groups"]}
+    assert statuses["web"] == "converged"
+    assert assert_single_bundle(world) == made
+    assert world.record("web")["admitted_slug"] == "web"
+
+
+# --- item 2: tag storms and the account's maintenance-window quota ---------------------------
+
+
+@pytest.fixture
+def emitted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every metric the reconciler handler adds, by name."""
+    counts: Counter[str] = Counter()
+
+    def add_metric(name: str, unit: Any, value: float) -> None:
+        counts[name] += int(value)
+
+    monkeypatch.setattr(metrics, "add_metric", add_metric)
+    return counts
+
+
+def test_a_tag_storm_is_bounded_by_max_groups_and_empty_groups_free_their_place(
+    aws: None, no_backoff: None, load_event: Loader, emitted: Counter[str]
+) -> None:
+    world = World(MAX_GROUPS="20", EMPTY_GROUP_WINDOW_DAYS="30")
+    [instance] = world.launch(None)
+    # 70 re-tags of one instance: every value a new group (before: 50 windows, then quota errors)
+    outcomes = []
+    for n in range(70):
+        world.ec2.create_tags(Resources=[instance], Tags=[{"Key": "PatchGroup", "Value": f"storm-{n}"}])
+        world.log.reset()
+        result = handle(tag_event(load_event, f"storm-{n}"), world.reconciler)
+        assert result["ok"]
+        [outcome] = result["groups"]
+        outcomes.append(outcome["status"])
+        if outcome["status"] == "rejected":
+            assert outcome["reasons"] == [
+                "20 patch groups are managed already and the stack's MaxGroups is 20"
+            ]
+            assert world.log.count("ssm", writes=True) == 0  # no SSM resource touched
+    assert outcomes == ["converged"] * 20 + ["rejected"] * 50
+    assert len(world.windows()) == 20
+    assert emitted["GroupsRejected"] == 50 and emitted["GroupsConverged"] == 20
+    # A real group now waits for a place: rejected with the reason, not a quota error
+    world.launch("web")
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "rejected"
+    # The storm's groups are reported empty, and their windows kept for EmptyGroupWindowDays ...
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    statuses = Counter(g["status"] for g in result["groups"])
+    # (storm-0..19 were admitted; the instance now carries storm-69, which was rejected)
+    assert statuses["empty"] == 69 and len(world.windows()) == 20
+    # ... after which they are removed, their places freed, and the real group gets its window
+    world.reconciler.clock = lambda: time.time() + 31 * 86400
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert Counter(g["status"] for g in result["groups"])["deleted"] == 69
+    assert world.windows() == []
+    result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    by_group = {g["group"]: g["status"] for g in result["groups"]}
+    assert by_group["web"] == "converged" and by_group["storm-69"] == "converged"
+    assert sorted(w["Name"] for w in world.windows()) == ["TagPatch-storm-69", "TagPatch-web"]
+
+
+def test_ssm_quota_exhausted_is_a_refusal_with_its_reason_not_a_retry_storm(
+    world: World, load_event: Loader, emitted: Counter[str]
+) -> None:
+    # Another team's windows fill the account's quota (3 here; 50 by default) but one place
+    fake_ssm.set_window_quota(3)
+    for n in range(2):
+        world.ssm.create_maintenance_window(
+            Name=f"other-team-{n}",
+            Schedule="rate(1 day)",
+            Duration=2,
+            Cutoff=1,
+            AllowUnassociatedTargets=False,
+        )
+    world.launch("web")
+    world.launch("db")
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "converged"
+    fake_ssm.reset_calls()
+    world.log.reset()
+    # Before the fix: ResourceLimitExceededException escaped, Lambda retried the event, then the DLQ.
+    result = handle(tag_event(load_event, "db"), world.reconciler)
+    assert result["ok"]
+    [outcome] = result["groups"]
+    assert outcome["status"] == "rejected"
+    assert "ResourceLimitExceededException" in outcome["reasons"][0]
+    assert fake_ssm.CALLS.count("CreateMaintenanceWindow") == 1  # not retried
+    assert world.log.count("ssm", writes=True) == 1  # the refused create, nothing else
+    assert world.record("db")["status"] == "rejected"
+    assert emitted["GroupsRejected"] == 1
+    # The scheduled run tries once more per group, and refuses again the same way
+    fake_ssm.reset_calls()
+    scheduled = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+    assert {g["group"]: g["status"] for g in scheduled["groups"]} == {"db": "rejected", "web": "converged"}
+    assert fake_ssm.CALLS.count("CreateMaintenanceWindow") == 1
+
+
+def test_a_name_outside_the_allow_list_is_rejected_before_any_call(
+    aws: None, no_backoff: None, load_event: Loader, emitted: Counter[str]
+) -> None:
+    world = World(GROUP_NAME_PATTERN="(web|db)(-[a-z0-9]+)?")
+    world.log.reset()
+    result = handle(tag_event(load_event, "storm-1"), world.reconciler)
+    [outcome] = result["groups"]
+    assert outcome["status"] == "rejected"
+    assert outcome["reasons"] == [
+        "PatchGroup value does not match the stack's GroupNamePattern '(web|db)(-[a-z0-9]+)?'"
+    ]
+    assert world.log.calls == []
+    assert emitted["GroupsRejected"] == 1
+    world.launch("web-1")
+    assert handle(tag_event(load_event, "web-1"), world.reconciler)["groups"][0]["status"] == "converged"
+
+
+def test_a_claim_retried_after_a_lost_answer_is_counted_once(world: World) -> None:
+    groups = world.make_reconciler().groups
+    assert groups.claim("web", "web", 2) is None
+    assert groups.claim("web", "web", 2) is None  # the retry: ours already, not counted again
+    assert groups.claim("db", "db", 2) is None
+    assert (
+        groups.claim("app", "app", 2) == "2 patch groups are managed already and the stack's MaxGroups is 2"
+    )
+    assert groups.claim("impostor", "web", None) == "its slug 'web' is claimed by patch group 'web'"
+    groups.unclaim("impostor", "web")  # not the holder: nothing given up
+    groups.unclaim("db", "db")
+    groups.unclaim("db", "db")  # twice: still one place freed
+    assert groups.claim("app", "app", 2) is None
+    assert [record.group for record in groups.all()] == []  # the claims item is no group
+
+
+# --- upgrade: groups whose slug changed when names ending like a hashed slug got hashed too ---
+
+DATED = "web-2024061501"  # safe, so its own slug under naming rule 1; ends like a hashed slug
+DATED_OVERRIDE = {"schedule": "cron(0 2 ? * TUE#2 *)", "scanSchedule": "cron(0 1 ? * SAT *)"}
+
+
+def write_state_of_rule_1(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """GroupsTable and SSM as TagPatch at 789e50b left them for DATED and its override: its
+    reconcile, with that commit's naming rule, then the record stripped to that commit's shape."""
+    legacy_path = put_override(world, DATED, DATED_OVERRIDE)  # at <prefix>web-2024061501
+    world.launch(DATED)
+    with monkeypatch.context() as old:
+        old.setattr(naming, "group_slug", naming.legacy_group_slug)
+        old.setattr(naming, "group_tag_value", naming.legacy_group_tag_value)
+        assert handle(tag_event(load_event, DATED), world.reconciler)["groups"][0]["status"] == "converged"
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": DATED}},
+        UpdateExpression="REMOVE admitted_slug, #names, legacy_slug",
+        ExpressionAttributeNames={"#names": "names"},
+    )
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "#tagpatch:claims"}})
+    # What 789e50b wrote: names, tags and record slug all the bare group name
+    ids = {}
+    for role, suffix, task in (("install", "", "patch"), ("scan", "-scan", "scan")):
+        made = assert_single_bundle(world, f"TagPatch-{DATED}{suffix}")
+        window_id = made["window"]["WindowId"]
+        assert window_tags(world, window_id) == {
+            "tagpatch:stack": STACK,
+            "tagpatch:group": DATED,
+            "tagpatch:window": role,
+        }
+        assert made["target"]["Name"] == f"TagPatch-{DATED}-target{suffix}"
+        assert made["task"]["Name"] == f"TagPatch-{DATED}-{task}"
+        ids[role] = window_id
+    record = world.record(DATED)
+    assert record["slug"] == DATED and {r: w["window_id"] for r, w in record["windows"].items()} == ids
+    assert "admitted_slug" not in record and "names" not in record
+    ids["legacy_path"] = legacy_path
+    return ids
+
+
+def assert_migrated(world: World, old: dict[str, str]) -> None:
+    """One window per role, the old ones renamed and re-tagged (same ids), override applied."""
+    slug = naming.group_slug(DATED)
+    assert slug != DATED and slug == world.record(DATED)["slug"]
+    assert len(world.windows()) == 2
+    for role, suffix, task in (("install", "", "patch"), ("scan", "-scan", "scan")):
+        made = assert_single_bundle(world, f"TagPatch-{slug}{suffix}")
+        assert made["window"]["WindowId"] == old[role]  # adopted, not made again
+        assert window_tags(world, old[role]) == {
+            "tagpatch:stack": STACK,
+            "tagpatch:group": slug,
+            "tagpatch:window": role,
+        }
+        assert made["target"]["Name"] == f"TagPatch-{slug}-target{suffix}"
+        assert made["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [DATED]}]
+        assert made["task"]["Name"] == f"TagPatch-{slug}-{task}"
+    assert world.window_named(f"TagPatch-{slug}")["Schedule"] == DATED_OVERRIDE["schedule"]
+    assert world.window_named(f"TagPatch-{slug}-scan")["Schedule"] == DATED_OVERRIDE["scanSchedule"]
+
+
+def legacy_reason(world: World) -> str:
+    return (
+        f"settings read from the legacy path {PREFIX}{DATED}; move them to "
+        f"{world.reconciler.override_name(DATED)} (docs/parameters.md)"
+    )
+
+
+@pytest.mark.parametrize("trigger", ["tag event", "scheduled run"])
+def test_a_group_whose_slug_changed_keeps_its_windows_and_settings_on_upgrade(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch, trigger: str
+) -> None:
+    old = write_state_of_rule_1(world, load_event, monkeypatch)
+    world.log.reset()
+    # Before the fix: a second pair of windows named TagPatch-web-2024061501-43f424716d with the
+    # stack's default schedule, next to the old pair; both patched (and rebooted) the instances.
+    event = (
+        tag_event(load_event, DATED) if trigger == "tag event" else load_event("reconciler-scheduled.json")
+    )
+    [outcome] = handle(event, world.reconciler)["groups"]
+    assert outcome["status"] == "converged", outcome
+    assert_migrated(world, old)
+    assert outcome["reasons"] == [legacy_reason(world)]
+    ops = world.log.ops("ssm")
+    # The one-time migration: per window one AddTagsToResource and one UpdateMaintenanceWindow
+    # (name), a target and a task renamed; no window, target or task made, none deleted
+    assert ops["AddTagsToResource"] == 2 and ops["UpdateMaintenanceWindow"] == 2
+    assert ops["UpdateMaintenanceWindowTarget"] == 2 and ops["UpdateMaintenanceWindowTask"] == 2
+    assert world.log.count("ssm", writes=True) == 8
+    assert not {"CreateMaintenanceWindow", "DeleteMaintenanceWindow"} & set(ops)
+    record = world.record(DATED)
+    assert (record["names"], record["legacy_slug"]) == (naming.NAMES_VERSION, DATED)
+    # Converged since: nothing written on either trigger, the override still applied and reported
+    for again in (tag_event(load_event, DATED), load_event("reconciler-scheduled.json")):
+        world.log.reset()
+        [outcome] = handle(again, world.reconciler)["groups"]
+        assert outcome["status"] in {"unchanged", "converged"}
+        assert outcome["reasons"] == [legacy_reason(world)]
+        assert world.log.count("ssm", writes=True) == 0
+    assert_migrated(world, old)
+    # An edit at the legacy path still applies (its event names the group)
+    schedule = "cron(0 4 ? * WED *)"
+    put_override(world, DATED, {**DATED_OVERRIDE, "schedule": schedule})
+    [outcome] = handle(settings_event(load_event, old["legacy_path"]), world.reconciler)["groups"]
+    assert outcome["status"] == "converged"
+    assert world.window_named(f"TagPatch-{naming.group_slug(DATED)}")["Schedule"] == schedule
+    # Moved as docs/parameters.md says: the new path wins, the legacy one is no longer read
+    moved = put_override(world, naming.group_slug(DATED), DATED_OVERRIDE)
+    world.ssm.delete_parameter(Name=old["legacy_path"])
+    [outcome] = handle(settings_event(load_event, moved), world.reconciler)["groups"]
+    assert (outcome["status"], outcome["reasons"]) == ("converged", [])
+    assert world.record(DATED)["legacy_slug"] == ""
+    assert_migrated(world, old)
+    world.log.reset()
+    handle(tag_event(load_event, DATED), world.reconciler)
+    assert world.log.ops("ssm") == {"GetParameter": 1}  # the converged tag event's budget again
+
+
+def test_an_upgrade_stopped_between_retag_and_rename_converges_on_the_next_run(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = write_state_of_rule_1(world, load_event, monkeypatch)
+    gateway = world.reconciler.ssm
+    real_update = gateway.update_window
+
+    def crash(params: dict[str, Any]) -> None:
+        raise RuntimeError("Lambda timed out")
+
+    monkeypatch.setattr(gateway, "update_window", crash)
+    with pytest.raises(RuntimeError, match="Lambda timed out"):  # the event is retried by Lambda
+        handle(tag_event(load_event, DATED), world.reconciler)
+    assert world.record(DATED)["status"] == "failed"
+    # the install window now carries today's tag but the old name
+    assert window_tags(world, old["install"])["tagpatch:group"] == naming.group_slug(DATED)
+    monkeypatch.setattr(gateway, "update_window", real_update)
+    [outcome] = handle(load_event("reconciler-scheduled.json"), world.reconciler)["groups"]
+    assert outcome["status"] == "converged", outcome
+    assert_migrated(world, old)
+
+
+def test_an_attacker_named_like_an_old_slug_gets_no_window_or_settings_of_the_victim(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The victim's windows and override were made by 789e50b under the legacy slug
+    ``Prod-DB-90a2e279c2``; after the upgrade the attacker tags an instance with that value."""
+    put_override(world, naming.legacy_group_slug(VICTIM), {"schedule": "cron(0 2 ? * TUE#2 *)"})
+    world.launch(VICTIM)
+    with monkeypatch.context() as old:
+        old.setattr(naming, "group_slug", naming.legacy_group_slug)
+        old.setattr(naming, "group_tag_value", naming.legacy_group_tag_value)
+        handle(tag_event(load_event, VICTIM), world.reconciler)
+    [victim_window] = [w["WindowId"] for w in world.windows()]
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": VICTIM}},
+        UpdateExpression="REMOVE admitted_slug, #names, legacy_slug",
+        ExpressionAttributeNames={"#names": "names"},
+    )
+    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "#tagpatch:claims"}})
+    assert naming.legacy_group_slug(ATTACKER) == naming.legacy_group_slug(VICTIM)
+    assert naming.legacy_group_tag_value(ATTACKER) == naming.legacy_group_tag_value(VICTIM)
+    world.launch(ATTACKER)
+    [outcome] = handle(tag_event(load_event, ATTACKER), world.reconciler)["groups"]
+    assert (outcome["status"], outcome["reasons"]) == ("converged", [])
+    attacker = assert_single_bundle(world, f"TagPatch-{naming.group_slug(ATTACKER)}")
+    assert attacker["window"]["WindowId"] != victim_window
+    assert attacker["window"]["Schedule"] == "cron(0 3 ? * SUN *)"  # the stack default, not the victim's
+    for _ in range(2):
+        result = handle(load_event("reconciler-scheduled.json"), world.reconciler)
+        assert {g["group"]: g["status"] for g in result["groups"]} == {
+            VICTIM: "converged",
+            ATTACKER: "converged",
+        }
+    victim = assert_single_bundle(world, f"TagPatch-{naming.group_slug(VICTIM)}")
+    assert victim["window"]["WindowId"] == victim_window
+    assert victim["window"]["Schedule"] == "cron(0 2 ? * TUE#2 *)"
+    assert victim["target"]["Targets"] == [{"Key": "tag:PatchGroup", "Values": [VICTIM]}]
+    assert len(world.windows()) == 2
+
+
+def test_a_group_whose_tag_changed_but_not_its_slug_is_re_tagged_on_upgrade(
+    world: World, load_event: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = "web prod-2024061501"  # hashed under both rules; tagged as is by rule 1 only
+    assert naming.legacy_group_slug(group) == naming.group_slug(group)
+    world.launch(group)
+    with monkeypatch.context() as old:
+        old.setattr(naming, "group_slug", naming.legacy_group_slug)
+        old.setattr(naming, "group_tag_value", naming.legacy_group_tag_value)
+        handle(tag_event(load_event, group), world.reconciler)
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": group}},
+        UpdateExpression="REMOVE admitted_slug, #names, legacy_slug",
+        ExpressionAttributeNames={"#names": "names"},
+    )
+    [window] = [w["WindowId"] for w in world.windows()]
+    assert window_tags(world, window)["tagpatch:group"] == group
+    # Before the fix the window was kept by name with rule 1's tag, which no later check accepts:
+    # emptied, the group could not delete it.
+    assert (
+        handle(load_event("reconciler-scheduled.json"), world.reconciler)["groups"][0]["status"]
+        == "converged"
+    )
+    assert [w["WindowId"] for w in world.windows()] == [window]
+    assert window_tags(world, window)["tagpatch:group"] == naming.group_tag_value(group)
+    assert world.record(group)["names"] == naming.NAMES_VERSION
