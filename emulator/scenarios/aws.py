@@ -120,6 +120,19 @@ class World:
     def windows(self) -> list[dict[str, Any]]:
         return list(self.ssm.describe_maintenance_windows()["WindowIdentities"])
 
+    def plant_window(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """A daily window made behind TagPatch's back (by hand, another team, an attacker); its id."""
+        return str(
+            self.ssm.create_maintenance_window(
+                Name=name,
+                Schedule="rate(1 day)",
+                Duration=2,
+                Cutoff=1,
+                AllowUnassociatedTargets=False,
+                Tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
+            )["WindowId"]
+        )
+
     def window_named(self, name: str) -> dict[str, Any]:
         found = [w for w in self.windows() if w["Name"] == name]
         assert len(found) == 1, f"{len(found)} windows named {name}"

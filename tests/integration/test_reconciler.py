@@ -236,18 +236,9 @@ def test_crash_after_window_creation_adopts_it_without_duplicate(world: World, l
 
 def test_duplicate_windows_and_foreign_tasks_are_removed(world: World, load_event: Loader) -> None:
     made = converge(world, load_event)
-    world.ssm.create_maintenance_window(
-        Name="TagPatch-web",
-        Schedule="rate(1 day)",
-        Duration=2,
-        Cutoff=1,
-        AllowUnassociatedTargets=False,
-        Tags=[
-            {"Key": "tagpatch:stack", "Value": STACK},
-            {"Key": "tagpatch:group", "Value": "web"},
-            {"Key": "tagpatch:window", "Value": "install"},
-        ],
-    )["WindowId"]
+    world.plant_window(
+        "TagPatch-web", {"tagpatch:stack": STACK, "tagpatch:group": "web", "tagpatch:window": "install"}
+    )
     world.ssm.register_task_with_maintenance_window(
         WindowId=made["window"]["WindowId"],
         TaskArn="AWS-RunShellScript",

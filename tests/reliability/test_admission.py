@@ -221,18 +221,10 @@ def test_two_values_whose_slugs_collide_never_share_a_window(world: World, load_
 
 def test_a_window_tagged_for_another_group_is_never_adopted(world: World, load_event: Loader) -> None:
     # A window with this group's name, this stack's and role's tags, but another group's tag
-    planted = world.ssm.create_maintenance_window(
-        Name="TagPatch-web",
-        Schedule="rate(1 day)",
-        Duration=2,
-        Cutoff=1,
-        AllowUnassociatedTargets=False,
-        Tags=[
-            {"Key": "tagpatch:stack", "Value": STACK},
-            {"Key": "tagpatch:group", "Value": "someone-else"},
-            {"Key": "tagpatch:window", "Value": "install"},
-        ],
-    )["WindowId"]
+    planted = world.plant_window(
+        "TagPatch-web",
+        {"tagpatch:stack": STACK, "tagpatch:group": "someone-else", "tagpatch:window": "install"},
+    )
     world.launch("web")
     handle(tag_event(load_event, "web"), world.reconciler)
     assert len(world.windows()) == 2
@@ -325,13 +317,7 @@ def test_ssm_quota_exhausted_is_a_refusal_with_its_reason_not_a_retry_storm(
     # Another team's windows fill the account's quota (3 here; 50 by default) but one place
     fake_ssm.set_window_quota(3)
     for n in range(2):
-        world.ssm.create_maintenance_window(
-            Name=f"other-team-{n}",
-            Schedule="rate(1 day)",
-            Duration=2,
-            Cutoff=1,
-            AllowUnassociatedTargets=False,
-        )
+        world.plant_window(f"other-team-{n}")
     world.launch("web")
     world.launch("db")
     assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "converged"
