@@ -474,6 +474,10 @@ def _what_happened(printer: Printer, emulator: Emulator, flows: Flows, result: D
         f"{len(failures)} failure alert(s) and {len(result.emails) - len(failures)} compliance digest "
         f"to {ALERT_EMAIL}",
     )
+    if result.forged_publish:
+        printer.outcome(
+            "forged result", f"a forged Success published to NotificationTopic: {result.forged_publish}"
+        )
     denied = [access for usage in result.usage for access in usage.denied]
     dlqs = sorted(r.logical_id for r in deployment.of_type("AWS::SQS::Queue") if r.logical_id.endswith("DLQ"))
     dead_letters = sum(flows.queue_depth(queue) for queue in dlqs)

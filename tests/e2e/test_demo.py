@@ -26,6 +26,7 @@ FLOWS = (
     "window runs",
     "compliance snapshot",
     "alerts e-mailed",
+    "forged result",
     "health",
     "least privilege",
 )
@@ -108,6 +109,10 @@ def test_the_demo_leads_with_one_line_per_flow(runs: dict[bool, tuple[demo.DemoR
     assert summary["invalid override"].startswith("Batch Jobs refused - duration")
     assert summary["compliance snapshot"].startswith("71.43% (5 of 7 instances)")
     assert summary["alerts e-mailed"].startswith("2 failure alert(s) and 1 compliance digest")
+    assert summary["forged result"] == (
+        "a forged Success published to NotificationTopic: "
+        "denied by NotificationTopic's topic policy (AuthorizationError)"
+    )
     assert summary["health"].startswith("0 failed invocations, 0 denied requests, 0 dead letters")
     assert text.index("== How it ran") < text.index("== Patch groups")
 
