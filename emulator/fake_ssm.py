@@ -15,6 +15,11 @@ Fixed (moto 5.2 behaviour -> real API behaviour):
   creation time; rejects ``Cutoff >= Duration`` and ``ScheduleOffset`` on non-cron schedules; and
   enforces the per-account quota of maintenance windows (50 by default, :func:`set_window_quota`)
   with SSM's ``ResourceLimitExceededException`` (moto had no quota at all).
+* ``RegisterTaskWithMaintenanceWindow``/``RegisterTargetWithMaintenanceWindow`` enforce the
+  per-window quotas of tasks (20, :func:`set_task_quota`) and targets (100,
+  :func:`set_target_quota`), and both it and ``UpdateMaintenanceWindowTask`` the quota of targets
+  per task (10, :func:`set_targets_per_task_quota`), with ``ResourceLimitExceededException``
+  (moto had none).
 * ``GetMaintenanceWindow`` returns ``AllowUnassociatedTargets``, the real ``Enabled``,
   ``CreatedDate`` and ``ModifiedDate``.
 * ``DescribeMaintenanceWindows``/``Targets``/``Tasks`` page with ``MaxResults`` (10-100, default 50)
@@ -33,7 +38,8 @@ Fixed (moto 5.2 behaviour -> real API behaviour):
 
 Test helpers: :func:`seed_instance_patch_state`, :func:`make_instance_patch_state`,
 :func:`clear_patch_states`, :func:`inject_faults`, :func:`clear_faults`, :data:`CALLS`,
-:func:`reset_calls`, :func:`set_window_quota`, :func:`install`, :func:`reset`.
+:func:`reset_calls`, :func:`set_window_quota`, :func:`set_task_quota`, :func:`set_target_quota`,
+:func:`set_targets_per_task_quota`, :func:`install`, :func:`reset`.
 """
 
 from __future__ import annotations
@@ -77,6 +83,9 @@ __all__ = [
     "reset",
     "reset_calls",
     "seed_instance_patch_state",
+    "set_target_quota",
+    "set_targets_per_task_quota",
+    "set_task_quota",
     "set_window_quota",
 ]
 
@@ -107,6 +116,14 @@ FAULT_STATUS: Final[dict[str, int]] = {
 #: https://docs.aws.amazon.com/general/latest/gr/ssm.html#limits_ssm), adjustable per account.
 DEFAULT_WINDOW_QUOTA: Final = 50
 
+#: Per-window quotas, same page, "Service quotas for Maintenance Windows" table
+#: (https://docs.aws.amazon.com/general/latest/gr/ssm.html#maintenance-windows):
+#: "Tasks per maintenance window: 20", "Targets per maintenance window: 100",
+#: "Targets per task: 10".
+DEFAULT_TASK_QUOTA: Final = 20
+DEFAULT_TARGET_QUOTA: Final = 100
+DEFAULT_TARGETS_PER_TASK_QUOTA: Final = 10
+
 
 class _SharedState:
     """State shared by every import of this module (kept on the moto response class)."""
@@ -117,6 +134,9 @@ class _SharedState:
         self.faults: dict[str, deque[str]] = {}
         self.seeded_backends: list[SimpleSystemManagerBackend] = []
         self.window_quota = DEFAULT_WINDOW_QUOTA
+        self.task_quota = DEFAULT_TASK_QUOTA
+        self.target_quota = DEFAULT_TARGET_QUOTA
+        self.targets_per_task_quota = DEFAULT_TARGETS_PER_TASK_QUOTA
         self.installed = False
 
 
@@ -169,6 +189,55 @@ def set_window_quota(quota: int) -> None:
     :data:`DEFAULT_WINDOW_QUOTA`."""
     with _STATE.lock:
         _STATE.window_quota = quota
+
+
+def set_task_quota(quota: int) -> None:
+    """Let each maintenance window hold at most ``quota`` tasks; :func:`reset` restores
+    :data:`DEFAULT_TASK_QUOTA`."""
+    with _STATE.lock:
+        _STATE.task_quota = quota
+
+
+def set_target_quota(quota: int) -> None:
+    """Let each maintenance window hold at most ``quota`` registered targets; :func:`reset` restores
+    :data:`DEFAULT_TARGET_QUOTA`."""
+    with _STATE.lock:
+        _STATE.target_quota = quota
+
+
+def set_targets_per_task_quota(quota: int) -> None:
+    """Let each task refer to at most ``quota`` targets; :func:`reset` restores
+    :data:`DEFAULT_TARGETS_PER_TASK_QUOTA`."""
+    with _STATE.lock:
+        _STATE.targets_per_task_quota = quota
+
+
+def _check_task_quota(window: FakeMaintenanceWindow) -> None:
+    if len(window.tasks) >= _STATE.task_quota:
+        raise _ResourceLimitExceeded(
+            f"Tasks per maintenance window limit exceeded: maintenance window {window.id} has "
+            f"{len(window.tasks)} tasks, the maximum allowed is {_STATE.task_quota}."
+        )
+
+
+def _check_target_quota(window: FakeMaintenanceWindow) -> None:
+    if len(window.targets) >= _STATE.target_quota:
+        raise _ResourceLimitExceeded(
+            f"Targets per maintenance window limit exceeded: maintenance window {window.id} has "
+            f"{len(window.targets)} targets, the maximum allowed is {_STATE.target_quota}."
+        )
+
+
+def _check_targets_per_task(targets: Any) -> None:
+    """A task's targets are the values of its ``Targets`` entries (window target ids or instance
+    ids). botocore's model caps the entries at 5 (``Targets``: max 5), so the quota of 10 counts
+    the values, not the entries."""
+    count = sum(len(entry.get("Values") or []) for entry in targets or [])
+    if count > _STATE.targets_per_task_quota:
+        raise _ResourceLimitExceeded(
+            f"Targets per task limit exceeded: the task refers to {count} targets, the maximum "
+            f"allowed is {_STATE.targets_per_task_quota}."
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,6 +526,12 @@ def _update_maintenance_window_target(self: SimpleSystemManagerResponse) -> Acti
     return ActionResult(_target_fields(target))
 
 
+def _register_target_with_maintenance_window(self: SimpleSystemManagerResponse) -> ActionResult:
+    params = _params(self)
+    _check_target_quota(_window(_backend(self), params.get("WindowId", "")))
+    return _ORIGINALS["register_target_with_maintenance_window"](self)  # type: ignore[no-any-return]
+
+
 def _targets_referencing(window: FakeMaintenanceWindow, target_id: str) -> list[str]:
     users = []
     for task in window.tasks.values():
@@ -518,6 +593,8 @@ def _register_task_with_maintenance_window(self: SimpleSystemManagerResponse) ->
         params.get("MaxConcurrency"),
         params.get("MaxErrors"),
     )
+    _check_task_quota(window)
+    _check_targets_per_task(params.get("Targets"))
     result = _ORIGINALS["register_task_with_maintenance_window"](self)
     task = window.tasks[result.result["WindowTaskId"]]
     task.tagpatch_alarm_configuration = params.get("AlarmConfiguration")  # type: ignore[attr-defined]
@@ -576,6 +653,11 @@ def _update_maintenance_window_task(self: SimpleSystemManagerResponse) -> Action
         elif replace:
             new[name] = None
     _check_rate_control(task.window_task_id, new["Targets"], new["MaxConcurrency"], new["MaxErrors"])
+    # botocore's model lists only DoesNotExistException and InternalServerError for
+    # UpdateMaintenanceWindowTask; the quota still binds (a task can never refer to more targets
+    # than the quota), so the fake refuses with the service's quota error, which every botocore
+    # client parses as ``ResourceLimitExceededException`` (the service's exceptions are shared).
+    _check_targets_per_task(new["Targets"])
     for name, attr in _TASK_FIELDS.items():
         setattr(task, attr, new[name])
     return ActionResult(_task_fields(task, _TASK_FIELDS))
@@ -952,6 +1034,7 @@ _WRAPPED: Final[dict[str, Callable[..., Any]]] = {
     "call_action": _call_action,
     "create_maintenance_window": _create_maintenance_window,
     "register_task_with_maintenance_window": _register_task_with_maintenance_window,
+    "register_target_with_maintenance_window": _register_target_with_maintenance_window,
 }
 _REPLACED: Final[dict[str, Callable[..., Any]]] = {
     "get_maintenance_window": _get_maintenance_window,
@@ -987,8 +1070,11 @@ def install() -> None:
 
 
 def reset() -> None:
-    """Clear seeded patch states, pending faults and the call log."""
+    """Clear seeded patch states, pending faults and the call log; restore AWS's default quotas."""
     clear_patch_states()
     clear_faults()
     reset_calls()
     set_window_quota(DEFAULT_WINDOW_QUOTA)
+    set_task_quota(DEFAULT_TASK_QUOTA)
+    set_target_quota(DEFAULT_TARGET_QUOTA)
+    set_targets_per_task_quota(DEFAULT_TARGETS_PER_TASK_QUOTA)
