@@ -619,6 +619,11 @@ def test_works_under_threaded_moto_server(no_backoff: None) -> None:
         with pytest.raises(ClientError) as err:
             client.get_maintenance_window_task(WindowId=window_id, WindowTaskId=UNKNOWN_UUID)
         assert _code(err) == "DoesNotExistException"
+        fake_ssm.set_target_quota(1)  # the per-window quotas answer over HTTP as SSM does
+        _target(client, window_id)
+        with pytest.raises(client.exceptions.ResourceLimitExceededException) as limit:
+            _target(client, window_id)
+        _refused(limit, "Targets per maintenance window", 1)
         client.delete_maintenance_window(WindowId=window_id)
     finally:
         server.stop()
@@ -645,3 +650,136 @@ def test_the_window_quota_is_50_by_default(ssm: Any) -> None:
     with pytest.raises(ClientError) as err:
         _window(ssm, "win50")
     assert _code(err) == "ResourceLimitExceededException"
+
+
+# ---------------------------------------------------------------------------- per-window quotas
+
+
+def _refused(err: pytest.ExceptionInfo[ClientError], limit: str, quota: int) -> None:
+    """SSM's quota error: ResourceLimitExceededException, HTTP 400, a message naming the limit."""
+    error = err.value.response
+    assert error["Error"]["Code"] == "ResourceLimitExceededException"
+    assert limit in error["Error"]["Message"]
+    assert f"maximum allowed is {quota}." in error["Error"]["Message"]
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def _task_ids(ssm: Any, window_id: str) -> list[str]:
+    tasks = ssm.describe_maintenance_window_tasks(WindowId=window_id, MaxResults=100)["Tasks"]
+    return [t["WindowTaskId"] for t in tasks]
+
+
+def _target_ids(ssm: Any, window_id: str) -> list[str]:
+    targets = ssm.describe_maintenance_window_targets(WindowId=window_id, MaxResults=100)["Targets"]
+    return [t["WindowTargetId"] for t in targets]
+
+
+def test_the_tasks_per_window_quota_is_enforced_with_ssms_error(ssm: Any) -> None:
+    fake_ssm.set_task_quota(3)
+    window_id = _window(ssm)
+    target_id = _target(ssm, window_id)
+    made = [_task(ssm, window_id, target_id, Priority=i) for i in range(3)]  # the 3rd fits exactly
+    with pytest.raises(ssm.exceptions.ResourceLimitExceededException) as err:
+        _task(ssm, window_id, target_id, Priority=3)
+    _refused(err, "Tasks per maintenance window", 3)
+    assert _task_ids(ssm, window_id) == made  # the refusal left nothing behind
+    other = _window(ssm, "patch-db")  # the quota is per window
+    _task(ssm, other, _target(ssm, other))
+    ssm.deregister_task_from_maintenance_window(WindowId=window_id, WindowTaskId=made[0])
+    replacement = _task(ssm, window_id, target_id, Priority=3)  # deregistering frees a place
+    assert _task_ids(ssm, window_id) == [*made[1:], replacement]
+
+
+def test_the_targets_per_window_quota_is_enforced_with_ssms_error(ssm: Any) -> None:
+    fake_ssm.set_target_quota(3)
+    window_id = _window(ssm)
+    made = [_target(ssm, window_id, owner=f"team-{i}") for i in range(3)]
+    with pytest.raises(ssm.exceptions.ResourceLimitExceededException) as err:
+        _target(ssm, window_id, owner="team-3")
+    _refused(err, "Targets per maintenance window", 3)
+    assert _target_ids(ssm, window_id) == made
+    other = _window(ssm, "patch-db")
+    _target(ssm, other)
+    ssm.deregister_target_from_maintenance_window(WindowId=window_id, WindowTargetId=made[1])
+    replacement = _target(ssm, window_id, owner="team-3")
+    assert _target_ids(ssm, window_id) == [made[0], made[2], replacement]
+
+
+def test_the_per_window_quotas_default_to_20_tasks_and_100_targets(ssm: Any) -> None:
+    window_id = _window(ssm)
+    targets = [_target(ssm, window_id, owner=f"team-{i}") for i in range(100)]
+    with pytest.raises(ClientError) as err:
+        _target(ssm, window_id, owner="team-100")
+    _refused(err, "Targets per maintenance window", 100)
+    tasks = [_task(ssm, window_id, targets[i], Priority=i) for i in range(20)]
+    with pytest.raises(ClientError) as err:
+        _task(ssm, window_id, targets[20], Priority=20)
+    _refused(err, "Tasks per maintenance window", 20)
+    # Below the quotas moto's own behaviour is unchanged: every registration is listed as sent
+    described = ssm.describe_maintenance_window_targets(WindowId=window_id, MaxResults=100)["Targets"]
+    assert [(t["WindowTargetId"], t["OwnerInformation"]) for t in described] == [
+        (target_id, f"team-{i}") for i, target_id in enumerate(targets)
+    ]
+    described_tasks = ssm.describe_maintenance_window_tasks(WindowId=window_id, MaxResults=100)["Tasks"]
+    assert [(t["WindowTaskId"], t["Priority"], t["Targets"]) for t in described_tasks] == [
+        (task_id, i, [{"Key": "WindowTargetIds", "Values": [targets[i]]}]) for i, task_id in enumerate(tasks)
+    ]
+
+
+def _window_targets(ssm: Any, window_id: str, count: int) -> list[dict[str, Any]]:
+    ids = [_target(ssm, window_id, owner=f"team-{i}") for i in range(count)]
+    return [{"Key": "WindowTargetIds", "Values": ids}]
+
+
+def test_the_targets_per_task_quota_holds_at_register_and_update(ssm: Any) -> None:
+    window_id = _window(ssm)
+    ten = _window_targets(ssm, window_id, 10)
+    eleven = [{"Key": "WindowTargetIds", "Values": [*ten[0]["Values"], _target(ssm, window_id)]}]
+    task_id = _task(ssm, window_id, "unused", Targets=ten)  # 10 by default: the 10th fits
+    with pytest.raises(ssm.exceptions.ResourceLimitExceededException) as err:
+        _task(ssm, window_id, "unused", Targets=eleven)
+    _refused(err, "Targets per task", 10)
+    assert _task_ids(ssm, window_id) == [task_id]
+    with pytest.raises(ssm.exceptions.ResourceLimitExceededException) as err:
+        ssm.update_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id, Targets=eleven)
+    _refused(err, "Targets per task", 10)
+    got = ssm.get_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id)
+    assert got["Targets"] == ten  # the refused update changed nothing
+    # Targets are counted across entries, whatever their key
+    split = [
+        {"Key": "WindowTargetIds", "Values": ten[0]["Values"][:5]},
+        {"Key": "InstanceIds", "Values": [_instance(n) for n in range(6)]},
+    ]
+    with pytest.raises(ClientError) as err:
+        _task(ssm, window_id, "unused", Targets=split)
+    _refused(err, "Targets per task", 10)
+    # Dropping a target frees a place for another one
+    nine = [{"Key": "WindowTargetIds", "Values": ten[0]["Values"][:9]}]
+    ssm.update_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id, Targets=nine)
+    other_ten = [{"Key": "WindowTargetIds", "Values": [*nine[0]["Values"], eleven[0]["Values"][10]]}]
+    out = ssm.update_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id, Targets=other_ten)
+    assert out["Targets"] == other_ten
+
+
+def test_the_targets_per_task_quota_can_be_set(ssm: Any) -> None:
+    fake_ssm.set_targets_per_task_quota(2)
+    window_id = _window(ssm)
+    two = _window_targets(ssm, window_id, 2)
+    task_id = _task(ssm, window_id, "unused", Targets=two)
+    three = [{"Key": "WindowTargetIds", "Values": [*two[0]["Values"], _target(ssm, window_id)]}]
+    with pytest.raises(ClientError) as err:
+        ssm.update_maintenance_window_task(WindowId=window_id, WindowTaskId=task_id, Targets=three)
+    _refused(err, "Targets per task", 2)
+
+
+def test_reset_restores_the_default_quotas(ssm: Any) -> None:
+    fake_ssm.set_window_quota(1)
+    fake_ssm.set_task_quota(1)
+    fake_ssm.set_target_quota(1)
+    fake_ssm.set_targets_per_task_quota(1)
+    fake_ssm.reset()
+    window_id = _window(ssm)
+    _window(ssm, "patch-db")
+    targets = _window_targets(ssm, window_id, 2)
+    _task(ssm, window_id, "unused", Targets=targets)
+    _task(ssm, window_id, "unused", Targets=targets)
