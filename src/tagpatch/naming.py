@@ -50,16 +50,22 @@ def _hashed_slug(group: str) -> str:
     return f"{readable}-{digest}" if readable else f"g-{digest}"
 
 
+def _names(slug: str, *, scan: bool) -> tuple[str, str, str]:
+    """The window, target and task names of the install (or scan) window of the group ``slug``."""
+    base, suffix = f"{WINDOW_PREFIX}{slug}", SCAN_SUFFIX if scan else ""
+    return f"{base}{suffix}", f"{base}-target{suffix}", f"{base}-{'scan' if scan else 'patch'}"
+
+
 def window_name(group: str, *, scan: bool = False) -> str:
-    return f"{WINDOW_PREFIX}{group_slug(group)}{SCAN_SUFFIX if scan else ''}"
+    return _names(group_slug(group), scan=scan)[0]
 
 
-def target_name(group: str) -> str:
-    return f"{WINDOW_PREFIX}{group_slug(group)}-target"
+def target_name(group: str, *, scan: bool = False) -> str:
+    return _names(group_slug(group), scan=scan)[1]
 
 
 def task_name(group: str, *, scan: bool = False) -> str:
-    return f"{WINDOW_PREFIX}{group_slug(group)}-{'scan' if scan else 'patch'}"
+    return _names(group_slug(group), scan=scan)[2]
 
 
 #: Characters of SSM's tag-value and patch-group rule ``^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$``, besides
@@ -83,12 +89,7 @@ def group_tag_value(group: str) -> str:
 
 def legacy_names(group: str, *, scan: bool = False) -> tuple[str, str, str]:
     """The window, target and task names naming rule 1 gave ``group``'s install or scan window."""
-    base = f"{WINDOW_PREFIX}{legacy_group_slug(group)}"
-    return (
-        f"{base}{SCAN_SUFFIX if scan else ''}",
-        f"{base}-target{SCAN_SUFFIX if scan else ''}",
-        f"{base}-{'scan' if scan else 'patch'}",
-    )
+    return _names(legacy_group_slug(group), scan=scan)
 
 
 def legacy_group_tag_value(group: str) -> str:

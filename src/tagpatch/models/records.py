@@ -147,6 +147,11 @@ class BatchMerge:
     failures: dict[RunStatus, set[str]] = field(default_factory=dict)
 
 
+#: Groups-table keys TagPatch keeps for itself (slug claims, the admission count): no patch group
+#: may be named so (the reconciler refuses it) and no reader takes them for a group.
+RESERVED_PREFIX = "#tagpatch:"
+
+
 @dataclass
 class GroupRecord:
     """What the reconciler last made for one patch group (an item of the groups table)."""

@@ -25,11 +25,10 @@ import re
 import unicodedata
 
 from tagpatch import naming
+from tagpatch.models.records import RESERVED_PREFIX
 from tagpatch.reconciler.settings import GroupSettings
 
 MAX_NAME = 256
-#: Groups-table keys TagPatch keeps for itself (slug claims, the admission count).
-RESERVED_PREFIX = "#tagpatch:"
 
 
 def _shown(char: str) -> str:

@@ -382,19 +382,15 @@ class Reconciler:
         record.reasons = []
         return Outcome(spec.group, status, actions=run.done)
 
-    def _is_ours(self, tags: dict[str, str], group: str, role: str | None = None) -> bool:
-        """Whether a window's tags say it is ``group``'s (and ``role``'s) in this stack."""
+    def _is_ours(
+        self, tags: dict[str, str], group: str, role: str | None = None, *, legacy: bool = False
+    ) -> bool:
+        """Whether a window's tags say it is ``group``'s (and ``role``'s) in this stack, as today's
+        naming rule tags it (``legacy``: as naming rule 1 tagged it)."""
+        group_tag = naming.legacy_group_tag_value(group) if legacy else naming.group_tag_value(group)
         return (
             tags.get(OWNER_TAG) == self.config.stack_name
-            and tags.get(GROUP_TAG) == naming.group_tag_value(group)
-            and (role is None or tags.get(ROLE_TAG) == role)
-        )
-
-    def _is_legacy_ours(self, tags: dict[str, str], group: str, role: str | None = None) -> bool:
-        """Whether a window's tags are those naming rule 1 gave ``group``'s (and ``role``'s)."""
-        return (
-            tags.get(OWNER_TAG) == self.config.stack_name
-            and tags.get(GROUP_TAG) == naming.legacy_group_tag_value(group)
+            and tags.get(GROUP_TAG) == group_tag
             and (role is None or tags.get(ROLE_TAG) == role)
         )
 
@@ -421,7 +417,7 @@ class Reconciler:
                 tags = self.ssm.window_tags(recorded_id)
                 if self._is_ours(tags, group, bundle.role):
                     owned.append(recorded)  # re-tagged already, by an attempt that stopped since
-                elif self._is_legacy_ours(tags, group, bundle.role):
+                elif self._is_ours(tags, group, bundle.role, legacy=True):
                     owned.append(recorded)
                     retag = True
             # A window named as this group's is its own (a slug is claimed by one group only);
@@ -463,7 +459,10 @@ class Reconciler:
             # leaves a window tagged as today's rule says, which the next one adopts and renames.
             action = Action("tag_window", role, "window tagged under naming rule 1", window_id)
             run.run(action, partial(ssm.tag_window, window_id, dict(bundle.window.tags)))
-        _, legacy_target, legacy_task = naming.legacy_names(group, scan=role == "scan")
+        # An older naming rule's target and task names are this group's too (renamed as drift).
+        _, legacy_target, legacy_task = (
+            naming.legacy_names(group, scan=role == "scan") if legacy else (None, None, None)
+        )
         for action in step.actions:
             if action.kind == "create_window":
                 params = bundle.window.create_params(run.client_token(role, "window"))
@@ -477,7 +476,7 @@ class Reconciler:
                 run.run(action, partial(ssm.delete_window, str(action.resource_id)))
 
         targets = [] if created else ssm.targets(window_id)
-        tstep = plan_target(bundle.target, role, targets, legacy_target if legacy else None)
+        tstep = plan_target(bundle.target, role, targets, legacy_target)
         target_id = tstep.keep_id or ""
         later: list[Action] = []
         for action in tstep.actions:
@@ -492,7 +491,7 @@ class Reconciler:
         tasks: list[dict[str, Any]] = []
         if not created:
             tasks = [task for tid in ssm.task_ids(window_id) if (task := ssm.get_task(window_id, tid))]
-        kstep = plan_task(bundle.task, role, tasks, target_id or None, legacy_task if legacy else None)
+        kstep = plan_task(bundle.task, role, tasks, target_id or None, legacy_task)
         task_id = kstep.keep_id or ""
         for action in kstep.actions:
             if action.kind == "register_task":
@@ -526,7 +525,7 @@ class Reconciler:
 
     def _tagged_ours(self, window_id: str, group: str, legacy: bool) -> bool:
         tags = self.ssm.window_tags(window_id)
-        return self._is_ours(tags, group) or (legacy and self._is_legacy_ours(tags, group))
+        return self._is_ours(tags, group) or (legacy and self._is_ours(tags, group, legacy=True))
 
     def _converge_baseline(self, spec: GroupSpec, record: GroupRecord, run: _Executor) -> None:
         wanted, recorded = spec.patch_baseline_id or "", record.baseline_id

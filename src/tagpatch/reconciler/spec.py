@@ -245,7 +245,7 @@ def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name:
                 tags=((OWNER_TAG, stack_name), (GROUP_TAG, _group_tag_value(group)), (ROLE_TAG, role)),
             ),
             target=TargetSpec(
-                name=naming.target_name(group) + ("-scan" if scan else ""),
+                name=naming.target_name(group, scan=scan),
                 description=settings.target_description
                 or naming.short_text(f"Instances tagged {tag_key}={shown}", 128),
                 owner_information=settings.target_owner_information,
