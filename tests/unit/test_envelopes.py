@@ -1,15 +1,14 @@
 """Our EventBridge, SQS record and SNS notification envelopes: the samples in events/, refusals with a
 reason, and the same verdict as Powertools' parser models on every required field.
 
-Powertools' models are imported here only, as the reference the handlers no longer import. The SQS
-and SNS envelopes are dataclasses checked by hand (the collector imports no pydantic): ``_validate``
-reads either kind, and the parity tests compare their verdicts and values with Powertools' models.
+Powertools' models are imported here only, as the reference the handlers no longer import: ours
+are small pydantic models of our own, and the parity tests compare their verdicts and values with
+Powertools' models.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
-from tagpatch.models.base import Invalid
+from tagpatch.models.base import Invalid, Model
 from tagpatch.models.envelopes import SnsNotificationModel, SqsRecordModel
 from tagpatch.models.eventbridge import EventBridgeEvent, ScheduledEventBase
 
@@ -60,9 +59,6 @@ SQS_RECORDS = {
 SNS_NOTIFICATIONS = {name: json.loads(record["body"]) for name, record in SQS_RECORDS.items()}
 
 
-Model = type[BaseModel] | type[SqsRecordModel] | type[SnsNotificationModel]
-
-
 class Refused(Exception):
     """Either kind of refusal: the (location, "missing" or the message) of each problem."""
 
@@ -71,12 +67,12 @@ class Refused(Exception):
         self.problems = problems
 
 
-def _validate(model: Model, data: Any) -> Any:
-    """``data`` as ``model`` (a pydantic model, or one of our dataclass envelopes), or :class:`Refused`."""
+def _validate(model: type[BaseModel], data: Any) -> Any:
+    """``data`` as ``model`` (ours through its ``parse``, Powertools' directly), or :class:`Refused`."""
     try:
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            return model.model_validate(data)
-        return model.parse(data)
+        if issubclass(model, Model):
+            return model.parse(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise Refused(
             [(e["loc"], "missing" if e["type"] == "missing" else e["msg"]) for e in error.errors()]
@@ -87,21 +83,14 @@ def _validate(model: Model, data: Any) -> Any:
         ) from error
 
 
-def _accepts(model: Model, data: Any) -> Any:
+def _accepts(model: type[BaseModel], data: Any) -> Any:
     try:
         return _validate(model, copy.deepcopy(data))  # Powertools' SNS model edits its input
     except Refused:
         return None
 
 
-def _required(model: Model) -> list[str]:
-    if dataclasses.is_dataclass(model):
-        return [
-            field.name
-            for field in dataclasses.fields(model)
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        ]
-    assert issubclass(model, BaseModel)
+def _required(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items() if field.is_required()]
 
 
@@ -117,22 +106,12 @@ def _with(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, 
     return changed
 
 
-def _is_model(value: Any) -> bool:
-    return isinstance(value, BaseModel) or (dataclasses.is_dataclass(value) and not isinstance(value, type))
-
-
-def _names(value: Any) -> list[str]:
-    if isinstance(value, BaseModel):
-        return list(type(value).model_fields)
-    return [field.name for field in dataclasses.fields(value)]
-
-
-def _assert_same_values(ours: Any, theirs: BaseModel) -> None:
-    for name in _names(ours):
+def _assert_same_values(ours: BaseModel, theirs: BaseModel) -> None:
+    for name in type(ours).model_fields:
         mine, reference = getattr(ours, name), getattr(theirs, name)
-        if _is_model(mine):
+        if isinstance(mine, BaseModel):
             _assert_same_values(mine, reference)
-        elif isinstance(mine, dict) and any(_is_model(value) for value in mine.values()):
+        elif isinstance(mine, dict) and any(isinstance(value, BaseModel) for value in mine.values()):
             assert mine.keys() == reference.keys(), name
             for key, value in mine.items():
                 _assert_same_values(value, reference[key])
@@ -194,7 +173,7 @@ def test_the_sqs_records_and_their_sns_notifications_are_accepted(name: str) -> 
 # --------------------------------------------------------------------------------------------
 # Refusals, with the field that is wrong
 # --------------------------------------------------------------------------------------------
-REFUSAL_SAMPLES: list[tuple[Model, dict[str, Any]]] = [
+REFUSAL_SAMPLES: list[tuple[type[BaseModel], dict[str, Any]]] = [
     (EventBridgeModel, EVENTBRIDGE_SAMPLES["reconciler-scheduled.json"]),
     (SqsRecordModel, SQS_RECORDS["collector-invocation-failed.json#0"]),
     (SnsNotificationModel, SNS_NOTIFICATIONS["collector-invocation-failed.json#0"]),
@@ -211,7 +190,7 @@ REFUSAL_SAMPLES: list[tuple[Model, dict[str, Any]]] = [
     ],
 )
 def test_a_missing_required_field_is_refused_naming_it(
-    model: Model, sample: dict[str, Any], field: str
+    model: type[BaseModel], sample: dict[str, Any], field: str
 ) -> None:
     # Given a sample without one required field
     data = {key: value for key, value in sample.items() if key != field}
@@ -272,7 +251,7 @@ def test_the_scheduler_empty_detail_string_is_an_empty_detail_for_the_scheduler_
 # --------------------------------------------------------------------------------------------
 # The same verdict as Powertools on every required field
 # --------------------------------------------------------------------------------------------
-def _assert_parity(ours: Model, theirs: type[BaseModel], variants: Iterator[dict[str, Any]]) -> int:
+def _assert_parity(ours: type[BaseModel], theirs: type[BaseModel], variants: Iterator[dict[str, Any]]) -> int:
     checked = 0
     for data in variants:
         mine, reference = _accepts(ours, data), _accepts(theirs, data)

@@ -55,6 +55,10 @@ def client(service: str) -> Any:
     return bounded(factory.client(service, config=RETRY_CONFIG))
 
 
+#: The error code of a DynamoDB write whose condition did not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
 def error_code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))

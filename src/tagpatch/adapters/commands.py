@@ -28,7 +28,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tagpatch import naming
-from tagpatch.adapters.clients import client, error_code
+from tagpatch.adapters.clients import CONDITION_FAILED, client, error_code
 from tagpatch.models.records import (
     AlertClaim,
     BatchMerge,
@@ -51,7 +51,6 @@ BY_GROUP = "ByGroup"
 # Failed instance ids kept per command (for alert de-duplication); ~20 bytes each, twice (failed
 # and alerted), well inside DynamoDB's 400 KB item limit. Beyond it failures are only counted.
 MAX_TRACKED_FAILURES = 5000
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 # The invocation write, fixed text (one per notification, the collector's hot path): status,
 # rank and time for the ordering condition (:func:`tagpatch.collector.supersedes`), the index keys
@@ -229,7 +228,7 @@ class CommandStatusTable:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error_code(error) != _CONDITION_FAILED:
+            if error_code(error) != CONDITION_FAILED:
                 raise
             return WriteOutcome(False, _status(_plain(_failed_item(error)).get("status")))
         return WriteOutcome(True, _status(_plain(response.get("Attributes")).get("status")))
@@ -273,7 +272,7 @@ class CommandStatusTable:
                 **expr.params(),
             )
         except ClientError as error:
-            if error_code(error) != _CONDITION_FAILED:
+            if error_code(error) != CONDITION_FAILED:
                 raise
             return CommandWrite(False, state_from_item(_failed_item(error)))
         return CommandWrite(True, state_from_item(response["Attributes"]))
@@ -283,7 +282,7 @@ class CommandStatusTable:
         try:
             return self._merge(merge, now, expires_at, track=True)
         except ClientError as error:
-            if error_code(error) != _CONDITION_FAILED:
+            if error_code(error) != CONDITION_FAILED:
                 raise
         return self._merge(merge, now, expires_at, track=False)
 
@@ -377,7 +376,7 @@ class CommandStatusTable:
                 **expr.params(),
             )
         except ClientError as error:
-            if error_code(error) == _CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return None
             raise
         return AlertClaim(lapsed=lease in response.get("Attributes", {}))
@@ -388,16 +387,15 @@ class CommandStatusTable:
         expr.conditions.append(f"{expr.n(lease)} = {expr.v(lease_until)}")
         self._conditional(command_id, expr)
 
-    def mark_alerted(self, command_id: str, instance_ids: Iterable[str], *, command_alert: bool) -> None:
-        ids = set(instance_ids)
-        if not ids and not command_alert:
-            return
+    def commit_command_alert(self, command_id: str, instance_ids: Iterable[str]) -> None:
+        """Record a published Command-level summary, in one write: sent (never again), the
+        instances it listed, its lease gone."""
         expr = _Expression()
+        ids = set(instance_ids)
         if ids:
             expr.add("alerted_ids", ids)
-        if command_alert:
-            expr.set("command_alert_sent", True)
-            expr.remove("command_alert_lease")
+        expr.set("command_alert_sent", True)
+        expr.remove("command_alert_lease")
         self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
 
     def set_flush(self, command_id: str, *, due: float) -> None:
@@ -409,7 +407,7 @@ class CommandStatusTable:
         try:
             self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
         except ClientError as error:
-            if error_code(error) == _CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True

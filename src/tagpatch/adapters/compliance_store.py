@@ -33,7 +33,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tagpatch.adapters.clients import client, error_code
+from tagpatch.adapters.clients import CONDITION_FAILED, client, error_code
 from tagpatch.reporter.compliance import GroupTotals, InstanceRow
 
 BATCH_WRITE_LIMIT = 25
@@ -268,7 +268,7 @@ class ComplianceStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True

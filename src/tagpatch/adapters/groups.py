@@ -7,13 +7,14 @@ go. A crashed holder's lease expires, so nothing stays stuck.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from tagpatch.adapters.clients import client, error_code
-from tagpatch.models.records import GroupRecord
+from tagpatch.adapters.clients import CONDITION_FAILED, client, error_code
+from tagpatch.models.records import RESERVED_PREFIX, GroupRecord
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -21,9 +22,6 @@ _DESERIALIZER = TypeDeserializer()
 # differences: an invocation cannot outlive the lease it took, so a lease is only ever taken over
 # from a dead holder. The reconciler also checks the lease before each SSM write.
 LEASE_SECONDS = 360
-#: Keys TagPatch keeps for itself; the reconciler refuses group names starting with it
-#: (:data:`tagpatch.reconciler.admission.RESERVED_PREFIX`).
-RESERVED_PREFIX = "#tagpatch:"
 #: One item holding, for every admitted group, an attribute ``slug:<slug>`` = group, and
 #: ``admitted``, their number: one conditional UpdateItem claims a slug and checks the number of
 #: admitted groups atomically, so neither a shared slug nor a group over the limit can slip in.
@@ -56,20 +54,9 @@ def record_from_item(item: dict[str, Any]) -> GroupRecord:
 
 def record_state(record: GroupRecord) -> dict[str, Any]:
     """Every attribute but the key and the lease, ready for an update."""
-    return {
-        "slug": record.slug,
-        "status": record.status,
-        "fingerprint": record.fingerprint,
-        "windows": record.windows,
-        "baseline_id": record.baseline_id,
-        "reasons": record.reasons,
-        "instance_count": record.instance_count,
-        "empty_since": record.empty_since,
-        "updated_at": record.updated_at,
-        "admitted_slug": record.admitted_slug,
-        "names": record.names,
-        "legacy_slug": record.legacy_slug,
-    }
+    state = asdict(record)
+    del state["group"]
+    return state
 
 
 def _key(group: str) -> dict[str, Any]:
@@ -115,7 +102,7 @@ class GroupsRepository:
             )
             return None
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise
             old: Any = error.response.get("Item")
             item: dict[str, Any] = dict(old) if old else self._claims_item()
@@ -142,7 +129,7 @@ class GroupsRepository:
                 ExpressionAttributeValues={":g": {"S": group}, ":minus_one": {"N": "-1"}},
             )
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise  # else not ours (any more): nothing to give up
 
     def acquire(self, group: str, owner: str, now: int) -> GroupRecord | None:
@@ -165,7 +152,7 @@ class GroupsRepository:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return None
             raise
         return record_from_item(response["Attributes"])
@@ -181,7 +168,7 @@ class GroupsRepository:
                 ExpressionAttributeValues={":yes": {"BOOL": True}, ":now": {"N": str(now)}},
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True
@@ -205,7 +192,7 @@ class GroupsRepository:
                 ExpressionAttributeValues={**values, ":owner": {"S": owner}},
             )
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise
             if self._already_saved(record):
                 return True  # our earlier attempt applied; only its response was lost
@@ -257,7 +244,7 @@ class GroupsRepository:
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
         except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise
             raise LeaseLost(group) from error
 

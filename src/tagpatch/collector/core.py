@@ -292,7 +292,7 @@ class CollectorBatch:
                 repeat=entry.command_alert_repeat,
                 release=lambda: store.release_command_alert(entry.command_id, lease_until=lease),
             )
-            store.mark_alerted(entry.command_id, [f.instance_id for f in held], command_alert=True)
+            store.commit_command_alert(entry.command_id, [f.instance_id for f in held])
             self.report.counters["CommandAlertsPublished"] += 1
             return
         if not held:
@@ -352,7 +352,7 @@ class CollectorBatch:
         command_status: RunStatus | None = None,
         instance_ids: tuple[str, ...] = (),
         repeat: bool = False,
-        release: Callable[[], None] | None = None,
+        release: Callable[[], None],
     ) -> None:
         """Publish the alert; when the publish fails, count it (``AlertPublishFailures``, which the
         stack alarms on), give the claim back with ``release`` and raise, so that the messages
@@ -388,11 +388,10 @@ class CollectorBatch:
                 "alert publish failed; its slot stays unused and its messages are retried",
                 extra={"commandId": state.command_id, "instances": len(held)},
             )
-            if release is not None:
-                try:
-                    release()
-                except Exception:  # the lease then lapses on its own
-                    logger.exception("alert claim not released", extra={"commandId": state.command_id})
+            try:
+                release()
+            except Exception:  # the lease then lapses on its own
+                logger.exception("alert claim not released", extra={"commandId": state.command_id})
             raise
         logger.info(
             "alert published",
