@@ -35,6 +35,9 @@ MAX_RERUNS = 5
 WRITE_RESERVE_SECONDS = 70
 # The scheduled reconcile starts no group with less than this left of the invocation.
 START_RESERVE_SECONDS = 90
+# Groups per reconcile-queue message of the scheduled run (SSM's 20 tasks per window: one shared
+# window's groups in one message, so the window is read once).
+BATCH_GROUPS = 20
 
 
 class OutOfTime(RuntimeError):
@@ -584,6 +587,68 @@ class Reconciler:
                 outcomes += self._hand_on([name for name, _ in plan[index:]])
                 break
             outcomes.append(self._safely(group, work))
+        return outcomes
+
+    # the reconcile queue ----------------------------------------------------------------------
+    def plan_run(self, only: set[str] | None = None) -> list[dict[str, Any]]:
+        """The scheduled run as reconcile-queue messages (JSON objects), verified by consumers:
+        ``{"kind": "verify", "groups": {group: instances}, "empty": [group, ...],
+        "overrides": {group: text}, "legacy": {group: text}}``, at most :data:`BATCH_GROUPS`
+        groups each. ``only``: just these groups (the sweep)."""
+        sizes = self.ec2.group_sizes(self.config.tag_key)
+        overrides = self.ssm.parameters_under(self.config.group_settings_prefix)
+        known = {record.group: record for record in self.groups.all()}
+        wanted: list[tuple[str, int | None]] = [
+            (group, sizes[group]) for group in sorted(sizes) if only is None or group in only
+        ]
+        for group, record in sorted(known.items()):
+            if group in sizes or (only is not None and group not in only):
+                continue
+            reported = record.status == "deleted" or (
+                record.status == "empty" and not self._delete_when_empty(record)
+            )
+            if only is None and reported:
+                continue
+            wanted.append((group, None))
+        messages: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), BATCH_GROUPS):
+            chunk = wanted[start : start + BATCH_GROUPS]
+            body: dict[str, Any] = {"kind": "verify", "groups": {}, "empty": []}
+            body.update(overrides={}, legacy={})
+            for group, count in chunk:
+                if count is None:
+                    body["empty"].append(group)
+                    continue
+                body["groups"][group] = count
+                if (text := overrides.get(self.override_name(group))) is not None:
+                    body["overrides"][group] = text
+                legacy = self._legacy_slug(known.get(group))
+                if legacy and (old := overrides.get(f"{self.config.group_settings_prefix}{legacy}")):
+                    body["legacy"][group] = old
+            messages.append(body)
+        return messages
+
+    def run_message(self, body: dict[str, Any]) -> list[Outcome]:
+        """Carry out one reconcile-queue message of :meth:`plan_run` (``kind`` "verify"), or one
+        group's (``{"kind": "group", "group": name, "verify": bool}``)."""
+        if body.get("kind") == "group":
+            return [self.reconcile_group(str(body["group"]), verify=bool(body.get("verify", True)))]
+        outcomes: list[Outcome] = []
+        overrides, legacy = body.get("overrides", {}), body.get("legacy", {})
+        for group, count in body.get("groups", {}).items():
+            work: Callable[[], Outcome] = partial(
+                self.reconcile_group,
+                group,
+                verify=True,
+                override_text=overrides.get(group),
+                instance_count=int(count),
+                legacy_override_text=legacy.get(group),
+            )
+            outcomes.append(self._safely(group, work))
+        for group in body.get("empty", []):
+            record = self.groups.get(group)
+            if record is not None:
+                outcomes.append(self._safely(group, partial(self.handle_empty_group, record)))
         return outcomes
 
     def reconcile_pending(self) -> list[Outcome]:
