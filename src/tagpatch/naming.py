@@ -56,6 +56,12 @@ def _names(slug: str, *, scan: bool) -> tuple[str, str, str]:
     return f"{base}{suffix}", f"{base}-target{suffix}", f"{base}-{'scan' if scan else 'patch'}"
 
 
+def member_names(slug: str, *, scan: bool = False) -> tuple[str, str]:
+    """The target and task names of the group ``slug`` in a shared window (install or scan)."""
+    _, target, task = _names(slug, scan=scan)
+    return target, task
+
+
 def window_name(group: str, *, scan: bool = False) -> str:
     return _names(group_slug(group), scan=scan)[0]
 

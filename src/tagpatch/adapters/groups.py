@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tagpatch.adapters.clients import CONDITION_FAILED, client, error_code
+from tagpatch.adapters.placements import PlacementStore
 from tagpatch.models.records import RESERVED_PREFIX, GroupRecord
 
 _SERIALIZER = TypeSerializer()
@@ -63,7 +64,7 @@ def _key(group: str) -> dict[str, Any]:
     return {"group": {"S": group}}
 
 
-class GroupsRepository:
+class GroupsRepository(PlacementStore):
     lease_seconds = LEASE_SECONDS
 
     def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:

@@ -44,6 +44,11 @@ class SsmGateway:
             Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
         )
 
+    def untag_window(self, window_id: str, keys: list[str]) -> None:
+        self._ssm.remove_tags_from_resource(
+            ResourceType="MaintenanceWindow", ResourceId=window_id, TagKeys=keys
+        )
+
     def get_window(self, window_id: str) -> dict[str, Any] | None:
         try:
             return dict(self._ssm.get_maintenance_window(WindowId=window_id))
@@ -96,11 +101,11 @@ class SsmGateway:
                 raise
 
     # tasks ---------------------------------------------------------------------------------
-    def task_ids(self, window_id: str) -> list[str]:
+    def tasks(self, window_id: str) -> list[dict[str, Any]]:
         pages = self._ssm.get_paginator("describe_maintenance_window_tasks").paginate(
             WindowId=window_id, PaginationConfig={"PageSize": 100}
         )
-        return [task["WindowTaskId"] for page in pages for task in page.get("Tasks", [])]
+        return [task for page in pages for task in page.get("Tasks", [])]
 
     def get_task(self, window_id: str, task_id: str) -> dict[str, Any] | None:
         try:
@@ -139,19 +144,24 @@ class SsmGateway:
         return {p["Name"]: p["Value"] for page in pages for p in page.get("Parameters", [])}
 
     # patch baselines -----------------------------------------------------------------------
-    def baselines_of(self, group: str) -> set[str]:
-        # Listed whole and matched here: the API documents NAME_PREFIX only with baseline-like
-        # sample values, so filtering on the group name server-side is not something to rely on.
-        pages = self._ssm.get_paginator("describe_patch_groups").paginate(PaginationConfig={"PageSize": 100})
-        return {
-            mapping["BaselineIdentity"]["BaselineId"]
-            for page in pages
-            for mapping in page.get("Mappings", [])
-            if mapping.get("PatchGroup") == group
-        }
+    def groups_of_baseline(self, baseline_id: str) -> set[str]:
+        # One read per baseline, whatever the number of groups (DescribePatchGroups would list
+        # every mapping of the account for each group).
+        try:
+            return set(self._ssm.get_patch_baseline(BaselineId=baseline_id).get("PatchGroups", []))
+        except ClientError as error:
+            if error_code(error) in _GONE:
+                return set()
+            raise
 
     def register_baseline(self, baseline_id: str, group: str) -> None:
-        self._ssm.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=group)
+        try:
+            self._ssm.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=group)
+        except ClientError as error:
+            if error_code(error) == "ResourceLimitExceededException":  # 25 patch groups per baseline
+                message = error.response.get("Error", {}).get("Message", "")
+                raise QuotaExceeded(f"ResourceLimitExceededException: {message}") from error
+            raise
 
     def deregister_baseline(self, baseline_id: str, group: str) -> None:
         try:

@@ -62,10 +62,25 @@ class ReconcilerConfig(Environment):
     # Admission (issue 12 item 2): SSM's default quota is 50 maintenance windows per account and
     # Region, shared with every other team (Service Quotas, "Systems Manager endpoints and
     # quotas": https://docs.aws.amazon.com/general/latest/gr/ssm.html).
-    max_groups: int = Field(default=20, ge=1, le=200, alias="MAX_GROUPS")
+    max_groups: int = Field(default=1000, ge=1, le=100_000, alias="MAX_GROUPS")
+    # Issue 13: windows are shared by groups with equal window settings, within SSM's quotas
+    # (same page): 50 windows per account, 20 tasks and 100 targets per window, 25 patch groups
+    # per patch baseline, 5 window executions at once. Stack parameters with AWS's defaults, for
+    # an account whose quotas were raised (or that other teams' windows share).
+    max_windows: int = Field(default=50, ge=1, le=10_000, alias="MAX_WINDOWS")
+    max_tasks_per_window: int = Field(default=20, ge=1, le=1000, alias="MAX_TASKS_PER_WINDOW")
+    max_targets_per_window: int = Field(default=100, ge=1, le=10_000, alias="MAX_TARGETS_PER_WINDOW")
+    max_groups_per_baseline: int = Field(default=25, ge=1, le=10_000, alias="MAX_GROUPS_PER_BASELINE")
+    concurrent_executions: int = Field(default=5, ge=1, le=1000, alias="CONCURRENT_WINDOW_EXECUTIONS")
+    stagger_slots: int = Field(default=0, ge=0, le=48, alias="STAGGER_SLOTS")
     group_name_pattern: str = Field(default="", max_length=1024, alias="GROUP_NAME_PATTERN")
     empty_group_window_days: int = Field(default=30, ge=0, le=3650, alias="EMPTY_GROUP_WINDOW_DAYS")
     defaults: GroupSettings
+
+    @property
+    def window_capacity(self) -> int:
+        """Groups per shared window: each takes one task and one target of it."""
+        return min(self.max_tasks_per_window, self.max_targets_per_window)
 
     @field_validator("group_name_pattern")
     @classmethod

@@ -7,9 +7,11 @@ groups table), and converges from any state SSM is in: missing, half-made, dupli
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -20,10 +22,23 @@ from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
 from tagpatch.reconciler.admission import name_problems, pattern_problem
 from tagpatch.reconciler.config import ReconcilerConfig
-from tagpatch.reconciler.plan import Action, plan_target, plan_task, plan_window
+from tagpatch.reconciler.placement import NoRoom, Placement, choose, member_of, split_place
+from tagpatch.reconciler.plan import Action, plan_target, plan_task
 from tagpatch.reconciler.ports import QuotaExceeded
+from tagpatch.reconciler.reads import CachedSsm
 from tagpatch.reconciler.settings import GroupSettings, InvalidSettings, parse_override
-from tagpatch.reconciler.spec import GROUP_TAG, OWNER_TAG, ROLE_TAG, GroupSpec, WindowBundle, build_spec
+from tagpatch.reconciler.spec import (
+    GROUP_TAG,
+    KEY_TAG,
+    OWNER_TAG,
+    ROLE_TAG,
+    SIBLING_TAG,
+    GroupSpec,
+    WindowBundle,
+    WindowKey,
+    WindowSpec,
+    build_spec,
+)
 
 if TYPE_CHECKING:
     from tagpatch.reconciler.ports import Fleet, Groups, Ssm
@@ -35,6 +50,13 @@ MAX_RERUNS = 5
 WRITE_RESERVE_SECONDS = 70
 # The scheduled reconcile starts no group with less than this left of the invocation.
 START_RESERVE_SECONDS = 90
+# Conditional writes of the placement item lost to another reconcile before giving up (re-read
+# and chosen again each time).
+PLACE_ATTEMPTS = 8
+# Making a shared window: the lease of whoever makes it, and how long another waits for it.
+WINDOW_LEASE_SECONDS = 120
+WINDOW_WAIT_SECONDS = 20
+WINDOW_POLL_SECONDS = 1.0
 # Groups per reconcile-queue message of the scheduled run (SSM's 20 tasks per window: one shared
 # window's groups in one message, so the window is read once).
 BATCH_GROUPS = 20
@@ -48,12 +70,36 @@ class LeaseExpiring(OutOfTime):
     """Our lease ends before the next SSM write could finish; another invocation may take it."""
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """Where one role of a group goes: ``place``, whether it is ``new`` (its window to be made),
+    the place it was in (``current``, left once the new one is converged) and every place it is
+    leaving."""
+
+    role: str
+    member: str
+    place: str
+    new: bool
+    current: str | None
+    leaving: set[str] = field(hash=False)
+
+
+def _noop() -> None:
+    return None
+
+
+def _key_facts(key: WindowKey) -> dict[str, Any]:
+    """The key as the placement item keeps it for reports (start collisions, the CLI)."""
+    return {"role": key.role, "schedule": key.schedule, "timezone": key.timezone, "offset": key.offset}
+
+
 @dataclass
 class Outcome:
     """What one reconcile of one group did; the handler logs it and turns it into metrics."""
 
     group: str
-    # converged | unchanged | refused | rejected | deferred | empty | deleted | skipped | planned
+    # converged | unchanged | refused | rejected | unplaced (no room within SSM's quotas) | deferred
+    # | empty | deleted | skipped | planned
     # | handed_on (out of time, queued for the sweep) | not_reached (out of time, not even queued)
     status: str
     actions: list[str] = field(default_factory=list)
@@ -110,6 +156,26 @@ class Reconciler:
         # context; None: no limit (the CLI, tests).
         self.deadline: float | None = None
         self._lease_ends: float | None = None
+        self.sleep: Callable[[float], None] = time.sleep
+        # Per message (or per direct call): the placement item as last read, the shared windows
+        # whose own settings were verified, and whether stale targets and tasks are cleaned out.
+        self._view: Placement | None = None
+        self._verified: set[str] = set()
+        self._cleaning = False
+        self._in_message = False
+
+    @contextmanager
+    def _message(self, *, cleaning: bool) -> Iterator[None]:
+        """One message's (or direct call's) worth of remembered reads; ``cleaning``: the scheduled
+        verification, which also takes stale targets and tasks out of the windows it reads."""
+        plain = self.ssm
+        self.ssm = CachedSsm(plain)
+        self._view, self._verified, self._cleaning, self._in_message = None, set(), cleaning, True
+        try:
+            yield
+        finally:
+            self.ssm = plain
+            self._view, self._verified, self._cleaning, self._in_message = None, set(), False, False
 
     # time ------------------------------------------------------------------------------------
     def _writer(self) -> _Executor:
@@ -172,6 +238,16 @@ class Reconciler:
     ) -> Outcome:
         """Converge ``group``. ``override_text``/``legacy_override_text``: its override at today's
         settings path and at its legacy one (:meth:`_legacy_slug`), if already read."""
+        if not self._in_message:
+            with self._message(cleaning=False):
+                return self.reconcile_group(
+                    group,
+                    verify=verify,
+                    dry_run=dry_run,
+                    override_text=override_text,
+                    instance_count=instance_count,
+                    legacy_override_text=legacy_override_text,
+                )
         notes: list[str] = []
         outcome = self._reconcile_group(
             group,
@@ -368,14 +444,21 @@ class Reconciler:
 
     # convergence -----------------------------------------------------------------------------
     def _converge(self, spec: GroupSpec, record: GroupRecord, run: _Executor, status: str) -> Outcome:
+        """Place every role of the group (DynamoDB only), then converge its target and task in each
+        place's shared window, then leave what it no longer uses; SSM writes only after placing."""
+        group, legacy = spec.group, self._migrating(record)
+        if problem := self._baseline_problem(spec, record):
+            return _unplaced(record, problem)
+        try:
+            places = self._place_all(spec, run.dry_run)
+        except NoRoom as error:
+            return _unplaced(record, str(error))
         windows: dict[str, dict[str, str]] = {}
-        legacy = self._migrating(record)
         for bundle in spec.bundles:
-            recorded = record.windows.get(bundle.role, {})
-            windows[bundle.role] = self._converge_bundle(bundle, recorded, run, legacy)
+            windows[bundle.role] = self._converge_bundle(bundle, places[bundle.role], record, run, legacy)
         for role, ids in record.windows.items():
             if role not in windows:
-                self._remove_bundle(role, ids, run, spec.group, legacy)
+                self._leave_role(role, ids, run, group, legacy)
         self._converge_baseline(spec, record, run)
         record.windows = windows
         record.names = naming.NAMES_VERSION
@@ -385,100 +468,229 @@ class Reconciler:
         record.reasons = []
         return Outcome(spec.group, status, actions=run.done)
 
-    def _is_ours(
-        self, tags: dict[str, str], group: str, role: str | None = None, *, legacy: bool = False
-    ) -> bool:
-        """Whether a window's tags say it is ``group``'s (and ``role``'s) in this stack, as today's
-        naming rule tags it (``legacy``: as naming rule 1 tagged it)."""
-        group_tag = naming.legacy_group_tag_value(group) if legacy else naming.group_tag_value(group)
-        return (
-            tags.get(OWNER_TAG) == self.config.stack_name
-            and tags.get(GROUP_TAG) == group_tag
-            and (role is None or tags.get(ROLE_TAG) == role)
+    def _placement(self, *, fresh: bool = False) -> Placement:
+        """The placement item, read once per message (every change of it is conditional, so a stale
+        read only costs a retry); ``fresh``: read it again."""
+        if fresh or self._view is None:
+            self._view = self.groups.read_placement()
+        return self._view
+
+    def _place_all(self, spec: GroupSpec, dry_run: bool) -> dict[str, _Placed]:
+        """Where each role of ``spec`` goes: its current place if that is of the role's key, else
+        the first sibling window with room, else a new window; all chosen before any is written, so
+        a group that does not fit is refused having changed nothing."""
+        stack, capacity = self.config.stack_name, self.config.window_capacity
+        for attempt in range(PLACE_ATTEMPTS):
+            view = self._placement(fresh=attempt > 0)
+            trial = copy.deepcopy(view)
+            chosen: dict[str, _Placed] = {}
+            for bundle in spec.bundles:
+                member = member_of(bundle.role, spec.slug)
+                key_id = bundle.key.key_id(stack)
+                current = trial.members.get(member)
+                leaving = set(trial.leaving.get(member, set()))
+                if current is not None and split_place(current)[0] == key_id:
+                    chosen[bundle.role] = _Placed(bundle.role, member, current, False, None, leaving)
+                    continue
+                describe = f"{bundle.role} schedule {bundle.key.schedule} ({bundle.key.timezone})"
+                choice = choose(trial, key_id, capacity, self.config.max_windows, describe)
+                trial.members[member] = choice.place
+                trial.counts[choice.place] = trial.counts.get(choice.place, 0) + 1
+                trial.windows += 1 if choice.new else 0
+                if current is not None:
+                    leaving.add(current)
+                chosen[bundle.role] = _Placed(bundle.role, member, choice.place, choice.new, current, leaving)
+            if dry_run:
+                return chosen
+            written = True
+            for placed in chosen.values():
+                if placed.place == view.members.get(placed.member):
+                    continue  # there already
+                bundle = next(b for b in spec.bundles if b.role == placed.role)
+                if not self.groups.place(
+                    placed.member,
+                    placed.place,
+                    new=placed.new,
+                    current=placed.current,
+                    capacity=capacity,
+                    max_windows=self.config.max_windows,
+                    key_id=bundle.key.key_id(stack),
+                    key=_key_facts(bundle.key),
+                ):
+                    written = False
+                    break
+                view.members[placed.member] = placed.place
+                view.counts[placed.place] = view.counts.get(placed.place, 0) + 1
+                view.windows += 1 if placed.new else 0
+                if placed.current is not None:
+                    view.leaving.setdefault(placed.member, set()).add(placed.current)
+            if written:
+                return chosen
+        raise RuntimeError(
+            f"the placement item changed under {PLACE_ATTEMPTS} attempts in a row; retried later"
         )
 
-    def _owned_windows(
-        self, bundle: WindowBundle, recorded_id: str | None, group: str, legacy: bool = False
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """This group's windows for ``bundle``, and whether the one recorded needs today's tags.
+    def _window_of(
+        self,
+        bundle: WindowBundle,
+        placed: _Placed,
+        private_id: str,
+        run: _Executor,
+        *,
+        group: str,
+        legacy: bool,
+    ) -> str:
+        """The id of ``placed``'s window: recorded in the placement item, or made (created, found
+        after a crash, or a group's own window of an older TagPatch adopted) under its lease."""
+        if window_id := self._placement().window_ids.get(placed.place):
+            return window_id
+        sibling = split_place(placed.place)[1]
+        spec = bundle.key.window(self.config.stack_name, sibling, self.config.window_capacity)
+        if run.dry_run:
+            if private_id:
+                run.run(Action("update_window", bundle.role, "adopted as a shared window", private_id), _noop)
+                return private_id
+            run.run(Action("create_window", bundle.role, "no window"), _noop)
+            return "(new window)"
+        owner, waited_until = uuid.uuid4().hex, self.clock() + WINDOW_WAIT_SECONDS
+        while True:
+            if self.groups.lease_window(placed.place, owner, int(self.clock()), WINDOW_LEASE_SECONDS):
+                window_id = self._make_window(spec, bundle.role, private_id, run, group=group, legacy=legacy)
+                if not self.groups.set_window(placed.place, window_id, owner):
+                    raise RuntimeError(f"lost the lease of window {spec.name} while making it")
+                self._placement().window_ids[placed.place] = window_id
+                return window_id
+            if window_id := self._placement(fresh=True).window_ids.get(placed.place):
+                return window_id
+            if self.clock() > waited_until:
+                raise RuntimeError(f"window {spec.name} is still being made by another invocation")
+            self.sleep(WINDOW_POLL_SECONDS)
 
-        The recorded window, if it is this group's, and every other window of this stack with the
-        bundle's name tagged for this group and role: looked up by name and tag even when a window
-        is recorded, because a window made by an invocation that lost its lease is recorded nowhere
-        and would otherwise patch the group a second time on every schedule. The planner keeps the
-        recorded one and deletes the others.
+    def _make_window(
+        self, spec: WindowSpec, role: str, private_id: str, run: _Executor, *, group: str, legacy: bool
+    ) -> str:
+        ssm = self.ssm
+        found = sorted(
+            window["WindowId"]
+            for window in ssm.find_windows(spec.name)
+            if self._shared_ours(ssm.window_tags(window["WindowId"]), spec)
+        )
+        if found:  # made by an invocation that stopped before recording it
+            for extra in found[1:]:
+                run.run(
+                    Action("delete_window", role, "duplicate window", extra),
+                    partial(ssm.delete_window, extra),
+                )
+            return str(found[0])
+        if private_id and self._tagged_ours(private_id, group, legacy) and ssm.get_window(private_id):
+            # The group's own window of an older TagPatch becomes the shared one: no new window
+            # (the quota may be full of them) and its target and task never stop existing.
+            reason = "the group's own window adopted as a shared window"
+            run.run(
+                Action("tag_window", role, reason, private_id),
+                partial(ssm.tag_window, private_id, dict(spec.tags)),
+            )
+            run.run(
+                Action("untag_window", role, reason, private_id),
+                partial(ssm.untag_window, private_id, [GROUP_TAG]),
+            )
+            run.run(
+                Action("update_window", role, reason, private_id),
+                partial(ssm.update_window, spec.update_params(private_id)),
+            )
+            return private_id
+        params = spec.create_params(run.client_token(role, f"window-{spec.name[-14:]}"))
+        window_id = str(
+            run.run(Action("create_window", role, "no window"), partial(ssm.create_window, params))
+        )
+        if not spec.enabled:  # CreateMaintenanceWindow has no Enabled; disable after
+            disable = Action("update_window", role, "window is paused by its settings", window_id)
+            run.run(disable, partial(ssm.update_window, spec.update_params(window_id)))
+        return window_id
 
-        ``legacy``: the record is an older TagPatch's (:meth:`_migrating`); its recorded window is
-        adopted if tagged as naming rule 1 tagged this group's, and then renamed and re-tagged.
-        Only the recorded window: one found by name is adopted only if tagged under today's rule.
-        """
-        owned: list[dict[str, Any]] = []
-        retag = False
-        recorded = self.ssm.get_window(recorded_id) if recorded_id else None
-        if recorded_id and recorded:
-            if legacy:
-                tags = self.ssm.window_tags(recorded_id)
-                if self._is_ours(tags, group, bundle.role):
-                    owned.append(recorded)  # re-tagged already, by an attempt that stopped since
-                elif self._is_ours(tags, group, bundle.role, legacy=True):
-                    owned.append(recorded)
-                    retag = True
-            # A window named as this group's is its own (a slug is claimed by one group only);
-            # any other (renamed by hand, or recorded before slugs were claimed) must say so.
-            elif recorded.get("Name") == bundle.window.name or self._is_ours(
-                self.ssm.window_tags(recorded_id), group, bundle.role
-            ):
-                owned.append(recorded)
-            if not owned:
+    def _shared_ours(self, tags: dict[str, str], spec: WindowSpec) -> bool:
+        wanted = dict(spec.tags)
+        return all(tags.get(key) == wanted[key] for key in (OWNER_TAG, ROLE_TAG, KEY_TAG, SIBLING_TAG))
+
+    def _verify_window(
+        self,
+        window_id: str,
+        bundle: WindowBundle,
+        placed: _Placed,
+        run: _Executor,
+        *,
+        group: str,
+        legacy: bool,
+    ) -> bool:
+        """Converge the shared window's own settings (once per message); False when it is gone."""
+        if window_id in self._verified or window_id == "(new window)":
+            return True
+        sibling = split_place(placed.place)[1]
+        spec = bundle.key.window(self.config.stack_name, sibling, self.config.window_capacity)
+        actual = self.ssm.get_window(window_id)
+        if actual is None:
+            if not run.dry_run:
                 logger.warning(
-                    "the recorded window is not this group's; leaving it alone",
-                    extra={"group": group, "window_id": recorded_id, "window_name": recorded.get("Name")},
+                    "a shared window was deleted outside TagPatch; making it again",
+                    extra={"window_id": window_id},
                 )
-        adopted = recorded_id if owned else None
-        for identity in self.ssm.find_windows(bundle.window.name):
-            if identity["WindowId"] == adopted:
-                continue
-            tags = self.ssm.window_tags(identity["WindowId"])
-            if not self._is_ours(tags, group, bundle.role):
-                logger.warning(
-                    "a window with TagPatch's name is not this group's in this stack; leaving it alone",
-                    extra={"window_id": identity["WindowId"], "window_name": bundle.window.name},
+                self.groups.drop_window(placed.place, window_id)
+                self._placement().window_ids.pop(placed.place, None)
+            return False
+        self._verified.add(window_id)
+        if drift := spec.drift(actual):
+            action = Action("update_window", bundle.role, "window drifted", window_id, tuple(drift))
+            run.run(action, partial(self.ssm.update_window, spec.update_params(window_id)))
+        if self._cleaning and not run.dry_run:
+            self._clean_window(window_id, placed.place, bundle.role, run, group=group, legacy=legacy)
+        return True
+
+    def _clean_window(
+        self, window_id: str, place: str, role: str, run: _Executor, *, group: str, legacy: bool
+    ) -> None:
+        """Deregister what is in a shared window but belongs to none of its groups (a group moved
+        or deleted by a run that stopped half-way, or something added by hand). Listed first and
+        the placement read after: a group registers only once placed, so nothing of a group that
+        is joining is taken for stale."""
+        targets, tasks = self.ssm.targets(window_id), self.ssm.tasks(window_id)
+        allowed: set[str] = set()
+        for member in self._placement(fresh=True).occupants(place):
+            member_role, _, slug = member.partition(":")
+            allowed.update(naming.member_names(slug, scan=member_role == "scan"))
+        if legacy:  # this group's own, named by naming rule 1 in the window it just adopted
+            allowed.update(naming.legacy_names(group, scan=role == "scan")[1:])
+        for task in tasks:
+            if task.get("Name") not in allowed:
+                action = Action(
+                    "deregister_task", role, "task of no group in this window", task["WindowTaskId"]
                 )
-                continue
-            if window := self.ssm.get_window(identity["WindowId"]):
-                owned.append(window)
-        return owned, retag
+                run.run(action, partial(self.ssm.deregister_task, window_id, task["WindowTaskId"]))
+        for target in targets:
+            if target.get("Name") not in allowed:
+                action = Action(
+                    "deregister_target", role, "target of no group in this window", target["WindowTargetId"]
+                )
+                run.run(action, partial(self.ssm.deregister_target, window_id, target["WindowTargetId"]))
 
     def _converge_bundle(
-        self, bundle: WindowBundle, recorded: dict[str, str], run: _Executor, legacy: bool = False
+        self, bundle: WindowBundle, placed: _Placed, record: GroupRecord, run: _Executor, legacy: bool
     ) -> dict[str, str]:
         role, ssm, group = bundle.role, self.ssm, bundle.target.group
-        owned, retag = self._owned_windows(bundle, recorded.get("window_id"), group, legacy)
-        step = plan_window(bundle.window, role, owned, recorded.get("window_id"))
-        window_id = step.keep_id or ""
-        created = step.keep_id is None
-        if retag and step.keep_id:
-            # Tags first, then the name (an update_window below): an attempt stopped in between
-            # leaves a window tagged as today's rule says, which the next one adopts and renames.
-            action = Action("tag_window", role, "window tagged under naming rule 1", window_id)
-            run.run(action, partial(ssm.tag_window, window_id, dict(bundle.window.tags)))
+        recorded = record.windows.get(role, {})
+        private_id = "" if recorded.get("place") else recorded.get("window_id", "")
+        for _ in range(2):
+            window_id = self._window_of(bundle, placed, private_id, run, group=group, legacy=legacy)
+            if self._verify_window(window_id, bundle, placed, run, group=group, legacy=legacy):
+                break
+        else:
+            raise RuntimeError(f"the shared window of {role} place {placed.place} keeps disappearing")
+        created = window_id == "(new window)"
         # An older naming rule's target and task names are this group's too (renamed as drift).
         _, legacy_target, legacy_task = (
             naming.legacy_names(group, scan=role == "scan") if legacy else (None, None, None)
         )
-        for action in step.actions:
-            if action.kind == "create_window":
-                params = bundle.window.create_params(run.client_token(role, "window"))
-                window_id = run.run(action, partial(ssm.create_window, params), "(new window)")
-                if not bundle.window.enabled:  # CreateMaintenanceWindow has no Enabled; disable after
-                    disable = Action("update_window", role, "window is paused by its settings", window_id)
-                    run.run(disable, partial(ssm.update_window, bundle.window.update_params(window_id)))
-            elif action.kind == "update_window":
-                run.run(action, partial(ssm.update_window, bundle.window.update_params(window_id)))
-            else:
-                run.run(action, partial(ssm.delete_window, str(action.resource_id)))
-
-        targets = [] if created else ssm.targets(window_id)
+        ours_t = (bundle.target.name, legacy_target)
+        targets = [] if created else [t for t in ssm.targets(window_id) if t.get("Name") in ours_t]
         tstep = plan_target(bundle.target, role, targets, legacy_target)
         target_id = tstep.keep_id or ""
         later: list[Action] = []
@@ -490,10 +702,14 @@ class Reconciler:
                 run.run(action, partial(ssm.update_target, bundle.target.update_params(window_id, target_id)))
             else:
                 later.append(action)  # deregister only once no task of ours can refer to it
-
+        ours_k = (bundle.task.name, legacy_task)
         tasks: list[dict[str, Any]] = []
         if not created:
-            tasks = [task for tid in ssm.task_ids(window_id) if (task := ssm.get_task(window_id, tid))]
+            tasks = [
+                task
+                for listed in ssm.tasks(window_id)
+                if listed.get("Name") in ours_k and (task := ssm.get_task(window_id, listed["WindowTaskId"]))
+            ]
         kstep = plan_task(bundle.task, role, tasks, target_id or None, legacy_task)
         task_id = kstep.keep_id or ""
         for action in kstep.actions:
@@ -508,12 +724,85 @@ class Reconciler:
                 run.run(action, partial(ssm.deregister_task, window_id, str(action.resource_id)))
         for action in later:
             run.run(action, partial(ssm.deregister_target, window_id, str(action.resource_id)))
-        return {"window_id": window_id, "target_id": target_id, "task_id": task_id}
+        # Only now, with the group's target and task in its new place, does it leave the old ones.
+        for old in sorted(placed.leaving - {placed.place}):
+            self._leave_place(placed.member, old, run, moved=True)
+        if private_id and private_id != window_id:
+            self._remove_bundle(role, recorded, run, group, legacy)
+        return {
+            "window_id": window_id,
+            "target_id": target_id,
+            "task_id": task_id,
+            "place": placed.place,
+            "schedule": bundle.key.schedule,
+            "timezone": bundle.key.timezone,
+            "offset": str(bundle.key.offset),
+        }
+
+    def _leave_place(self, member: str, place: str, run: _Executor, *, moved: bool) -> None:
+        """Deregister ``member``'s task and target from ``place``'s window, then count it out of the
+        place; the last one out deletes the window."""
+        role, _, slug = member.partition(":")
+        window_id = self._placement().window_ids.get(place, "")
+        if window_id:
+            names = set(naming.member_names(slug, scan=role == "scan"))
+            for task in self.ssm.tasks(window_id):
+                if task.get("Name") in names:
+                    action = Action("deregister_task", role, "group left this window", task["WindowTaskId"])
+                    run.run(action, partial(self.ssm.deregister_task, window_id, task["WindowTaskId"]))
+            for target in self.ssm.targets(window_id):
+                if target.get("Name") in names:
+                    action = Action(
+                        "deregister_target", role, "group left this window", target["WindowTargetId"]
+                    )
+                    run.run(action, partial(self.ssm.deregister_target, window_id, target["WindowTargetId"]))
+        if run.dry_run:
+            return
+        count = self.groups.leave(member, place, moved=moved)
+        view = self._placement()
+        if moved:
+            view.leaving.get(member, set()).discard(place)
+        elif view.members.get(member) == place:
+            del view.members[member]
+        if count is not None:
+            view.counts[place] = count
+        if count == 0:
+            self._retire(place, window_id, role, run)
+
+    def _retire(self, place: str, window_id: str, role: str, run: _Executor) -> None:
+        """Delete the window of a place nobody is in any more, if nobody joined meanwhile."""
+        if not self.groups.retire(place, has_window=bool(window_id)):
+            return
+        view = self._placement()
+        view.counts.pop(place, None)
+        if not window_id:
+            view.windows -= 1
+            return
+        tags = self.ssm.window_tags(window_id)
+        if tags.get(OWNER_TAG) == self.config.stack_name and tags.get(KEY_TAG) == split_place(place)[0]:
+            action = Action("delete_window", role, "no group left in this window", window_id)
+            run.run(action, partial(self.ssm.delete_window, window_id))
+        self.groups.forget_window(place)
+        view.window_ids.pop(place, None)
+        view.windows -= 1
+
+    def _leave_role(self, role: str, ids: dict[str, str], run: _Executor, group: str, legacy: bool) -> None:
+        """The group no longer has ``role`` (or no instances): leave its places, or delete the
+        group's own window of an older TagPatch."""
+        member = member_of(role, naming.group_slug(group))
+        view = self._placement()
+        for old in sorted(view.leaving.get(member, set())):
+            self._leave_place(member, old, run, moved=True)
+        if place := view.members.get(member):
+            self._leave_place(member, place, run, moved=False)
+        if ids.get("window_id") and not ids.get("place"):
+            self._remove_bundle(role, ids, run, group, legacy)
 
     def _remove_bundle(
         self, role: str, ids: dict[str, str], run: _Executor, group: str, legacy: bool = False
     ) -> None:
-        """Delete a recorded window if tagged as ``group``'s (``legacy``: or as rule 1 tagged it)."""
+        """Delete a group's own window (an older TagPatch's) if tagged as ``group``'s (``legacy``:
+        or as rule 1 tagged it)."""
         window_id = ids.get("window_id", "")
         if window_id and not run.dry_run and not self._tagged_ours(window_id, group, legacy):
             logger.warning(
@@ -522,133 +811,68 @@ class Reconciler:
             )
             return
         if window_id:
-            action = Action("delete_window", role, "window no longer wanted", window_id)
+            action = Action(
+                "delete_window", role, "the group's own window, replaced by a shared one", window_id
+            )
             run.run(action, partial(self.ssm.delete_window, window_id))
         logger.info("removed window", extra={"group": group, "role": role, "window_id": window_id})
 
     def _tagged_ours(self, window_id: str, group: str, legacy: bool) -> bool:
         tags = self.ssm.window_tags(window_id)
+        if KEY_TAG in tags:
+            return False  # a shared window is no group's own
         return self._is_ours(tags, group) or (legacy and self._is_ours(tags, group, legacy=True))
+
+    def _is_ours(
+        self, tags: dict[str, str], group: str, role: str | None = None, *, legacy: bool = False
+    ) -> bool:
+        """Whether a window's tags say it is ``group``'s own (and ``role``'s) in this stack, as
+        today's naming rule tags it (``legacy``: as naming rule 1 tagged it)."""
+        group_tag = naming.legacy_group_tag_value(group) if legacy else naming.group_tag_value(group)
+        return (
+            tags.get(OWNER_TAG) == self.config.stack_name
+            and tags.get(GROUP_TAG) == group_tag
+            and (role is None or tags.get(ROLE_TAG) == role)
+        )
+
+    def _baseline_problem(self, spec: GroupSpec, record: GroupRecord) -> str | None:
+        """Why the group cannot be registered with its patch baseline (SSM's 25 patch groups per
+        baseline), before any write; None when it can or already is."""
+        wanted = spec.patch_baseline_id
+        if not wanted or wanted == record.baseline_id:
+            return None
+        registered = self.ssm.groups_of_baseline(wanted)
+        limit = self.config.max_groups_per_baseline
+        if spec.group in registered or len(registered) < limit:
+            return None
+        return (
+            f"patch baseline {wanted} already has {len(registered)} patch groups and SSM allows "
+            f"{limit} (MaxGroupsPerBaseline); give this group another baseline (patchBaselineId)"
+        )
 
     def _converge_baseline(self, spec: GroupSpec, record: GroupRecord, run: _Executor) -> None:
         wanted, recorded = spec.patch_baseline_id or "", record.baseline_id
-        if not wanted and not recorded:
-            return
-        current = self.ssm.baselines_of(spec.group)
-        if recorded and recorded != wanted and recorded in current:
+        if recorded and recorded != wanted and spec.group in self.ssm.groups_of_baseline(recorded):
             action = Action("deregister_baseline", "baseline", "previous patch baseline", recorded)
             run.run(action, partial(self.ssm.deregister_baseline, recorded, spec.group))
-        if wanted and wanted not in current:
+        if wanted and spec.group not in self.ssm.groups_of_baseline(wanted):
             action = Action("register_baseline", "baseline", "patch baseline not registered", wanted)
             run.run(action, partial(self.ssm.register_baseline, wanted, spec.group))
 
     # every group -----------------------------------------------------------------------------
     def reconcile_all(self, only: set[str] | None = None) -> list[Outcome]:
-        """Backfill and drift repair: every group on instances, and every known group that emptied.
-
-        ``only``: just these groups (the sweep), each handled whatever its recorded state. Groups
-        are started while the invocation has time; the rest are handed on to the sweep.
-        """
-        sizes = self.ec2.group_sizes(self.config.tag_key)
-        overrides = self.ssm.parameters_under(self.config.group_settings_prefix)
-        known = {record.group: record for record in self.groups.all()}
-        plan: list[tuple[str, Callable[[], Outcome]]] = []
-        for group in sorted(sizes):
-            if only is not None and group not in only:
-                continue
-            text = overrides.get(self.override_name(group))
-            legacy = self._legacy_slug(known.get(group))
-            work: Callable[[], Outcome] = partial(
-                self.reconcile_group,
-                group,
-                verify=True,
-                override_text=text,
-                instance_count=sizes[group],
-                legacy_override_text=overrides.get(f"{self.config.group_settings_prefix}{legacy}")
-                if legacy
-                else None,
-            )
-            plan.append((group, work))
-        for group, record in sorted(known.items()):
-            if only is not None:
-                if group in only and group not in sizes:
-                    plan.append((group, partial(self.handle_empty_group, record)))
-                continue
-            reported = record.status == "deleted" or (
-                record.status == "empty" and not self._delete_when_empty(record)
-            )
-            if group in sizes or reported:
-                continue  # has instances, or its emptiness was already dealt with
-            plan.append((group, partial(self.handle_empty_group, record)))
+        """Backfill and drift repair in this invocation (the CLI, a direct request): every message
+        of :meth:`plan_run` carried out in turn while the invocation has time; the groups of the
+        rest are handed on to the sweep."""
+        messages = self.plan_run(only)
         outcomes: list[Outcome] = []
-        for index, (group, work) in enumerate(plan):
+        for index, body in enumerate(messages):
             left = self._seconds_left()
             if left is not None and left < START_RESERVE_SECONDS:
-                outcomes += self._hand_on([name for name, _ in plan[index:]])
+                rest = [group for later in messages[index:] for group in (*later["groups"], *later["empty"])]
+                outcomes += self._hand_on(rest)
                 break
-            outcomes.append(self._safely(group, work))
-        return outcomes
-
-    # the reconcile queue ----------------------------------------------------------------------
-    def plan_run(self, only: set[str] | None = None) -> list[dict[str, Any]]:
-        """The scheduled run as reconcile-queue messages (JSON objects), verified by consumers:
-        ``{"kind": "verify", "groups": {group: instances}, "empty": [group, ...],
-        "overrides": {group: text}, "legacy": {group: text}}``, at most :data:`BATCH_GROUPS`
-        groups each. ``only``: just these groups (the sweep)."""
-        sizes = self.ec2.group_sizes(self.config.tag_key)
-        overrides = self.ssm.parameters_under(self.config.group_settings_prefix)
-        known = {record.group: record for record in self.groups.all()}
-        wanted: list[tuple[str, int | None]] = [
-            (group, sizes[group]) for group in sorted(sizes) if only is None or group in only
-        ]
-        for group, record in sorted(known.items()):
-            if group in sizes or (only is not None and group not in only):
-                continue
-            reported = record.status == "deleted" or (
-                record.status == "empty" and not self._delete_when_empty(record)
-            )
-            if only is None and reported:
-                continue
-            wanted.append((group, None))
-        messages: list[dict[str, Any]] = []
-        for start in range(0, len(wanted), BATCH_GROUPS):
-            chunk = wanted[start : start + BATCH_GROUPS]
-            body: dict[str, Any] = {"kind": "verify", "groups": {}, "empty": []}
-            body.update(overrides={}, legacy={})
-            for group, count in chunk:
-                if count is None:
-                    body["empty"].append(group)
-                    continue
-                body["groups"][group] = count
-                if (text := overrides.get(self.override_name(group))) is not None:
-                    body["overrides"][group] = text
-                legacy = self._legacy_slug(known.get(group))
-                if legacy and (old := overrides.get(f"{self.config.group_settings_prefix}{legacy}")):
-                    body["legacy"][group] = old
-            messages.append(body)
-        return messages
-
-    def run_message(self, body: dict[str, Any]) -> list[Outcome]:
-        """Carry out one reconcile-queue message of :meth:`plan_run` (``kind`` "verify"), or one
-        group's (``{"kind": "group", "group": name, "verify": bool}``)."""
-        if body.get("kind") == "group":
-            return [self.reconcile_group(str(body["group"]), verify=bool(body.get("verify", True)))]
-        outcomes: list[Outcome] = []
-        overrides, legacy = body.get("overrides", {}), body.get("legacy", {})
-        for group, count in body.get("groups", {}).items():
-            work: Callable[[], Outcome] = partial(
-                self.reconcile_group,
-                group,
-                verify=True,
-                override_text=overrides.get(group),
-                instance_count=int(count),
-                legacy_override_text=legacy.get(group),
-            )
-            outcomes.append(self._safely(group, work))
-        for group in body.get("empty", []):
-            record = self.groups.get(group)
-            if record is not None:
-                outcomes.append(self._safely(group, partial(self.handle_empty_group, record)))
+            outcomes += self.run_message(body)
         return outcomes
 
     def reconcile_pending(self) -> list[Outcome]:
@@ -718,7 +942,7 @@ class Reconciler:
             run = self._writer()
             legacy = self._migrating(current)
             for role, ids in current.windows.items():
-                self._remove_bundle(role, ids, run, group, legacy)
+                self._leave_role(role, ids, run, group, legacy)
             if current.baseline_id:
                 action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
                 run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
@@ -749,6 +973,14 @@ class Reconciler:
             if self._legacy_slug(record) == slug:
                 return record.group
         return None
+
+
+def _unplaced(record: GroupRecord, reason: str) -> Outcome:
+    """The group does not fit within SSM's quotas (windows, tasks per window, groups per baseline)."""
+    logger.error("group not placed; no SSM resource made", extra={"group": record.group, "reason": reason})
+    record.status = "unplaced"
+    record.reasons = [reason]
+    return Outcome(record.group, "unplaced", reasons=[reason])
 
 
 def _rejected(record: GroupRecord, reason: str) -> Outcome:

@@ -16,6 +16,7 @@ ActionKind = Literal[
     "create_window",
     "update_window",
     "tag_window",
+    "untag_window",
     "delete_window",
     "register_target",
     "update_target",

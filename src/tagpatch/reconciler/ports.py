@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tagpatch.models.records import GroupRecord
+    from tagpatch.reconciler.placement import Placement
 
 
 class QuotaExceeded(RuntimeError):
@@ -28,6 +29,8 @@ class Ssm(Protocol):
         """Set ``tags`` on the window (other tags stay; a given key's value is replaced)."""
         ...
 
+    def untag_window(self, window_id: str, keys: list[str]) -> None: ...
+
     def get_window(self, window_id: str) -> dict[str, Any] | None: ...
 
     def create_window(self, params: dict[str, Any]) -> str: ...
@@ -44,7 +47,9 @@ class Ssm(Protocol):
 
     def deregister_target(self, window_id: str, target_id: str) -> None: ...
 
-    def task_ids(self, window_id: str) -> list[str]: ...
+    def tasks(self, window_id: str) -> list[dict[str, Any]]:
+        """DescribeMaintenanceWindowTasks: each task's id, name and targets (not its parameters)."""
+        ...
 
     def get_task(self, window_id: str, task_id: str) -> dict[str, Any] | None: ...
 
@@ -58,7 +63,9 @@ class Ssm(Protocol):
 
     def parameters_under(self, path: str) -> dict[str, str]: ...
 
-    def baselines_of(self, group: str) -> set[str]: ...
+    def groups_of_baseline(self, baseline_id: str) -> set[str]:
+        """The patch groups registered with ``baseline_id`` (GetPatchBaseline's PatchGroups)."""
+        ...
 
     def register_baseline(self, baseline_id: str, group: str) -> None: ...
 
@@ -93,6 +100,34 @@ class Groups(Protocol):
     def unclaim(self, group: str, slug: str) -> None:
         """Give up ``group``'s claim on ``slug`` (its windows are gone), freeing its place."""
         ...
+
+    # the placement item (tagpatch.adapters.placements) -----------------------------------------
+    def read_placement(self) -> Placement: ...
+
+    def place(
+        self,
+        member: str,
+        place: str,
+        *,
+        new: bool,
+        current: str | None,
+        capacity: int,
+        max_windows: int,
+        key_id: str,
+        key: dict[str, Any],
+    ) -> bool: ...
+
+    def leave(self, member: str, place: str, *, moved: bool) -> int | None: ...
+
+    def retire(self, place: str, *, has_window: bool) -> bool: ...
+
+    def forget_window(self, place: str) -> None: ...
+
+    def lease_window(self, place: str, owner: str, now: int, seconds: int) -> bool: ...
+
+    def set_window(self, place: str, window_id: str, owner: str) -> bool: ...
+
+    def drop_window(self, place: str, window_id: str) -> None: ...
 
 
 class Fleet(Protocol):

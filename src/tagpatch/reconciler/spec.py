@@ -1,15 +1,17 @@
 """The desired SSM state of one patch group, computed purely from its settings.
 
-For each window the group gets (the install window, and optionally a scan-only window) the spec
-holds the exact request parameters and the fields as SSM reports them back, so the planner can
-compare what is with what should be, field by field.
+Groups whose window-level settings are equal share maintenance windows (:class:`WindowKey`): for
+each role (the install window, and optionally a scan-only window) a group has its own target
+(``tag:<key>=<group>``) and its own Run Command task in a window of its key. The spec holds the
+exact request parameters and the fields as SSM reports them back, so the planner can compare
+what is with what should be, field by field.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from tagpatch import naming
@@ -19,7 +21,10 @@ RUN_PATCH_BASELINE = "AWS-RunPatchBaseline"
 OWNER_TAG = "tagpatch:stack"
 GROUP_TAG = "tagpatch:group"
 ROLE_TAG = "tagpatch:window"
-SPEC_VERSION = "1"
+#: Tags of a shared window: the id of its :class:`WindowKey` and its index among the key's windows.
+KEY_TAG = "tagpatch:key"
+SIBLING_TAG = "tagpatch:sibling"
+SPEC_VERSION = "2"
 
 
 def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +71,52 @@ class WindowSpec:
         params = _drop_empty(self.expected())
         params.update(WindowId=window_id, Replace=True, AllowUnassociatedTargets=False, Enabled=self.enabled)
         return params
+
+
+@dataclass(frozen=True)
+class WindowKey:
+    """The window-level settings of one role of a group: groups with equal keys share windows.
+
+    (TagPatch offers no start or end date, so those are not part of it.)"""
+
+    role: str  # "install" or "scan"
+    schedule: str
+    timezone: str
+    offset: int
+    duration: int
+    cutoff: int
+    enabled: bool
+
+    def key_id(self, stack_name: str) -> str:
+        """10 hex digits naming the key in this stack (window names, tags, the placement item)."""
+        material = json.dumps([stack_name, *astuple(self)], separators=(",", ":"))
+        return hashlib.sha256(material.encode()).hexdigest()[:10]
+
+    def window(self, stack_name: str, sibling: int, capacity: int) -> WindowSpec:
+        """The ``sibling``-th window of this key (siblings share the schedule and spill over)."""
+        key_id = self.key_id(stack_name)
+        purpose = "scan-only" if self.role == "scan" else "patching"
+        shifted = f" +{self.offset}d" if self.offset else ""
+        return WindowSpec(
+            name=f"{naming.WINDOW_PREFIX}{self.role}-{key_id}-{sibling}",
+            description=naming.short_text(
+                f"TagPatch {purpose} window {self.schedule} {self.timezone}{shifted}, {self.duration}h "
+                f"(cutoff {self.cutoff}h), shared by up to {capacity} patch groups",
+                128,
+            ),
+            schedule=self.schedule,
+            timezone=self.timezone,
+            offset=self.offset,
+            duration=self.duration,
+            cutoff=self.cutoff,
+            enabled=self.enabled,
+            tags=(
+                (OWNER_TAG, stack_name),
+                (ROLE_TAG, self.role),
+                (KEY_TAG, key_id),
+                (SIBLING_TAG, str(sibling)),
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -179,10 +230,10 @@ def _normalise(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class WindowBundle:
-    """One maintenance window with its single target and single Run Command task."""
+    """One role of a group: the key of its (shared) window, and its own target and task."""
 
     role: str  # "install" or "scan"
-    window: WindowSpec
+    key: WindowKey
     target: TargetSpec
     task: TaskSpec
 
@@ -199,11 +250,6 @@ class GroupSpec:
     @property
     def bundles(self) -> tuple[WindowBundle, ...]:
         return (self.install,) if self.scan is None else (self.install, self.scan)
-
-
-def _group_tag_value(group: str) -> str:
-    """``group`` where SSM's tag-value rule allows it, else its slug (:func:`naming.group_tag_value`)."""
-    return naming.group_tag_value(group)
 
 
 def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name: str) -> GroupSpec:
@@ -229,20 +275,16 @@ def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name:
                 "ServiceRoleArn": settings.notification_role_arn,
             }
         )
-        purpose = "scan-only" if scan else "patching"
         return WindowBundle(
             role=role,
-            window=WindowSpec(
-                name=naming.window_name(group, scan=scan),
-                description=settings.description
-                or naming.short_text(f"TagPatch {purpose} window for patch group {shown}", 128),
+            key=WindowKey(
+                role=role,
                 schedule=schedule,
                 timezone=settings.schedule_timezone,
                 offset=settings.schedule_offset if schedule.startswith("cron(") else 0,
                 duration=settings.duration,
                 cutoff=settings.cutoff,
                 enabled=settings.enabled,
-                tags=((OWNER_TAG, stack_name), (GROUP_TAG, _group_tag_value(group)), (ROLE_TAG, role)),
             ),
             target=TargetSpec(
                 name=naming.target_name(group, scan=scan),
@@ -254,7 +296,9 @@ def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name:
             ),
             task=TaskSpec(
                 name=naming.task_name(group, scan=scan),
-                description=naming.short_text(f"{RUN_PATCH_BASELINE} {operation} for {shown}", 128),
+                # The group's own description (a window is shared now) or a generated one.
+                description=settings.description
+                or naming.short_text(f"{RUN_PATCH_BASELINE} {operation} for {shown}", 128),
                 priority=settings.priority,
                 max_concurrency=settings.max_concurrency,
                 max_errors=settings.max_errors,
@@ -271,7 +315,7 @@ def build_spec(group: str, settings: GroupSettings, *, tag_key: str, stack_name:
         "baseline": settings.patch_baseline_id,
         "bundles": [
             {
-                "window": {**b.window.expected(), "Tags": b.window.tags},
+                "window": astuple(b.key),
                 "target": b.target.expected(),
                 "task": b.task.expected("-"),
             }
