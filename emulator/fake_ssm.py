@@ -83,6 +83,7 @@ __all__ = [
     "reset",
     "reset_calls",
     "seed_instance_patch_state",
+    "set_groups_per_baseline_quota",
     "set_target_quota",
     "set_targets_per_task_quota",
     "set_task_quota",
@@ -123,6 +124,8 @@ DEFAULT_WINDOW_QUOTA: Final = 50
 DEFAULT_TASK_QUOTA: Final = 20
 DEFAULT_TARGET_QUOTA: Final = 100
 DEFAULT_TARGETS_PER_TASK_QUOTA: Final = 10
+#: Same page, Patch Manager table: "Patch groups per patch baseline: 25".
+DEFAULT_GROUPS_PER_BASELINE_QUOTA: Final = 25
 
 
 class _SharedState:
@@ -137,6 +140,7 @@ class _SharedState:
         self.task_quota = DEFAULT_TASK_QUOTA
         self.target_quota = DEFAULT_TARGET_QUOTA
         self.targets_per_task_quota = DEFAULT_TARGETS_PER_TASK_QUOTA
+        self.groups_per_baseline_quota = DEFAULT_GROUPS_PER_BASELINE_QUOTA
         self.installed = False
 
 
@@ -203,6 +207,13 @@ def set_target_quota(quota: int) -> None:
     :data:`DEFAULT_TARGET_QUOTA`."""
     with _STATE.lock:
         _STATE.target_quota = quota
+
+
+def set_groups_per_baseline_quota(quota: int) -> None:
+    """Let each patch baseline have at most ``quota`` patch groups registered; :func:`reset`
+    restores :data:`DEFAULT_GROUPS_PER_BASELINE_QUOTA`."""
+    with _STATE.lock:
+        _STATE.groups_per_baseline_quota = quota
 
 
 def set_targets_per_task_quota(quota: int) -> None:
@@ -731,8 +742,41 @@ def _register_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) 
             f"Patch group {patch_group} is already registered with baseline {current} "
             f"for {baseline.operating_system}",
         )
+    registered = _groups_of(backend, baseline_id)
+    if patch_group not in registered and len(registered) >= _STATE.groups_per_baseline_quota:
+        raise _ResourceLimitExceeded(
+            f"Patch baseline {baseline_id} already has {len(registered)} patch groups, the maximum "
+            f"allowed is {_STATE.groups_per_baseline_quota}."
+        )
     group.associations[baseline.operating_system] = baseline_id
     return ActionResult({"BaselineId": baseline_id, "PatchGroup": patch_group})
+
+
+def _groups_of(backend: SimpleSystemManagerBackend, baseline_id: str) -> list[str]:
+    return sorted(
+        name for name, group in backend.patch_groups.items() if baseline_id in group.associations.values()
+    )
+
+
+def _get_patch_baseline(self: SimpleSystemManagerResponse) -> ActionResult:
+    """GetPatchBaseline (moto has none): the baseline's fields, with the ``PatchGroups`` registered
+    with it, as the API reference's response syntax lists them."""
+    backend = _backend(self)
+    baseline_id = _baseline_id(_params(self).get("BaselineId", ""))
+    baseline = backend.baselines.get(baseline_id)
+    if baseline is None:
+        raise _error("DoesNotExistException", f"Patch baseline {baseline_id} does not exist")
+    return ActionResult(
+        _drop_none(
+            {
+                "BaselineId": baseline.id,
+                "Name": baseline.name,
+                "OperatingSystem": baseline.operating_system,
+                "Description": baseline.description or None,
+                "PatchGroups": _groups_of(backend, baseline.id),
+            }
+        )
+    )
 
 
 def _deregister_patch_baseline_for_patch_group(self: SimpleSystemManagerResponse) -> ActionResult:
@@ -1048,6 +1092,7 @@ _REPLACED: Final[dict[str, Callable[..., Any]]] = {
     "describe_maintenance_window_tasks": _describe_maintenance_window_tasks,
     "deregister_task_from_maintenance_window": _deregister_task_from_maintenance_window,
     "register_patch_baseline_for_patch_group": _register_patch_baseline_for_patch_group,
+    "get_patch_baseline": _get_patch_baseline,
     "deregister_patch_baseline_for_patch_group": _deregister_patch_baseline_for_patch_group,
     "describe_patch_groups": _describe_patch_groups,
     "describe_patch_group_state": _describe_patch_group_state,
@@ -1078,3 +1123,4 @@ def reset() -> None:
     set_task_quota(DEFAULT_TASK_QUOTA)
     set_target_quota(DEFAULT_TARGET_QUOTA)
     set_targets_per_task_quota(DEFAULT_TARGETS_PER_TASK_QUOTA)
+    set_groups_per_baseline_quota(DEFAULT_GROUPS_PER_BASELINE_QUOTA)

@@ -12,6 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto.dynamodb.models import DynamoDBBackend
 
 from emulator.scenarios.settings import RECONCILER_ENV
+from tagpatch import naming
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
@@ -137,6 +138,27 @@ class World:
         found = [w for w in self.windows() if w["Name"] == name]
         assert len(found) == 1, f"{len(found)} windows named {name}"
         return _plain(self.ssm.get_maintenance_window(WindowId=found[0]["WindowId"]))
+
+    def window_of(self, group: str, role: str = "install") -> dict[str, Any]:
+        """The (shared) window ``group``'s ``role`` is in, as its groups-table record says."""
+        window_id = self.record(group)["windows"][role]["window_id"]
+        return _plain(self.ssm.get_maintenance_window(WindowId=window_id))
+
+    def group_target(self, group: str, role: str = "install") -> dict[str, Any]:
+        """``group``'s own target in its shared window (found by the name TagPatch gives it)."""
+        name = naming.member_names(naming.group_slug(group), scan=role == "scan")[0]
+        window_id = self.window_of(group, role)["WindowId"]
+        found = [t for t in self.targets(window_id) if t.get("Name") == name]
+        assert len(found) == 1, f"{len(found)} targets named {name}"
+        return found[0]
+
+    def group_task(self, group: str, role: str = "install") -> dict[str, Any]:
+        """``group``'s own Run Command task in its shared window."""
+        name = naming.member_names(naming.group_slug(group), scan=role == "scan")[1]
+        window_id = self.window_of(group, role)["WindowId"]
+        found = [t for t in self.tasks(window_id) if t.get("Name") == name]
+        assert len(found) == 1, f"{len(found)} tasks named {name}"
+        return found[0]
 
     def targets(self, window_id: str) -> list[dict[str, Any]]:
         return list(self.ssm.describe_maintenance_window_targets(WindowId=window_id)["Targets"])

@@ -205,6 +205,15 @@ class PlacementStore:
             is not None
         )
 
+    def release_window_lease(self, place: str, owner: str) -> None:
+        """Give up the lease of making ``place``'s window (making it failed)."""
+        self._update(
+            UpdateExpression="REMOVE #l, #lo",
+            ConditionExpression="#lo = :owner",
+            ExpressionAttributeNames={"#l": f"l:{place}", "#lo": f"lo:{place}"},
+            ExpressionAttributeValues={":owner": {"S": owner}},
+        )
+
     def drop_window(self, place: str, window_id: str) -> None:
         """``window_id`` is gone (deleted outside TagPatch): forget it, so the place gets a new one."""
         self._update(

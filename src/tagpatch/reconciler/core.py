@@ -555,7 +555,13 @@ class Reconciler:
         owner, waited_until = uuid.uuid4().hex, self.clock() + WINDOW_WAIT_SECONDS
         while True:
             if self.groups.lease_window(placed.place, owner, int(self.clock()), WINDOW_LEASE_SECONDS):
-                window_id = self._make_window(spec, bundle.role, private_id, run, group=group, legacy=legacy)
+                try:
+                    window_id = self._make_window(
+                        spec, bundle.role, private_id, run, group=group, legacy=legacy
+                    )
+                except Exception:
+                    self.groups.release_window_lease(placed.place, owner)  # the next may try at once
+                    raise
                 if not self.groups.set_window(placed.place, window_id, owner):
                     raise RuntimeError(f"lost the lease of window {spec.name} while making it")
                 self._placement().window_ids[placed.place] = window_id
@@ -872,7 +878,86 @@ class Reconciler:
                 rest = [group for later in messages[index:] for group in (*later["groups"], *later["empty"])]
                 outcomes += self._hand_on(rest)
                 break
-            outcomes += self.run_message(body)
+            outcomes += self.run_message(body)  # hands on the rest of its groups itself when short
+        return outcomes
+
+    # the reconcile queue ----------------------------------------------------------------------
+    def plan_run(self, only: set[str] | None = None) -> list[dict[str, Any]]:
+        """The scheduled run as reconcile-queue messages (JSON objects), verified by consumers:
+        ``{"kind": "verify", "groups": {group: instances}, "empty": [group, ...],
+        "overrides": {group: text}, "legacy": {group: text}}``, at most :data:`BATCH_GROUPS`
+        groups each. ``only``: just these groups (the sweep)."""
+        sizes = self.ec2.group_sizes(self.config.tag_key)
+        overrides = self.ssm.parameters_under(self.config.group_settings_prefix)
+        known = {record.group: record for record in self.groups.all()}
+
+        def window_first(group: str) -> tuple[str, str]:
+            """Groups of one shared window next to each other, so one message reads it once."""
+            record = known.get(group)
+            return (record.windows.get("install", {}).get("place", "~") if record else "~", group)
+
+        wanted: list[tuple[str, int | None]] = [
+            (group, sizes[group])
+            for group in sorted(sizes, key=window_first)
+            if only is None or group in only
+        ]
+        for group, record in sorted(known.items()):
+            if group in sizes or (only is not None and group not in only):
+                continue
+            reported = record.status == "deleted" or (
+                record.status == "empty" and not self._delete_when_empty(record)
+            )
+            if only is None and reported:
+                continue
+            wanted.append((group, None))
+        messages: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), BATCH_GROUPS):
+            chunk = wanted[start : start + BATCH_GROUPS]
+            body: dict[str, Any] = {"kind": "verify", "groups": {}, "empty": []}
+            body.update(overrides={}, legacy={})
+            for group, count in chunk:
+                if count is None:
+                    body["empty"].append(group)
+                    continue
+                body["groups"][group] = count
+                if (text := overrides.get(self.override_name(group))) is not None:
+                    body["overrides"][group] = text
+                legacy = self._legacy_slug(known.get(group))
+                if legacy and (old := overrides.get(f"{self.config.group_settings_prefix}{legacy}")):
+                    body["legacy"][group] = old
+            messages.append(body)
+        return messages
+
+    def run_message(self, body: dict[str, Any]) -> list[Outcome]:
+        """Carry out one reconcile-queue message of :meth:`plan_run` (``kind`` "verify"), or one
+        group's (``{"kind": "group", "group": name, "verify": bool}``)."""
+        if body.get("kind") == "group":
+            return [self.reconcile_group(str(body["group"]), verify=bool(body.get("verify", True)))]
+        with self._message(cleaning=True):
+            return self._verify_message(body)
+
+    def _verify_message(self, body: dict[str, Any]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        overrides, legacy = body.get("overrides", {}), body.get("legacy", {})
+        order = [*body.get("groups", {}), *body.get("empty", [])]
+        for index, group in enumerate(order):
+            left = self._seconds_left()
+            if left is not None and left < START_RESERVE_SECONDS:
+                return outcomes + self._hand_on(order[index:])
+            if group not in body.get("groups", {}):
+                if (record := self.groups.get(group)) is not None:
+                    outcomes.append(self._safely(group, partial(self.handle_empty_group, record)))
+                continue
+            count = body["groups"][group]
+            work: Callable[[], Outcome] = partial(
+                self.reconcile_group,
+                group,
+                verify=True,
+                override_text=overrides.get(group),
+                instance_count=int(count),
+                legacy_override_text=legacy.get(group),
+            )
+            outcomes.append(self._safely(group, work))
         return outcomes
 
     def reconcile_pending(self) -> list[Outcome]:
