@@ -21,6 +21,7 @@ import pytest
 
 from emulator.operator import OperatorStack, operator_stack, run_cli
 from tagpatch.cli.app import GROUPS_HEADER, main
+from tagpatch.cli.stack import DEFAULT_STACK
 
 GROUPS = {"web", "db", "Batch Jobs"}
 
@@ -53,6 +54,8 @@ def test_groups_shows_each_group_with_schedule_instances_last_run_and_compliance
     assert rows["db"][6].endswith("1 failed (1/2 ok)")
     assert rows["web"][6].endswith("Success (3/3 ok)")
     assert (rows["web"][7], rows["db"][7], rows["Batch Jobs"][7]) == ("100.0", "50.0", "50.0")
+    # three groups' windows are at most SSM's 5 executions at once: no start collision to show
+    assert {row[8] for row in rows.values()} == {"-"}
     assert "reading 3 groups" in err
 
 
@@ -223,6 +226,65 @@ def test_empty_tables_exit_5(stack: OperatorStack) -> None:
     # Then each exits 5 and says there is nothing yet
     assert [code for code, _, _ in results] == [5, 5, 5]
     assert all("no groups recorded yet" in err for _, _, err in results)
+
+
+def test_groups_shows_the_start_collision_of_windows_over_ssms_limit(stack: OperatorStack) -> None:
+    # Given a stack (the deployed one's run and compliance tables) whose groups table records 6
+    # groups, each with its own window on the default schedule, as a newer reconciler writes them
+    cloudformation = stack.emulator.client("cloudformation")
+    deployed = cloudformation.describe_stacks(StackName=DEFAULT_STACK)["Stacks"][0]["Outputs"]
+    tables = {o["OutputKey"]: o["OutputValue"] for o in deployed if o["OutputKey"].endswith("TableName")}
+    table = {
+        "Type": "AWS::DynamoDB::Table",
+        "Properties": {
+            "AttributeDefinitions": [{"AttributeName": "group", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "group", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    }
+    outputs = {
+        "GroupsTableName": {"Value": {"Ref": "Crowded"}},
+        "CommandStatusTableName": {"Value": tables["CommandStatusTableName"]},
+        "ComplianceTableName": {"Value": tables["ComplianceTableName"]},
+    }
+    body = json.dumps({"Resources": {"Crowded": table}, "Outputs": outputs})
+    cloudformation.create_stack(StackName="crowded", TemplateBody=body)
+    groups_table = next(
+        o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="crowded")["Stacks"][0]["Outputs"]
+        if o["OutputKey"] == "GroupsTableName"
+    )
+    for n in range(6):
+        facts = {
+            "window_id": f"mw-{n:017x}",
+            "target_id": "t",
+            "task_id": "k",
+            "schedule": "cron(0 3 ? * SUN *)",
+            "timezone": "UTC",
+            "offset": "0",
+        }
+        stack.emulator.client("dynamodb").put_item(
+            TableName=groups_table,
+            Item={
+                "group": {"S": f"crowd-{n}"},
+                "status": {"S": "converged"},
+                "windows": {"M": {"install": {"M": {k: {"S": v} for k, v in facts.items()}}}},
+            },
+        )
+
+    # When the operator lists the groups, with SSM's default limit and with a raised one
+    code, out, err = run_cli(stack, ["--stack", "crowded", "groups"])
+    raised_code, raised_out, _ = run_cli(stack, ["--stack", "crowded", "groups", "--concurrent-limit", "6"])
+
+    # Then every group's STARTS names the next Sunday's collision, and none with a limit of 6
+    assert (code, raised_code) == (0, 0), err
+    starts = {row[0]: row[-1] for row in _rows(out)}
+    assert set(starts) == {f"crowd-{n}" for n in range(6)}
+    assert all(
+        re.fullmatch(r"6 windows start at Sun \d{4}-\d\d-\d\d 03:00 UTC; SSM runs 5 at once", note)
+        for note in starts.values()
+    ), starts
+    assert {row[-1] for row in _rows(raised_out)} == {"-"}
 
 
 def test_no_credentials_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:

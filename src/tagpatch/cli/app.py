@@ -12,8 +12,9 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,6 +39,7 @@ from tagpatch.models.records import GroupRecord
 from tagpatch.observability import logger
 from tagpatch.reconciler.config import load_reconciler_config
 from tagpatch.reconciler.core import Outcome, Reconciler
+from tagpatch.reconciler.starts import DEFAULT_CONCURRENT_LIMIT, WindowStart, collisions_by_window
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,8 +96,14 @@ class Context:
 
     def records(self, group: str | None) -> list[GroupRecord]:
         """The managed groups (one if ``group``), by name; NotFound/NothingRecorded when there are none."""
+        return self.select(self.all_records(), group)
+
+    def all_records(self) -> list[GroupRecord]:
         self.progress("reading the groups table...")
-        records = sorted(self.groups().all(), key=lambda record: record.group)
+        return sorted(self.groups().all(), key=lambda record: record.group)
+
+    @staticmethod
+    def select(records: list[GroupRecord], group: str | None) -> list[GroupRecord]:
         if group is not None:
             records = [record for record in records if group in (record.group, record.slug)]
             if not records:
@@ -117,7 +125,54 @@ GROUPS_HEADER = (
     "NEXT RUN",
     "LAST RUN",
     "COMPLIANCE %",
+    "STARTS",
 )
+
+
+def _offset(text: str) -> int | None:
+    try:
+        value = Decimal(text or "0")
+    except InvalidOperation:
+        return None
+    whole = value.is_finite() and value == value.to_integral_value() and value >= 0
+    return int(value) if whole else None
+
+
+def window_starts(records: Iterable[GroupRecord]) -> list[WindowStart]:
+    """The schedule of every distinct window the records name, where the record has it.
+
+    A record written by a TagPatch older than the schedule facts (no ``schedule`` key) or with an
+    unreadable offset contributes nothing: its window's starts are unknown here.
+    """
+    starts: dict[str, WindowStart] = {}
+    for record in records:
+        for facts in record.windows.values():
+            window_id, schedule = facts.get("window_id", ""), facts.get("schedule", "")
+            offset = _offset(facts.get("offset", "0"))
+            if not window_id or not schedule or offset is None or window_id in starts:
+                continue
+            starts[window_id] = WindowStart(
+                window_id,
+                schedule,
+                facts.get("timezone") or "UTC",
+                offset,
+                enabled=facts.get("enabled", "true").lower() != "false",
+            )
+    return list(starts.values())
+
+
+def start_notes(records: Sequence[GroupRecord], limit: int, now: datetime) -> dict[str, str]:
+    """Per group, its window's first start collision (SSM runs ``limit`` executions at once)."""
+    colliding = collisions_by_window(window_starts(records), limit, now)
+    notes: dict[str, str] = {}
+    for record in records:
+        roles = sorted(record.windows, key=lambda role: (role != "install", role))
+        for role in roles:
+            note = colliding.get(record.windows[role].get("window_id", ""))
+            if note:
+                notes[record.group] = note if role == "install" else f"{role} window: {note}"
+                break
+    return notes
 
 
 def _last_run(invocations: list[dict[str, Any]]) -> str:
@@ -134,7 +189,9 @@ def _last_run(invocations: list[dict[str, Any]]) -> str:
 
 
 def cmd_groups(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
-    records = ctx.records(args.group)
+    every = ctx.all_records()
+    records = ctx.select(every, args.group)
+    notes = start_notes(every, args.concurrent_limit, datetime.now(UTC))  # every group's windows count
     ctx.progress(f"reading {len(records)} groups: windows, runs, compliance...")
     ssm = SsmGateway(ctx.stack.client("ssm"))
     commands = ctx.commands()
@@ -154,6 +211,7 @@ def cmd_groups(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
                 (window or {}).get("NextExecutionTime"),
                 _last_run(commands.by_group(record.group)),
                 None if totals is None else totals.compliance_percent,
+                notes.get(record.group),
             ]
         )
     out.write(views.table(GROUPS_HEADER, rows))
@@ -315,6 +373,12 @@ def _aws_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagpatch",
@@ -339,9 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     groups = command(
-        "groups", "Every managed group: window schedule, next run, instances, last run, compliance %."
+        "groups",
+        "Every managed group: window schedule, next run, instances, last run, compliance %, "
+        "and start collisions (more windows starting in one minute than SSM runs at once).",
     )
     groups.add_argument("--group", help="one group only")
+    groups.add_argument(
+        "--concurrent-limit",
+        type=_positive,
+        default=DEFAULT_CONCURRENT_LIMIT,
+        help="maintenance window executions SSM runs at once in the account (its quota; default: "
+        f"{DEFAULT_CONCURRENT_LIMIT}); STARTS shows each group whose window starts in a minute with more",
+    )
     groups.set_defaults(run=cmd_groups)
 
     runs = command("runs", "Recent Run Command results per instance, failures first.")
