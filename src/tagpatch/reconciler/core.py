@@ -8,6 +8,7 @@ groups table), and converges from any state SSM is in: missing, half-made, dupli
 from __future__ import annotations
 
 import copy
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from tagpatch import naming
 from tagpatch.models.records import GroupRecord
-from tagpatch.observability import logger
+from tagpatch.observability import logger, metrics
 from tagpatch.reconciler.admission import name_problems, pattern_problem
 from tagpatch.reconciler.config import ReconcilerConfig
 from tagpatch.reconciler.placement import NoRoom, Placement, choose, member_of, split_place
@@ -39,6 +42,7 @@ from tagpatch.reconciler.spec import (
     WindowSpec,
     build_spec,
 )
+from tagpatch.reconciler.starts import Collision, WindowStart, stagger, start_collisions
 
 if TYPE_CHECKING:
     from tagpatch.reconciler.ports import Fleet, Groups, Ssm
@@ -90,7 +94,8 @@ def _noop() -> None:
 
 def _key_facts(key: WindowKey) -> dict[str, Any]:
     """The key as the placement item keeps it for reports (start collisions, the CLI)."""
-    return {"role": key.role, "schedule": key.schedule, "timezone": key.timezone, "offset": key.offset}
+    facts = {"role": key.role, "schedule": key.schedule, "timezone": key.timezone, "offset": key.offset}
+    return {**facts, "enabled": key.enabled}
 
 
 @dataclass
@@ -221,9 +226,19 @@ class Reconciler:
         )
 
     def settings_for(self, group: str, override_text: str | None) -> GroupSettings:
-        if override_text is None:
-            return self.config.defaults
-        return self.config.defaults.overridden(parse_override(override_text))
+        override = {} if override_text is None else parse_override(override_text)
+        settings = self.config.defaults.overridden(override) if override else self.config.defaults
+        slots = self.config.stagger_slots
+        if slots <= 1:
+            return settings
+        # StaggerSlots: the stack's default schedules shifted by a slot of the group (stable, by
+        # name); a schedule the group sets itself is kept exactly (docs/schedules.md).
+        staggered: dict[str, Any] = {}
+        if "schedule" not in override:
+            staggered["schedule"] = stagger(settings.schedule, group, slots)
+        if "scanSchedule" not in override and settings.scan_schedule:
+            staggered["scan_schedule"] = stagger(settings.scan_schedule, group, slots)
+        return settings.model_copy(update=staggered)
 
     # one group -------------------------------------------------------------------------------
     def reconcile_group(
@@ -743,6 +758,7 @@ class Reconciler:
             "schedule": bundle.key.schedule,
             "timezone": bundle.key.timezone,
             "offset": str(bundle.key.offset),
+            "enabled": "true" if bundle.key.enabled else "false",
         }
 
     def _leave_place(self, member: str, place: str, run: _Executor, *, moved: bool) -> None:
@@ -784,6 +800,11 @@ class Reconciler:
         if not window_id:
             view.windows -= 1
             return
+        self._retire_window(place, window_id, run, role)
+
+    def _retire_window(self, place: str, window_id: str, run: _Executor, role: str = "window") -> None:
+        """Delete a retired place's window (if it is this stack's window of that key) and free it."""
+        view = self._placement()
         tags = self.ssm.window_tags(window_id)
         if tags.get(OWNER_TAG) == self.config.stack_name and tags.get(KEY_TAG) == split_place(place)[0]:
             action = Action("delete_window", role, "no group left in this window", window_id)
@@ -910,6 +931,9 @@ class Reconciler:
             if only is None and reported:
                 continue
             wanted.append((group, None))
+        if only is None:
+            self._retire_orphans()
+            self.report_collisions()
         messages: list[dict[str, Any]] = []
         for start in range(0, len(wanted), BATCH_GROUPS):
             chunk = wanted[start : start + BATCH_GROUPS]
@@ -927,6 +951,43 @@ class Reconciler:
                     body["legacy"][group] = old
             messages.append(body)
         return messages
+
+    def _retire_orphans(self) -> None:
+        """Delete the windows of places whose last group left but whose window outlived the run
+        that emptied them (it stopped between the two writes)."""
+        view = self._placement(fresh=True)
+        run = self._writer()
+        for place in view.retired():
+            if place in view.creating and view.creating[place] >= self.clock():
+                continue
+            self._retire_window(place, view.window_ids[place], run)
+
+    def report_collisions(self, now: datetime | None = None) -> list[Collision]:
+        """Minutes in the coming 35 days when more of this stack's windows start than SSM runs at
+        once (ConcurrentWindowExecutions): logged one by one, counted in WindowStartCollisions."""
+        view = self.groups.read_placement()
+        windows = []
+        for place, window_id in sorted(view.window_ids.items()):
+            facts = json.loads(view.keys.get(split_place(place)[0], "{}"))
+            if "schedule" in facts:
+                windows.append(
+                    WindowStart(
+                        window_id,
+                        facts["schedule"],
+                        facts.get("timezone", "UTC"),
+                        int(facts.get("offset", 0)),
+                        bool(facts.get("enabled", True)),
+                    )
+                )
+        limit = self.config.concurrent_executions
+        found = start_collisions(windows, limit, now or datetime.now(UTC))
+        for collision in found[:20]:
+            logger.warning(
+                "maintenance windows start at the same minute; SSM runs the rest later",
+                extra={"collision": collision.description, "windows": list(collision.window_ids)},
+            )
+        metrics.add_metric(name="WindowStartCollisions", unit=MetricUnit.Count, value=len(found))
+        return found
 
     def run_message(self, body: dict[str, Any]) -> list[Outcome]:
         """Carry out one reconcile-queue message of :meth:`plan_run` (``kind`` "verify"), or one
