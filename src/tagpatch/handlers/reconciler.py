@@ -31,6 +31,7 @@ _METRIC_OF_STATUS = {
     "deleted": "EmptyGroupsDeleted",
     "failed": "GroupsFailed",
     "rejected": "GroupsRejected",
+    "unplaced": "GroupsUnplaced",
     "deferred": "ReconcilesDeferred",
     "handed_on": "GroupsHandedOn",
     "not_reached": "GroupsNotReached",
