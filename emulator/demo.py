@@ -512,7 +512,14 @@ def _views(
 
     printer.section("Patch groups and their maintenance windows (GroupsTable, SSM)")
     rows = []
-    records = sorted(_scan(emulator, deployment.physical_id("GroupsTable")), key=lambda r: str(r["group"]))
+    records = sorted(
+        (
+            r
+            for r in _scan(emulator, deployment.physical_id("GroupsTable"))
+            if not str(r["group"]).startswith("#")
+        ),
+        key=lambda r: str(r["group"]),
+    )
     group_names = {str(record.get("slug", record["group"])): str(record["group"]) for record in records}
     for record in records:
         for _role, ids in sorted(record.get("windows", {}).items()):

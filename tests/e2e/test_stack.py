@@ -224,10 +224,10 @@ def test_a_tag_change_reaches_the_reconciler_through_the_deployed_rule(stack: St
     first, second = (d.outcome.last.result for d in deliveries if d.outcome is not None)
     assert first["groups"][0]["status"] == "converged"
     assert second["groups"][0]["status"] == "unchanged"
-    windows = stack.client("ssm").describe_maintenance_windows(
-        Filters=[{"Key": "Name", "Values": ["TagPatch-e2e-web"]}]
-    )["WindowIdentities"]
-    assert len(windows) == 1
+    windows = stack.client("ssm").describe_maintenance_windows()["WindowIdentities"]
+    assert [w["Name"].rsplit("-", 2)[0] for w in windows] == ["TagPatch-install"]  # one shared window
+    tasks = stack.client("ssm").describe_maintenance_window_tasks(WindowId=windows[0]["WindowId"])["Tasks"]
+    assert [task["Name"] for task in tasks] == ["TagPatch-e2e-web-patch"]
     calls = {(a.action, a.implied_by) for a in JOURNAL.entries(since=mark, role_name=role) if a.allowed}
     assert ("ssm:CreateMaintenanceWindow", "") in calls
     assert ("iam:PassRole", "ssm:RegisterTaskWithMaintenanceWindow") in calls
