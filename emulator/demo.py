@@ -3,10 +3,11 @@
 Starts moto's server on 127.0.0.1 with IAM enforced, deploys ``template.yaml`` into it as
 CloudFormation would (SAM-translated; what moto's CloudFormation skips is made through the
 service APIs), launches a small fleet in three patch groups and drives the real flows through the
-deployed wiring: tag changes through the deployed EventBridge rule, the scheduled reconcile, a
-settings override, an on-demand plan, one maintenance window run per group whose Run Command
-notifications travel NotificationTopic -> StatusQueue -> the status collector, patch states
-reported to Patch Manager and the compliance snapshot. Then it prints what happened, one line per
+deployed wiring: tag changes through the deployed EventBridge rule and ReconcileQueue, the
+scheduled reconcile (planned, queued, drained from the queue), a settings override, an on-demand
+plan, one maintenance window run per group whose Run Command notifications travel
+NotificationTopic -> StatusQueue -> the status collector, patch states reported to Patch Manager
+and the compliance snapshot. Then it prints what happened, one line per
 flow, then the timed steps, what an operator would look at, and what moto's CloudFormation skipped;
 ``--verbose`` adds which permissions each role was granted but the flows never used.
 
@@ -31,7 +32,7 @@ from botocore.exceptions import ClientError
 from emulator import strict_validation
 from emulator.deploy import DROPPED, NORMALISED, NOT_REPRODUCED, SKIPPED, Deployment, deploy
 from emulator.fake_ssm import make_instance_patch_state
-from emulator.flows import Email, Flows, RuleDelivery, WindowRun
+from emulator.flows import BatchResult, Email, Flows, RuleDelivery, WindowRun, reconciled
 from emulator.permissions import RoleUsage, role_usage
 from emulator.runtime import Invocation, LambdaRuntime
 from emulator.server import Credentials, Emulator
@@ -126,8 +127,11 @@ class Printer:
 
 
 def _summary(delivery: RuleDelivery, *, brief: bool = False) -> str:
+    if delivery.refused:
+        where = f"; the event went to {delivery.dead_letter}" if delivery.dead_letter else ""
+        return f"refused by the target's policy ({delivery.refused}){where}"
     if delivery.outcome is None:
-        return f"refused by the function's resource policy ({delivery.refused})"
+        return f"sent to {delivery.queue} as message {delivery.message_id[:8]}"
     last = delivery.outcome.last
     if not last.ok:
         return f"FAILED after {len(delivery.outcome.attempts)} attempts: {last.describe_error()}"
@@ -154,6 +158,23 @@ def _groups_line(result: Any, *, brief: bool = False) -> str:
             text += f" - {reasons}"
         parts.append(text)
     return "; ".join(parts)
+
+
+def _drained(printer: Printer, flows: Flows, what: str) -> list[dict[str, Any]]:
+    """Lambda's poller drains ReconcileQueue into the reconciler: its outcomes, as logged."""
+    batches: list[BatchResult] = flows.poll("ReconcilerFunction")
+    outcomes = [outcome for batch in batches for outcome in reconciled(batch.invocation)]
+    records = sum(len(batch.message_ids) for batch in batches)
+    failed = sum(len(batch.failed_ids) for batch in batches)
+    limit = next((batch.max_concurrency for batch in batches), None)
+    printer.step(
+        f"{what}: ReconcileQueue -> Lambda's poller (at most {limit} invocations at once) gave "
+        f"ReconcilerFunction {len(batches)} batch(es) of {records} record(s), {failed} reported failed"
+    )
+    for batch in batches:
+        if not batch.invocation.ok:
+            printer.detail(f"batch failed: {batch.invocation.describe_error()}")
+    return outcomes
 
 
 def _rule_short(name: str, stack: str) -> str:
@@ -256,31 +277,45 @@ def _launch_fleet(emulator: Emulator) -> tuple[dict[str, str], dict[str, list[st
 
 def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: dict[str, list[str]]) -> None:
     stack = deployment.stack_name
-    events, changes = 0, []
+    events = 0
     for group, ids in groups.items():
         if group in PRE_TAGGED:
             continue
         deliveries = flows.tag_instances(ids, TAG_KEY, group)
         rules = sorted({_rule_short(d.rule, stack) for d in deliveries})
+        queued = sum(1 for d in deliveries if d.message_id)
         printer.step(
-            f"tagged {len(ids)} instances {TAG_KEY}={group}: {len(deliveries)} tag change events "
-            f"matched rule {', '.join(rules)} -> ReconcilerFunction (async, its role's credentials)"
+            f"tagged {len(ids)} instances {TAG_KEY}={group}: {len(deliveries)} tag change events matched "
+            f"rule {', '.join(rules)} -> ReconcileQueue ({queued} sent, as the queue policy admits the rule)"
         )
-        for index, delivery in enumerate(deliveries, start=1):
-            printer.detail(f"event {index}: {_summary(delivery)}")
-        briefs = [_summary(delivery, brief=True) for delivery in deliveries]
+        for delivery in deliveries:
+            if delivery.refused:
+                printer.detail(f"event {delivery.target_id}: {_summary(delivery)}")
         events += len(deliveries)
-        changes += [text for text in briefs if not text.endswith(" unchanged")] or briefs[:1]
+    outcomes = _drained(printer, flows, "tag change events")
+    for index, outcome in enumerate(outcomes, start=1):
+        printer.detail(f"event {index}: {_groups_line({'groups': [outcome]})}")
+    briefs = [_groups_line({"groups": [outcome]}, brief=True) for outcome in outcomes]
+    changes = [text for text in briefs if not text.endswith(" unchanged")] or briefs[:1]
     tagged = [group for group in groups if group not in PRE_TAGGED]
     printer.outcome(
         "tag changes",
-        f"{' and '.join(tagged)} tagged: {events} events -> ReconcilerFunction: {'; '.join(changes)}",
+        f"{' and '.join(tagged)} tagged: {events} events -> ReconcileQueue -> ReconcilerFunction: "
+        + "; ".join(changes),
     )
     for delivery in flows.fire_schedule("ReconcilerFunction", rule="ReconcilerFunctionReconcile"):
-        printer.step(f"scheduled reconcile (rule {_rule_short(delivery.rule, stack)}): {_summary(delivery)}")
+        planned = _summary(delivery)
+        if delivery.outcome is not None and delivery.outcome.ok:
+            queued = delivery.outcome.last.result.get("queued", {})
+            planned = f"{queued.get('groups')} groups planned, {queued.get('messages')} message(s) queued"
+        printer.step(f"scheduled reconcile (rule {_rule_short(delivery.rule, stack)}): {planned}")
+        verified = _drained(printer, flows, "scheduled reconcile")
+        for outcome in verified:
+            printer.detail(_groups_line({"groups": [outcome]}))
         printer.outcome(
             "scheduled reconcile",
-            f"{_summary(delivery, brief=True)} ({', '.join(PRE_TAGGED)} tagged before the deploy)",
+            f"{planned} -> {_groups_line({'groups': verified}, brief=True)} "
+            f"({', '.join(PRE_TAGGED)} tagged before the deploy)",
         )
     prefix = deployment.outputs["GroupSettingsPrefix"]
     db_slug = flows.group_record("db")["slug"]
@@ -290,12 +325,16 @@ def _reconcile(printer: Printer, flows: Flows, deployment: Deployment, groups: d
             f"settings override {prefix}{db_slug} = {json.dumps(override)} (rule "
             f"{_rule_short(delivery.rule, stack)}): {_summary(delivery)}"
         )
-        printer.outcome("settings override", f"{_summary(delivery, brief=True)}: {json.dumps(override)}")
+        changed = {"groups": _drained(printer, flows, "settings change event")}
+        printer.detail(_groups_line(changed))
+        printer.outcome("settings override", f"{_groups_line(changed, brief=True)}: {json.dumps(override)}")
     batch_slug = flows.group_record("Batch Jobs")["slug"]
     bad = {"duration": 25, "maxConcurrency": "0"}
     for delivery in flows.put_group_settings(f"{prefix}{batch_slug}", bad):
         printer.step(f"invalid override {prefix}{batch_slug} = {json.dumps(bad)}: {_summary(delivery)}")
-        printer.outcome("invalid override", f"{_summary(delivery, brief=True)}; its window is kept")
+        refused = {"groups": _drained(printer, flows, "settings change event")}
+        printer.detail(_groups_line(refused))
+        printer.outcome("invalid override", f"{_groups_line(refused, brief=True)}; its window is kept")
     plan = flows.runtime.invoke("ReconcilerFunction", {"group": "web", "dryRun": True})
     printer.step(
         'on-demand invoke {"group": "web", "dryRun": true} (as `aws lambda invoke`): '

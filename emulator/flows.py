@@ -6,7 +6,11 @@ does, reading the deployed configuration through the API:
 * **EventBridge** (:meth:`Flows.put_event`, :meth:`Flows.fire_schedule`): an event is matched
   against every enabled rule on the default bus with ``events:TestEventPattern`` (moto's own
   matcher); each Lambda target of a matching rule is invoked asynchronously, if the function's
-  resource policy lets that rule invoke it. Scheduled rules get EventBridge's "Scheduled Event".
+  resource policy lets that rule invoke it; each SQS target gets the event as one message
+  (``SendMessage``), if the queue's policy lets ``events.amazonaws.com`` send for that rule
+  (``aws:SourceArn``), else the event goes to the target's dead-letter queue (if that queue's
+  policy admits the rule) with EventBridge's ``RULE_ARN``/``TARGET_ARN``/``ERROR_CODE``/
+  ``ERROR_MESSAGE`` attributes. Scheduled rules get EventBridge's "Scheduled Event".
 * **the tagging service** (:meth:`Flows.tag_instances`): ``ec2:CreateTags``, then one "Tag Change
   on Resource" event per instance (the full current tag set, the changed key).
 * **Parameter Store** (:meth:`Flows.put_group_settings`): ``ssm:PutParameter``, then its
@@ -20,11 +24,15 @@ does, reading the deployed configuration through the API:
   response types; ``GetQueueAttributes``, ``ReceiveMessage`` and ``DeleteMessageBatch`` with the
   function's role; up to ``BatchSize`` records per Lambda SQS event (the batching window is not
   waited for); deletion of exactly the records the function did not report as failures (an
-  invalid partial batch response, or an error, keeps the whole batch).
+  invalid partial batch response, or an error, keeps the whole batch). The batches run one after
+  another: the mapping's ``ScalingConfig.MaximumConcurrency`` is an upper bound the emulator
+  always keeps. Kept messages stay invisible until :meth:`Flows.redeliver` lets their visibility
+  timeout run out (after the queue's ``maxReceiveCount`` receives, SQS moves them to the DLQ).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -39,6 +47,7 @@ from emulator import fake_ssm
 from emulator.deploy import Deployment
 from emulator.runtime import AsyncOutcome, Invocation, LambdaRuntime
 from emulator.server import Credentials, Emulator
+from emulator.topic_policy import _condition_holds
 
 EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
 SSM_PRINCIPAL: Final = "ssm.amazonaws.com"
@@ -69,9 +78,12 @@ def now() -> datetime:
 class RuleDelivery:
     rule: str
     target_id: str
-    function: str  # logical id
-    outcome: AsyncOutcome | None  # None when the function's resource policy refused the rule
+    function: str  # logical id of a Lambda target ("" for a queue target)
+    outcome: AsyncOutcome | None  # None for a queue target, or when the target's policy refused the rule
     refused: str = ""
+    queue: str = ""  # logical id of an SQS target
+    message_id: str = ""  # the message the event became on it
+    dead_letter: str = ""  # logical id of the rule's dead-letter queue that got a refused event
 
 
 @dataclass
@@ -82,6 +94,21 @@ class BatchResult:
     message_ids: list[str]
     failed_ids: list[str]
     deleted: int
+    queue: str = ""  # logical id of the queue it came from
+    max_concurrency: int | None = None  # the mapping's ScalingConfig.MaximumConcurrency
+
+
+def reconciled(invocation: Invocation) -> list[dict[str, Any]]:
+    """The reconciler's outcomes in an invocation's log ("group reconciled": group, status,
+    actions, reasons), as an operator reads them in CloudWatch Logs."""
+    outcomes = []
+    for line in invocation.log_lines:
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("message") == "group reconciled":
+            outcomes.append({key: entry.get(key) for key in ("group", "status", "actions", "reasons")})
+    return outcomes
 
 
 @dataclass
@@ -185,6 +212,8 @@ class Flows:
         self._tag_versions: dict[str, int] = {}
         self._inbox_url = ""
         self._instance_credentials: Credentials | None = None
+        # queue URL -> receipt handles of the messages the poller kept (not deleted) on it
+        self._kept: dict[str, list[str]] = {}
 
     def client(self, service: str, credentials: Credentials | None = None) -> Any:
         return self.emulator.client(service, credentials)
@@ -253,7 +282,14 @@ class Flows:
         deliveries = []
         for target in self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]:
             arn = str(target["Arn"])
-            if ":lambda:" not in arn or (only is not None and arn != only):
+            if only is not None and arn != only:
+                continue
+            if ":sqs:" in arn and (queue := self._stack_queue(arn)):
+                deliveries.append(
+                    self._send_to_queue(rule, target, queue, _target_input(target, event), event)
+                )
+                continue
+            if ":lambda:" not in arn:
                 continue
             try:
                 function = self.deployment.function_logical_id(arn)
@@ -268,6 +304,85 @@ class Flows:
                 RuleDelivery(rule["Name"], target["Id"], function, self.runtime.invoke_async(arn, payload))
             )
         return deliveries
+
+    def _stack_queue(self, arn: str) -> str | None:
+        """The logical id of this stack's queue ``arn`` (None: another stack's, not this flow)."""
+        name = arn.rsplit(":", 1)[-1]
+        for queue in self.deployment.of_type("AWS::SQS::Queue"):
+            if queue.physical_id.rsplit("/", 1)[-1] == name:
+                return queue.logical_id
+        return None
+
+    def _send_to_queue(
+        self, rule: dict[str, Any], target: Mapping[str, Any], queue: str, payload: Any, event: dict[str, Any]
+    ) -> RuleDelivery:
+        """EventBridge's SQS target: the input as one message, if the queue's policy admits the rule;
+        else the event to the target's dead-letter queue, if that one's policy does."""
+        url = self.deployment.physical_id(queue)
+        refusal = self._queue_refusal(url, str(target["Arn"]), str(rule["Arn"]))
+        delivery = RuleDelivery(str(rule["Name"]), str(target["Id"]), "", None, queue=queue)
+        if not refusal:
+            body = payload if isinstance(payload, str) else json.dumps(payload)
+            delivery.message_id = self.client("sqs").send_message(QueueUrl=url, MessageBody=body)["MessageId"]
+            return delivery
+        delivery.refused = refusal
+        dlq_arn = str(target.get("DeadLetterConfig", {}).get("Arn", ""))
+        dlq = self._stack_queue(dlq_arn) if dlq_arn else None
+        if dlq is None:
+            return delivery
+        dlq_url = self.deployment.physical_id(dlq)
+        if self._queue_refusal(dlq_url, dlq_arn, str(rule["Arn"])):
+            return delivery  # lost, as on AWS: EventBridge may not write to the DLQ either
+        attributes = {
+            "RULE_ARN": str(rule["Arn"]),
+            "TARGET_ARN": str(target["Arn"]),
+            "ERROR_CODE": "NO_PERMISSIONS",
+            "ERROR_MESSAGE": refusal[:1000],
+        }
+        self.client("sqs").send_message(
+            QueueUrl=dlq_url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+        delivery.dead_letter = dlq
+        return delivery
+
+    def _queue_refusal(self, url: str, queue_arn: str, rule_arn: str) -> str:
+        """Why the queue's policy does not let ``events.amazonaws.com`` send for the rule ('' if it
+        does): an explicit Deny wins, else one Allow must name the service, ``sqs:SendMessage``, the
+        queue and hold its conditions (``aws:SourceArn`` = the rule, ``aws:SourceAccount``)."""
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+        text = attributes.get("Attributes", {}).get("Policy")
+        if not text:
+            return f"the queue {queue_arn} has no policy: {EVENTS_PRINCIPAL} may not send to it"
+        context = {
+            "aws:sourcearn": rule_arn,
+            "aws:sourceaccount": self.account,
+            "aws:securetransport": "true",
+        }
+        allowed = False
+        for index, statement in enumerate(_listify(json.loads(text).get("Statement", []))):
+            principal = statement.get("Principal", {})
+            services = _listify(principal.get("Service", [])) if isinstance(principal, dict) else []
+            if principal != "*" and EVENTS_PRINCIPAL not in services:
+                continue
+            actions = [str(a).lower() for a in _listify(statement.get("Action", []))]
+            if not any(fnmatch.fnmatchcase("sqs:sendmessage", action) for action in actions):
+                continue
+            if not any(
+                fnmatch.fnmatchcase(queue_arn, str(r)) for r in _listify(statement.get("Resource", "*"))
+            ):
+                continue
+            if not _condition_holds(statement.get("Condition") or {}, context):
+                continue
+            if statement.get("Effect") == "Deny":
+                return f"denied by the queue's policy (statement {statement.get('Sid', index)})"
+            allowed = True
+        if allowed:
+            return ""
+        return (
+            f"no statement of the queue's policy lets {EVENTS_PRINCIPAL} send to {queue_arn} for {rule_arn}"
+        )
 
     def _refusal(self, function_arn: str, rule_arn: str) -> str:
         """Why the function's resource policy does not let the rule invoke it ('' if it does)."""
@@ -340,6 +455,8 @@ class Flows:
             url = self.client("sqs").get_queue_url(QueueName=source.rsplit(":", 1)[-1])["QueueUrl"]
             sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])  # as Lambda's poller
             report_failures = "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", [])
+            limit = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+            queue = self._stack_queue(source) or ""
             while True:
                 messages = self._receive(sqs, url, int(mapping.get("BatchSize", 10)))
                 if not messages:
@@ -348,6 +465,7 @@ class Flows:
                 invocation = self.runtime.invoke(function, {"Records": records})
                 failed = _failed_ids(invocation, records, report_failures)
                 done = [m for m in messages if m["MessageId"] not in failed]
+                self._kept.setdefault(url, []).extend(m["ReceiptHandle"] for m in messages if m not in done)
                 for start in range(0, len(done), 10):
                     chunk = done[start : start + 10]
                     sqs.delete_message_batch(
@@ -357,8 +475,37 @@ class Flows:
                         ],
                     )
                 results.append(
-                    BatchResult(invocation, [m["MessageId"] for m in messages], sorted(failed), len(done))
+                    BatchResult(
+                        invocation,
+                        [m["MessageId"] for m in messages],
+                        sorted(failed),
+                        len(done),
+                        queue,
+                        None if limit is None else int(limit),
+                    )
                 )
+        return results
+
+    def redeliver(self) -> int:
+        """The visibility timeout of every message a poller kept runs out: SQS makes them visible
+        again (``ChangeMessageVisibility`` 0, as the admin). How many there were."""
+        sqs = self.client("sqs")
+        count = 0
+        for url, handles in self._kept.items():
+            for handle in handles:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+                count += 1
+        self._kept.clear()
+        return count
+
+    def drain(self, function: str, *, redeliveries: int = 0) -> list[BatchResult]:
+        """:meth:`poll` until nothing is visible; then, ``redeliveries`` times, let the kept
+        messages' visibility timeout run out and poll again."""
+        results = self.poll(function)
+        for _ in range(redeliveries):
+            if not self.redeliver():
+                break
+            results += self.poll(function)
         return results
 
     @staticmethod
@@ -580,6 +727,10 @@ class Flows:
                     Email(envelope.get("Subject", ""), envelope["Message"], envelope.get("Timestamp", ""))
                 )
                 sqs.delete_message(QueueUrl=self._inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _target_input(target: Mapping[str, Any], event: dict[str, Any]) -> Any:

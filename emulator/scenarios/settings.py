@@ -8,6 +8,7 @@ WINDOW_ROLE = "arn:aws:iam::123456789012:role/tagpatch-MaintenanceWindowRole"
 NOTIFY_ROLE = "arn:aws:iam::123456789012:role/tagpatch-NotificationRole"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:tagpatch-NotificationTopic"
 BUCKET = "tagpatch-output-123456789012"
+RECONCILE_QUEUE = f"https://sqs.us-east-1.amazonaws.com/123456789012/{STACK}-ReconcileQueue"
 
 RECONCILER_ENV: dict[str, str] = {
     "STACK_NAME": STACK,
@@ -37,4 +38,5 @@ RECONCILER_ENV: dict[str, str] = {
     "DEFAULT_NOTIFICATION_TYPE": "Invocation",
     "DEFAULT_SCAN_SCHEDULE": "",
     "DEFAULT_PATCH_BASELINE_ID": "",
+    "RECONCILE_QUEUE_URL": RECONCILE_QUEUE,
 }

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from emulator.deploy import SKIPPED, Deployment, deploy
 from emulator.fake_ssm import make_instance_patch_state
-from emulator.flows import SSM_ASSUME_ROLE_CONTEXT, SSM_PRINCIPAL, Flows
+from emulator.flows import SSM_ASSUME_ROLE_CONTEXT, SSM_PRINCIPAL, Flows, reconciled
 from emulator.moto_ext import JOURNAL
 from emulator.permissions import role_usage
 from emulator.runtime import LambdaRuntime
@@ -117,6 +117,8 @@ def test_every_resource_of_the_template_exists_and_the_skipped_ones_were_made_th
         "OutputBucketPolicy",
         "ReconcilerDLQPolicy",
         "ReconcilerDLQAlarm",
+        "ReconcileQueuePolicy",
+        "ReconcileDLQAlarm",
         "AlertEmailSubscription",
     } <= by_api
     assert "ReconcilerFunctionEventInvokeConfig" in by_api
@@ -214,16 +216,22 @@ def test_a_tag_change_reaches_the_reconciler_through_the_deployed_rule(stack: St
     role = stack.role("ReconcilerFunction")
     mark = JOURNAL.mark()
 
-    # When they are tagged PatchGroup=e2e-web (one tag change event each)
+    # When they are tagged PatchGroup=e2e-web (one tag change event each) and Lambda's poller
+    # drains the reconcile queue
     deliveries = stack.flows.tag_instances(instances, TAG_KEY, "e2e-web")
+    (batch,) = stack.flows.poll("ReconcilerFunction")
 
-    # Then only the deployed TagChange rule matched, the reconciler made the window with its own
-    # role's credentials, and the second event found it converged
-    assert [d.rule for d in deliveries] == [stack.deployment.physical_id("ReconcilerFunctionTagChange")] * 2
-    assert all(d.outcome is not None and d.outcome.ok for d in deliveries)
-    first, second = (d.outcome.last.result for d in deliveries if d.outcome is not None)
-    assert first["groups"][0]["status"] == "converged"
-    assert second["groups"][0]["status"] == "unchanged"
+    # Then only the deployed TagChangeRule matched and sent each event to ReconcileQueue; the
+    # reconciler made the window with its own role's credentials, and the second event found it
+    # converged
+    assert [(d.rule, d.queue) for d in deliveries] == [
+        (stack.deployment.physical_id("TagChangeRule"), "ReconcileQueue")
+    ] * 2
+    assert all(d.message_id and not d.refused for d in deliveries)
+    assert batch.message_ids == [d.message_id for d in deliveries]
+    assert (batch.failed_ids, batch.deleted) == ([], 2)
+    first, second = reconciled(batch.invocation)
+    assert (first["status"], second["status"]) == ("converged", "unchanged")
     windows = stack.client("ssm").describe_maintenance_windows()["WindowIdentities"]
     assert [w["Name"].rsplit("-", 2)[0] for w in windows] == ["TagPatch-install"]  # one shared window
     tasks = stack.client("ssm").describe_maintenance_window_tasks(WindowId=windows[0]["WindowId"])["Tasks"]
@@ -249,14 +257,19 @@ def test_the_schedule_and_a_direct_invocation_reach_the_reconciler(stack: Stack)
     (instance,) = stack.launch(1)
     stack.client("ec2").create_tags(Resources=[instance], Tags=[{"Key": TAG_KEY, "Value": "e2e-backfill"}])
 
-    # When the scheduled rule fires, then an operator asks for a dry run
+    # When the scheduled rule fires, Lambda's poller drains what it queued, then an operator asks
+    # for a dry run
     (scheduled,) = stack.flows.fire_schedule("ReconcilerFunction", rule="ReconcilerFunctionReconcile")
+    batches = stack.flows.poll("ReconcilerFunction")
     plan = stack.runtime.invoke("ReconcilerFunction", {"group": "e2e-backfill", "dryRun": True})
 
-    # Then the scheduled reconcile backfilled the group and the plan has nothing left to do
+    # Then the scheduled run only planned and queued; the queue's consumer backfilled the group and
+    # the plan has nothing left to do
     assert scheduled.rule == stack.deployment.physical_id("ReconcilerFunctionReconcile")
     assert scheduled.outcome is not None and scheduled.outcome.ok
-    statuses = {g["group"]: g["status"] for g in scheduled.outcome.last.result["groups"]}
+    result = scheduled.outcome.last.result
+    assert result["groups"] == [] and result["queued"]["messages"] == len(batches[0].message_ids) >= 1
+    statuses = {o["group"]: o["status"] for b in batches for o in reconciled(b.invocation)}
     assert statuses["e2e-backfill"] == "converged"
     assert plan.ok
     assert plan.result["groups"][0]["actions"] == []
@@ -267,7 +280,7 @@ def test_the_sweep_schedule_reaches_the_reconciler_under_its_role(stack: Stack) 
     # the reconciler look for pending groups
     (swept,) = stack.flows.fire_schedule("ReconcilerFunction", rule="ReconcilerFunctionSweep")
     assert swept.outcome is not None and swept.outcome.ok
-    assert swept.outcome.last.result == {"ok": True, "groups": []}
+    assert swept.outcome.last.result == {"ok": True, "groups": [], "queued": {"messages": 0, "groups": 0}}
 
 
 def test_a_function_runs_with_its_deployed_configuration_and_logs_to_its_log_group(stack: Stack) -> None:
@@ -308,10 +321,9 @@ def test_a_role_cannot_call_an_action_outside_its_policies(stack: Stack) -> None
 
 
 def _without_pass_role(template: dict[str, Any]) -> None:
-    policies = template["Resources"]["ReconcilerFunction"]["Properties"]["Policies"]
-    for policy in policies:
-        if isinstance(policy, dict) and "Statement" in policy:
-            policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "PassWindowRoles"]
+    for policy in template["Resources"]["ReconcilerRole"]["Properties"]["Policies"]:
+        document = policy["PolicyDocument"]
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "PassWindowRoles"]
 
 
 def test_a_permission_missing_from_the_template_fails_as_on_aws(stack: Stack) -> None:
@@ -349,6 +361,7 @@ def test_a_window_run_is_collected_and_its_failure_alerted(stack: Stack) -> None
     # Given a group of three instances with its window
     instances = stack.launch(3)
     stack.flows.tag_instances(instances, TAG_KEY, "e2e-db")
+    stack.flows.poll("ReconcilerFunction")
     stack.flows.read_inbox()
     collector_role = stack.role("StatusCollectorFunction")
     mark = JOURNAL.mark()
@@ -431,6 +444,7 @@ def test_the_compliance_snapshot_records_each_group_and_sends_a_digest(stack: St
     # Given a group of two instances, one missing patches
     instances = stack.launch(2)
     stack.flows.tag_instances(instances, TAG_KEY, "e2e-app")
+    stack.flows.poll("ReconcilerFunction")
     stack.flows.seed_patch_states(
         [
             make_instance_patch_state(instances[0], "e2e-app"),
@@ -483,6 +497,7 @@ def test_granted_but_unused_permissions_are_reported_per_role(stack: Stack) -> N
     # Given the reconciler has converged a new group
     (instance,) = stack.launch(1)
     stack.flows.tag_instances([instance], TAG_KEY, "e2e-usage")
+    stack.flows.poll("ReconcilerFunction")
 
     # When its role's grants are compared with the journal of what it called
     usage = role_usage(stack.emulator, "ReconcilerFunction", stack.role("ReconcilerFunction"))
@@ -492,7 +507,8 @@ def test_granted_but_unused_permissions_are_reported_per_role(stack: Stack) -> N
     assert {"ssm:CreateMaintenanceWindow", "iam:PassRole", "dynamodb:UpdateItem", "logs:PutLogEvents"} <= set(
         usage.used
     )
+    # the poller's actions, with the function's role (ReconcilerRole's PollReconcileQueue)
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= set(usage.used)
     assert "ssm:CreateMaintenanceWindow" not in unused
     assert "X-Ray" in unused["xray:PutTraceSegments"]
-    assert "on-failure destination" in unused["sqs:SendMessage"]
     assert not usage.denied

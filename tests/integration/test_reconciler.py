@@ -527,6 +527,7 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
         monkeypatch.setenv(name, value)
     clients.client.cache_clear()
     entry.default_reconciler.cache_clear()
+    entry.default_queue.cache_clear()
     # When Lambda calls the handler
     result = entry.handler(tag_event(load_event, "web"), lambda_context)
     # Then the window exists and the run's metrics were printed as EMF
@@ -536,6 +537,7 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
     names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"GroupsConverged", "SsmWrites"} <= names
     entry.default_reconciler.cache_clear()
+    entry.default_queue.cache_clear()
     clients.client.cache_clear()
 
 

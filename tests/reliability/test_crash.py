@@ -12,11 +12,10 @@ from emulator.scenarios.aws import World
 from emulator.template import load_sam
 from tagpatch.adapters.groups import LEASE_SECONDS
 from tagpatch.handlers.reconciler import handle
-from tagpatch.observability import metrics
 from tagpatch.reconciler.core import START_RESERVE_SECONDS, LeaseExpiring, Reconciler
 from tagpatch.reconciler.plan import ActionKind
 from tagpatch.reconciler.spec import build_spec
-from tests.conftest import REPO_ROOT, FakeLambdaContext
+from tests.conftest import REPO_ROOT
 from tests.reliability.test_faults import tag_event
 
 Loader = Callable[[str], Any]
@@ -220,26 +219,24 @@ def slow_reconciler(world: World, seconds_per_group: float) -> Reconciler:
     return reconciler
 
 
-def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
-    world: World, load_event: Loader, lambda_context: FakeLambdaContext
-) -> None:
-    # Given four groups, each taking 80 s to reconcile, and a 300 s invocation
+def test_a_full_reconcile_out_of_time_hands_the_rest_on_to_the_sweep(world: World) -> None:
+    # Given four groups, each taking 80 s to reconcile, and a 300 s limit (the CLI's full reconcile;
+    # the scheduled run only plans and queues: tests/integration/test_reconcile_queue.py)
     for group in ("a", "b", "c", "d"):
         world.launch(group)
     reconciler = slow_reconciler(world, 80)
-    lambda_context.remaining_time_in_millis = 300_000
+    reconciler.deadline = reconciler.clock() + 300
 
-    # When the scheduled reconcile runs
-    result = handle(load_event("reconciler-scheduled.json"), reconciler, lambda_context)
+    # When every group is reconciled
+    outcomes = reconciler.reconcile_all()
 
     # Then it starts no group with less than START_RESERVE_SECONDS left: the last is queued for
-    # the sweep, said in the result and counted, not silently skipped
-    statuses = {g["group"]: g["status"] for g in result["groups"]}
+    # the sweep, said in the outcome, not silently skipped
+    statuses = {outcome.group: outcome.status for outcome in outcomes}
     assert statuses == {"a": "converged", "b": "converged", "c": "converged", "d": "handed_on"}
     assert 240 + START_RESERVE_SECONDS > 300  # d would have started with 60 s left
     assert world.record("d")["pending"] is True
     assert [w["Name"] for w in world.windows()].count("TagPatch-d") == 0
-    assert metrics.metric_set["GroupsHandedOn"]["Value"] == [1.0]
 
     # And the next sweep reconciles it
     swept = handle({"sweep": True}, world.make_reconciler())
@@ -247,20 +244,16 @@ def test_a_scheduled_run_out_of_time_hands_the_rest_on_to_the_sweep(
     assert len(world.windows()) == 4
 
 
-def test_groups_a_run_could_not_even_queue_are_reported_not_reached(
-    world: World, load_event: Loader, lambda_context: FakeLambdaContext
-) -> None:
-    # Given four groups of 80 s each and a 250 s invocation: after three, 10 s are left, too
-    # little even to queue the fourth for the sweep
+def test_groups_a_run_could_not_even_queue_are_reported_not_reached(world: World) -> None:
+    # Given four groups of 80 s each and 250 s: after three, 10 s are left, too little even to
+    # queue the fourth for the sweep
     for group in ("a", "b", "c", "d"):
         world.launch(group)
     reconciler = slow_reconciler(world, 80)
-    lambda_context.remaining_time_in_millis = 250_000
+    reconciler.deadline = reconciler.clock() + 250
 
-    # When the scheduled reconcile runs
-    result = handle(load_event("reconciler-scheduled.json"), reconciler, lambda_context)
+    # When every group is reconciled
+    outcomes = reconciler.reconcile_all()
 
-    # Then the fourth is reported not reached (the run is not ok), counted for the alarm
-    assert [(g["group"], g["status"]) for g in result["groups"]][-1] == ("d", "not_reached")
-    assert result["ok"] is False
-    assert metrics.metric_set["GroupsNotReached"]["Value"] == [1.0]
+    # Then the fourth is reported not reached
+    assert [(outcome.group, outcome.status) for outcome in outcomes][-1] == ("d", "not_reached")

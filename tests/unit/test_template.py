@@ -82,6 +82,7 @@ RECONCILER_ENVIRONMENT = frozenset(
         "DEFAULT_NOTIFICATION_TYPE",
         "DEFAULT_SCAN_SCHEDULE",
         "DEFAULT_PATCH_BASELINE_ID",
+        "RECONCILE_QUEUE_URL",
     }
 )
 
@@ -94,6 +95,8 @@ EXPECTED_OUTPUTS = frozenset(
         "ReconcilerFunctionName",
         "ReconcilerFunctionArn",
         "ReconcilerDLQUrl",
+        "ReconcileQueueUrl",
+        "ReconcileDLQUrl",
         "MaintenanceWindowRoleArn",
         "NotificationRoleArn",
         "InstanceOutputWritePolicyArn",
@@ -664,7 +667,7 @@ def test_run_results_travel_over_tls_only(resources: Resources) -> None:
 
 
 def test_reconciler_writes_only_windows_tagged_with_its_stack(resources: Resources) -> None:
-    statements = [s for name, s in _identity_policy_statements(resources) if name == "ReconcilerFunction"]
+    statements = [s for name, s in _identity_policy_statements(resources) if name == "ReconcilerRole"]
     write_actions = {
         "ssm:UpdateMaintenanceWindow",
         "ssm:DeleteMaintenanceWindow",
@@ -699,7 +702,7 @@ def test_reconciler_writes_only_windows_tagged_with_its_stack(resources: Resourc
 def test_reconciler_is_granted_no_patch_baseline_tagging(resources: Resources) -> None:
     # The reconciler registers baselines with patch groups; no code path tags or lists their tags.
     for name, statement in _identity_policy_statements(resources):
-        if name != "ReconcilerFunction":
+        if name != "ReconcilerRole":
             continue
         actions = set(_as_list(statement["Action"]))
         if actions & {"ssm:AddTagsToResource", "ssm:ListTagsForResource"}:
@@ -710,7 +713,7 @@ def test_reconciler_passes_only_its_two_roles_and_only_to_ssm(resources: Resourc
     pass_role = [
         statement
         for name, statement in _identity_policy_statements(resources)
-        if name == "ReconcilerFunction" and "iam:PassRole" in _as_list(statement["Action"])
+        if name == "ReconcilerRole" and "iam:PassRole" in _as_list(statement["Action"])
     ]
 
     (statement,) = pass_role
@@ -820,8 +823,8 @@ def test_outputs(template: dict[str, Any]) -> None:
 # Event rules against the sample events
 # --------------------------------------------------------------------------------------------
 def _rule_pattern(template: dict[str, Any], event_id: str) -> EventPattern:
-    event = _props(template["Resources"]["ReconcilerFunction"])["Events"][event_id]
-    pattern = _template_value(event["Properties"]["Pattern"], template["Parameters"])
+    rule = _props(template["Resources"][f"{event_id}Rule"])  # TagChangeRule, SettingsChangeRule
+    pattern = _template_value(rule["EventPattern"], template["Parameters"])
     return EventPattern.load(json.dumps(pattern))
 
 
