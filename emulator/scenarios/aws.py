@@ -144,6 +144,14 @@ class World:
         window_id = self.record(group)["windows"][role]["window_id"]
         return _plain(self.ssm.get_maintenance_window(WindowId=window_id))
 
+    def task_names(self) -> set[str]:
+        """The names of every task in every window (one per group and role)."""
+        return {
+            task["Name"]
+            for window in self.windows()
+            for task in self.ssm.describe_maintenance_window_tasks(WindowId=window["WindowId"])["Tasks"]
+        }
+
     def group_target(self, group: str, role: str = "install") -> dict[str, Any]:
         """``group``'s own target in its shared window (found by the name TagPatch gives it)."""
         name = naming.member_names(naming.group_slug(group), scan=role == "scan")[0]

@@ -106,8 +106,15 @@ def test_a_burst_of_tag_events_waits_in_the_queue_and_every_group_converges(stac
     assert all(b.invocation.ok and not b.failed_ids for b in batches)
     outcomes = {o["group"]: o["status"] for b in batches for o in reconciled(b.invocation)}
     assert outcomes == dict.fromkeys(groups, "converged")
-    names = {w["Name"] for w in stack.client("ssm").describe_maintenance_windows()["WindowIdentities"]}
-    assert {f"TagPatch-{group}" for group in groups} <= names
+    ssm = stack.client("ssm")
+    windows = ssm.describe_maintenance_windows()["WindowIdentities"]
+    names = {
+        t["Name"]
+        for w in windows
+        for t in ssm.describe_maintenance_window_tasks(WindowId=w["WindowId"])["Tasks"]
+    }
+    assert names == {f"TagPatch-{group}-patch" for group in groups}
+    assert len(windows) == math.ceil(BURST / 20)  # shared: 20 groups per window
     assert stack.flows.queue_depth("ReconcileQueue") == 0
     assert stack.flows.queue_depth("ReconcileDLQ") == 0
 

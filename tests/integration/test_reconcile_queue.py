@@ -98,7 +98,8 @@ def test_the_scheduled_run_queues_its_groups_in_batches_and_verifies_none_itself
     }
     assert world.log.ops("ssm") == {"GetParametersByPath": 1}
     assert world.log.ops("ec2") == {"DescribeInstances": 1}
-    assert world.log.ops("dynamodb") == {"Scan": 1}
+    # the placement item, read once to delete windows left behind and count start collisions
+    assert world.log.ops("dynamodb") == {"Scan": 1, "GetItem": 1}
     assert world.log.ops("sqs") == {"SendMessageBatch": 1}
     assert world.windows() == []
     assert metrics.metric_set["ReconcileMessagesQueued"]["Value"] == [3.0]
@@ -111,7 +112,8 @@ def test_the_scheduled_run_queues_its_groups_in_batches_and_verifies_none_itself
     assert [sorted(m["groups"]) for m in messages] == [groups[0:20], groups[20:40], groups[40:]]
     assert all(parse_message(message).model_dump() == message for message in messages)
     assert drained == {"batchItemFailures": []}
-    assert sorted(w["Name"] for w in world.windows()) == [f"TagPatch-{group}" for group in groups]
+    assert world.task_names() == {f"TagPatch-{group}-patch" for group in groups}
+    assert len(world.windows()) == 3  # 41 groups of one schedule: 20 + 20 + 1
     assert metrics.metric_set["GroupsConverged"]["Value"] == [1.0] * 41
 
 
@@ -204,7 +206,7 @@ def test_each_record_is_carried_out_or_reported_alone(
     assert "'aws.events' do not come through the reconcile queue" in reasons[1]
     assert "names no group" in reasons[2]
     assert "not a JSON object" in reasons[3]
-    assert {w["Name"] for w in world.windows()} == {"TagPatch-web", "TagPatch-db"}
+    assert world.task_names() == {"TagPatch-web-patch", "TagPatch-db-patch"}
     assert metrics.metric_set["ReconcileRecordFailures"]["Value"] == [4.0]
     assert metrics.metric_set["GroupsConverged"]["Value"] == [1.0, 1.0]
 
@@ -216,14 +218,14 @@ def test_a_record_whose_group_failed_is_retried_and_the_rest_of_the_batch_goes_o
     # "good", a tag event of "bad" and a tag event of "other"
     for group in ("bad", "good", "other"):
         world.launch(group)
-    create_window = world.reconciler.ssm.create_window
+    register_task = world.reconciler.ssm.register_task
 
     def refuse_bad(params: dict[str, Any]) -> str:
-        if params["Name"] == "TagPatch-bad":
+        if params["Name"] == "TagPatch-bad-patch":
             raise RuntimeError("SSM is unavailable")
-        return create_window(params)
+        return register_task(params)
 
-    world.reconciler.ssm.create_window = refuse_bad  # type: ignore[method-assign]
+    world.reconciler.ssm.register_task = refuse_bad  # type: ignore[method-assign]
     verify = {"kind": "verify", "groups": {"bad": 1, "good": 1}, "empty": [], "overrides": {}, "legacy": {}}
 
     # When the consumer gets the batch
@@ -235,7 +237,7 @@ def test_a_record_whose_group_failed_is_retried_and_the_rest_of_the_batch_goes_o
     # Then the verify message (one group failed) and the tag event (its reconcile raised) are
     # reported; every group that could be was reconciled, "good" by the failed message too
     assert failed_ids(result) == ["m0", "m1"]
-    assert {w["Name"] for w in world.windows()} == {"TagPatch-good", "TagPatch-other"}
+    assert world.task_names() == {"TagPatch-good-patch", "TagPatch-other-patch"}
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("record failed: groups not reconciled") for m in messages)
     assert any(m.startswith("record failed; SQS delivers it again") for m in messages)
@@ -275,17 +277,17 @@ def test_a_record_is_not_started_without_the_time_to_finish_it(
     # delivers it again, to an invocation with the time for it
     assert 3 * 80 + RECORD_START_RESERVE_SECONDS > 300
     assert failed_ids(result) == ["m3"]
-    assert sorted(w["Name"] for w in world.windows()) == ["TagPatch-a", "TagPatch-b", "TagPatch-c"]
+    assert world.task_names() == {"TagPatch-a-patch", "TagPatch-b-patch", "TagPatch-c-patch"}
     again = handle(batch({"kind": "group", "group": "d"}, receive_count=2), world.make_reconciler())
     assert again == {"batchItemFailures": []}
-    assert len(world.windows()) == 4
+    assert len(world.task_names()) == 4
 
 
 def test_a_settings_change_through_the_queue_verifies_the_group(world: World, load_event: Loader) -> None:
     # Given a converged group whose window was edited by hand
     world.launch("web")
     handle(batch(tag_event(load_event, "web")), world.reconciler)
-    window_id = world.window_named("TagPatch-web")["WindowId"]
+    window_id = world.window_of("web")["WindowId"]
     world.ssm.update_maintenance_window(WindowId=window_id, Schedule="cron(0 5 ? * MON *)")
     event = copy.deepcopy(load_event("reconciler-settings-change.json"))
     event["detail"]["name"] = f"{world.reconciler.config.group_settings_prefix}web"
@@ -295,7 +297,7 @@ def test_a_settings_change_through_the_queue_verifies_the_group(world: World, lo
 
     # Then the group was verified (the drift repaired)
     assert result == {"batchItemFailures": []}
-    assert world.window_named("TagPatch-web")["Schedule"] == "cron(0 3 ? * SUN *)"
+    assert world.window_of("web")["Schedule"] == "cron(0 3 ? * SUN *)"
 
 
 # --- the adapter ---------------------------------------------------------------------------------------

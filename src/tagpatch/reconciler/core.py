@@ -253,16 +253,30 @@ class Reconciler:
     ) -> Outcome:
         """Converge ``group``. ``override_text``/``legacy_override_text``: its override at today's
         settings path and at its legacy one (:meth:`_legacy_slug`), if already read."""
-        if not self._in_message:
-            with self._message(cleaning=False):
-                return self.reconcile_group(
-                    group,
-                    verify=verify,
-                    dry_run=dry_run,
-                    override_text=override_text,
-                    instance_count=instance_count,
-                    legacy_override_text=legacy_override_text,
-                )
+        work = partial(
+            self._reconcile_noted,
+            group,
+            verify=verify,
+            dry_run=dry_run,
+            override_text=override_text,
+            instance_count=instance_count,
+            legacy_override_text=legacy_override_text,
+        )
+        if self._in_message:
+            return work()
+        with self._message(cleaning=False):
+            return work()
+
+    def _reconcile_noted(
+        self,
+        group: str,
+        *,
+        verify: bool,
+        dry_run: bool,
+        override_text: str | None,
+        instance_count: int | None,
+        legacy_override_text: str | None,
+    ) -> Outcome:
         notes: list[str] = []
         outcome = self._reconcile_group(
             group,
@@ -965,7 +979,7 @@ class Reconciler:
     def report_collisions(self, now: datetime | None = None) -> list[Collision]:
         """Minutes in the coming 35 days when more of this stack's windows start than SSM runs at
         once (ConcurrentWindowExecutions): logged one by one, counted in WindowStartCollisions."""
-        view = self.groups.read_placement()
+        view = self._placement()  # as _retire_orphans just read it, in the scheduled run
         windows = []
         for place, window_id in sorted(view.window_ids.items()):
             facts = json.loads(view.keys.get(split_place(place)[0], "{}"))
