@@ -21,10 +21,13 @@ Measures, each against its floor:
 * **wall on the emulator**: ours = the planner's and every worker's invocation, one after the other;
   floor = the time the floor's own calls took inside that run (SSM reads, BatchWriteItem calls
   scaled to the floor's count, the Publish): what any reporter writing these rows spends on this
-  emulator. Seeding is not timed. Two emulator costs that AWS does not have grow with the fleet
-  and are taken out for the run (both sides alike): moto re-sums an item's size on every
-  attribute it sets (quadratic per item), and the SSM fake scans every seeded state for each call;
-  :func:`_faster_emulator` keeps the same checks and answers, computed incrementally / indexed.
+  emulator. **CPU on the emulator**: the same in this process's CPU seconds (moto runs in the
+  process): what other processes on a shared machine do not inflate. Seeding is not timed (each
+  group's first state of a kind goes through the fake's validated helpers, the rest are copies).
+  Two emulator costs that AWS does not have grow with the fleet and are taken out for the run
+  (both sides alike): moto re-sums an item's size on every attribute it sets (quadratic per
+  item), and the SSM fake scans every seeded state for each call; :func:`_faster_emulator` keeps
+  the same checks and answers, computed incrementally / indexed.
 * **projected wall on AWS**: SSM documents no request rate for DescribePatchGroupState or
   DescribeInstancePatchStatesForPatchGroup (the Systems Manager quotas page,
   https://docs.aws.amazon.com/general/latest/gr/ssm.html, gives throughput for Parameter Store
@@ -56,10 +59,11 @@ from moto import mock_aws
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.models.utilities import bytesize
+from moto.ssm.models import ssm_backends
 
 from benchmarks.reporter_calls import SSM_READS, group_sizes
 from emulator import fake_ssm
-from emulator.scenarios.compliance import DAY1, ReporterWorld, scheduled_event
+from emulator.scenarios.compliance import DAY1, ReporterWorld, instance_id, scheduled_event
 from tagpatch.handlers.reporter import handle
 
 SSM_RATE = 10.0  # requests a second for the account: an assumption, see the module docstring
@@ -71,11 +75,12 @@ SNAPSHOT_ID = DAY1.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Timer:
-    """Per (service, operation): seconds spent inside its calls."""
+    """Per (service, operation): seconds (wall, and this process's CPU) spent inside its calls."""
 
     def __init__(self) -> None:
         self.seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
-        self._started: dict[int, float] = {}
+        self.cpu: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self._started: dict[int, tuple[float, float]] = {}
 
     def attach(self, client: Any) -> None:
         # From the parameters given (validated and serialized next) to the response parsed.
@@ -83,12 +88,14 @@ class _Timer:
         client.meta.events.register("after-call.*.*", self._after)
 
     def _before(self, model: Any, context: Any, **_: Any) -> None:
-        self._started[id(context)] = time.perf_counter()
+        self._started[id(context)] = (time.perf_counter(), time.process_time())
 
     def _after(self, model: Any, context: Any, **_: Any) -> None:
         began = self._started.pop(id(context), None)
         if began is not None:
-            self.seconds[(model.service_model.service_name, model.name)] += time.perf_counter() - began
+            key = (model.service_model.service_name, model.name)
+            self.seconds[key] += time.perf_counter() - began[0]
+            self.cpu[key] += time.process_time() - began[1]
 
 
 @contextlib.contextmanager
@@ -146,9 +153,23 @@ def _seed(world: ReporterWorld, names: list[str], sizes: list[int]) -> None:
         world.register(name)
     for index, (name, size) in enumerate(zip(names, sizes, strict=True)):
         sick = size // 3 if index % 3 == 0 else 0
-        world.seed(name, size - sick, group_index=index)
+        _seed_states(world, name, size - sick, group_index=index)
         if sick:
-            world.seed(name, sick, group_index=index, start=size - sick, missing=2, critical=1)
+            _seed_states(world, name, sick, group_index=index, start=size - sick, missing=2, critical=1)
+
+
+def _seed_states(world: ReporterWorld, group: str, count: int, *, group_index: int, **kwargs: Any) -> None:
+    """``ReporterWorld.seed`` for a fleet: the first state through the fake's validated helpers,
+    the others (the same but their InstanceId) stored beside it as the helper stores them."""
+    start = int(kwargs.pop("start", 0))
+    if count <= 0:
+        return
+    (first,) = world.seed(group, 1, group_index=group_index, start=start, **kwargs)
+    states = fake_ssm._patch_states(ssm_backends[fake_ssm.DEFAULT_ACCOUNT_ID]["us-east-1"])
+    stored = states[first]
+    for offset in range(1, count):
+        iid = instance_id(group_index, start + offset)
+        states[iid] = {**stored, "InstanceId": iid}
 
 
 def _recorded(world: ReporterWorld, names: list[str]) -> int:
@@ -192,7 +213,7 @@ def measure(instances: int = 100_000, groups: int = 1_000) -> dict[str, Any]:
         world.log.reset()
 
         # the planner (the schedule's invocation)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             planned = handle(scheduled_event(DAY1), world.reporter)["planned"]
         plan_wall = time.perf_counter() - started
@@ -213,6 +234,7 @@ def measure(instances: int = 100_000, groups: int = 1_000) -> dict[str, Any]:
             failed += sum(delivery.failed for delivery in delivered)
             before = now
         wall = plan_wall + sum(seconds for _, seconds in messages)
+        cpu = time.process_time() - cpu_started
         total = _calls(world)
         digests = len(world.digests())
         recorded = _recorded(world, names)
@@ -224,15 +246,16 @@ def measure(instances: int = 100_000, groups: int = 1_000) -> dict[str, Any]:
     ssm = sum(count for (service, op), count in total.items() if service == "ssm" and op in SSM_READS)
     writes = total[("dynamodb", "BatchWriteItem")]
     plan_writes = plan_calls[("dynamodb", "BatchWriteItem")]
-    floor_seconds = (
-        sum(
-            seconds
-            for (service, op), seconds in timer.seconds.items()
-            if service == "ssm" and op in SSM_READS
+
+    def floor_of(spent: defaultdict[tuple[str, str], float]) -> float:
+        """The floor's own calls' share of ``spent`` (BatchWriteItem scaled to the floor's count)."""
+        reads = sum(seconds for (svc, op), seconds in spent.items() if svc == "ssm" and op in SSM_READS)
+        return (
+            reads
+            + spent[("dynamodb", "BatchWriteItem")] * write_floor / max(writes, 1)
+            + spent[("sns", "Publish")]
         )
-        + timer.seconds[("dynamodb", "BatchWriteItem")] * write_floor / max(writes, 1)
-        + timer.seconds[("sns", "Publish")]
-    )
+
     per_message = [_seconds(calls) for calls, _ in messages]
     projected = _seconds(plan_calls) + max(
         sum(per_message) / CONCURRENCY, ssm / SSM_RATE, max(per_message, default=0.0)
@@ -254,7 +277,9 @@ def measure(instances: int = 100_000, groups: int = 1_000) -> dict[str, Any]:
         "call_floor": ssm_floor + write_floor + 1,
         "by_operation": {f"{service}:{op}": count for (service, op), count in sorted(total.items())},
         "wall": wall,
-        "floor_wall": floor_seconds,
+        "floor_wall": floor_of(timer.seconds),
+        "cpu": cpu,
+        "floor_cpu": floor_of(timer.cpu),
         "projected": projected,
         "projected_floor": ssm_floor / SSM_RATE,
         "seeding": seeding,
@@ -274,7 +299,7 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     size = f"{figures['instances']:,} instances in {figures['groups']:,} groups"
     return [
         _row(
-            f"reporter fan-out {size}: groups recorded, no operator action",
+            f"reporter fan-out {size}: groups recorded without operator action",
             figures["recorded"],
             figures["groups"],
         ),
@@ -286,6 +311,11 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             "reporter fan-out: wall on the emulator (s)",
             round(figures["wall"], 1),
             round(figures["floor_wall"], 1),
+        ),
+        _row(
+            "reporter fan-out: CPU on the emulator (s)",
+            round(figures["cpu"], 1),
+            round(figures["floor_cpu"], 1),
         ),
         _row(
             f"reporter fan-out: projected wall on AWS (s; SSM {SSM_RATE:g} req/s, {CONCURRENCY} workers)",

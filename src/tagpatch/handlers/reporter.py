@@ -105,6 +105,12 @@ def _handle_messages(
 ) -> dict[str, Any]:
     """One SQS event of the report queue (batch size 1 in the stack); the partial batch response."""
     records = event.get("Records")
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("messageId"), str) and isinstance(r.get("body"), str)
+        for r in records
+    ):
+        logger.error("event refused: Records is not a list of SQS records (messageId, body)")
+        raise InvalidEvent("not an SQS event: Records must be a list of records with a messageId and a body")
 
     def process(record: SQSRecord) -> None:
         try:
@@ -131,7 +137,7 @@ def _handle_messages(
                 _emit_run_metrics(finished)
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    with processor(records=records if isinstance(records, list) else [], handler=process):
+    with processor(records=records, handler=process):
         processor.process()
     failures = [dict(item) for item in processor.response()["batchItemFailures"]]
     if failures:
