@@ -417,3 +417,29 @@ def test_a_batch_of_a_run_without_a_record_fails_its_record(world: ReporterWorld
 
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     assert world.items() == []
+
+
+def test_the_sample_queue_events_are_a_batch_and_a_deadline_of_a_planned_run(
+    world: ReporterWorld, load_event: Any
+) -> None:
+    # Given web and db planned in one batch for the sample events' run (the planner's own order)
+    world.manage("web")
+    world.register("web")
+    world.register("db")
+    world.seed("web", 2, group_index=1, missing=1)
+    world.seed("db", 1, group_index=2)
+    _plan(world)
+    planned = world.take("batch")
+    sample = json.loads(load_event("reporter-queue-batch.json")["Records"][0]["body"])
+    assert sorted(g["name"] for g in planned["groups"]) == sorted(g["name"] for g in sample["groups"])
+
+    # When Lambda delivers the sample batch, then the sample deadline (due)
+    batch = handle(load_event("reporter-queue-batch.json"), world.reporter)
+    world.now = DAY1 + timedelta(hours=3)
+    deadline = handle(load_event("reporter-queue-deadline.json"), world.reporter)
+
+    # Then both groups are recorded and the batch sent the one digest; the deadline found it sent
+    assert batch == deadline == {"batchItemFailures": []}
+    assert world.item("GROUP#web", "LATEST") is not None and world.item("GROUP#db", "LATEST") is not None
+    (digest,) = world.digests()
+    assert "in 2 groups" in digest["body"]

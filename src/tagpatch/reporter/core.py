@@ -323,6 +323,8 @@ class ComplianceReporter:
                 result.replanned = True
                 plan = self._store.run_ledger(snapshot_id).plan
         else:
+            if "batches" not in record:  # e.g. a run in one invocation of the same snapshot id
+                raise UnknownRun(f"run {snapshot_id} exists but was not planned for the report queue")
             result.replanned = True
             plan = self._store.run_ledger(snapshot_id).plan if not _sent(record) else {}
         result.deadline = str(record["deadline"])
