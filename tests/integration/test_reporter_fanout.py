@@ -19,7 +19,7 @@ from emulator import fake_ssm
 from emulator.fake_ssm import CALLS, inject_faults
 from emulator.scenarios.compliance import DAY1, ReporterWorld, instance_id, report_record, scheduled_event
 from tagpatch.handlers.reporter import handle
-from tagpatch.reporter.core import MAX_ATTEMPTS, RETRY_DELAY_SECONDS
+from tagpatch.reporter.core import MAX_ATTEMPTS, RETRY_DELAY_SECONDS, UnknownRun
 from tests.support.compliance import count_items
 
 SNAP = "2025-06-01T06:00:00Z"
@@ -443,3 +443,51 @@ def test_the_sample_queue_events_are_a_batch_and_a_deadline_of_a_planned_run(
     assert world.item("GROUP#web", "LATEST") is not None and world.item("GROUP#db", "LATEST") is not None
     (digest,) = world.digests()
     assert "in 2 groups" in digest["body"]
+
+
+def test_two_concurrent_plans_of_one_run_make_one_run_and_one_digest(world: ReporterWorld) -> None:
+    # Given the scheduled event delivered twice at once: the second delivery plans whole while the
+    # first has written the plan but not yet created the run record
+    _fleet(world)
+    write_plan = world.store.write_plan
+    second: list[dict[str, Any]] = []
+
+    def writing(*args: Any, **kwargs: Any) -> None:
+        write_plan(*args, **kwargs)
+        world.store.write_plan = write_plan  # type: ignore[method-assign]
+        second.append(handle(scheduled_event(DAY1), world.reporter))
+
+    world.store.write_plan = writing  # type: ignore[method-assign]
+
+    # When both run
+    first = _plan(world)
+
+    # Then the second created the run; the first found it and sent the stored plan again
+    assert second[0]["planned"]["replanned"] is False
+    assert first["planned"]["replanned"] is True
+    assert first["planned"]["batches"] == second[0]["planned"]["batches"] == 3
+    assert _types(world).count("batch") == 6 and _types(world).count("deadline") == 2
+    # And carried out, the duplicates record nothing twice and one digest goes out
+    world.drain()
+    assert len(world.digests()) == 1
+    assert (world.item(*RUN) or {})["done_batches"] == {0, 1, 2}
+
+
+def test_a_deadline_without_its_run_record_sends_nothing(world: ReporterWorld, caplog: Any) -> None:
+    body = {"type": "deadline", "snapshotId": SNAP, "deadline": "2025-06-01T05:00:00Z"}
+
+    response = handle({"Records": [report_record(json.dumps(body))]}, world.reporter)
+
+    assert response == {"batchItemFailures": []}
+    assert world.digests() == [] and world.queued() == []
+    assert "deadline of a run without a record" in caplog.text
+
+
+def test_a_schedule_for_a_run_recorded_in_one_invocation_is_refused(world: ReporterWorld) -> None:
+    # Given a run record of the same snapshot written by a run in one invocation
+    world.store.record_run(SNAP, {"source": "scheduled", "groups": 0}, 2_000_000_000)
+
+    # Then the planner refuses the event (retried, then dead-lettered) rather than guess a plan
+    with pytest.raises(UnknownRun, match="was not planned for the report queue"):
+        handle(scheduled_event(DAY1), world.reporter)
+    assert world.queued() == []
