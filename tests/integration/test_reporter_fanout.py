@@ -491,3 +491,31 @@ def test_a_schedule_for_a_run_recorded_in_one_invocation_is_refused(world: Repor
     with pytest.raises(UnknownRun, match="was not planned for the report queue"):
         handle(scheduled_event(DAY1), world.reporter)
     assert world.queued() == []
+
+
+def test_lambda_entry_point_plans_and_works_with_the_deployed_environment(
+    world: ReporterWorld, load_event: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the deployed environment (REPORT_QUEUE_URL set) and nothing injected
+    from tagpatch.adapters import clients
+    from tagpatch.handlers import reporter as entry
+
+    world.register("web")
+    world.seed("web", 2, group_index=1)
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    clients.client.cache_clear()
+    entry.default_reporter.cache_clear()
+    try:
+        # When Lambda calls the handler with the schedule, then with the batch it queued
+        planned = entry.handler(load_event("reporter-scheduled.json"), lambda_context)
+        batch = json.dumps(world.take("batch"))
+        worked = entry.handler({"Records": [report_record(batch)]}, lambda_context)
+    finally:
+        entry.default_reporter.cache_clear()
+        clients.client.cache_clear()
+
+    # Then the run was planned, the batch recorded and the run's digest sent
+    assert planned["planned"]["batches"] == 1
+    assert worked == {"batchItemFailures": []}
+    assert len(world.digests()) == 1

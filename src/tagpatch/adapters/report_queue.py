@@ -24,7 +24,14 @@ class SendFailed(RuntimeError):
 class ReportQueue:
     def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
         self._queue = queue_url
-        self._sqs = sqs_client or client("sqs")
+        self._client = sqs_client
+
+    @property
+    def _sqs(self) -> Any:
+        """The SQS client, made on first use: most workers never send (cold start without it)."""
+        if self._client is None:
+            self._client = client("sqs")
+        return self._client
 
     def send(self, messages: Sequence[tuple[str, int]]) -> None:
         """Send each (body, delay seconds 0-900)."""
