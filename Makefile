@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls demo operator chromium security bench clean distclean
+.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls bench-report-scale demo operator chromium security bench clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -90,6 +90,11 @@ collector-calls: .venv
 
 reporter-calls: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.reporter_calls
+
+# A compliance run of 100,000 instances in 1,000 groups fanned out through the report queue:
+# API calls, emulator wall and projected AWS wall against their floors (about 3 minutes).
+bench-report-scale: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.reporter_scale
 
 # Cold start, reconciler, collector, reporter and package size, each against its floor, side by side;
 # writes benchmarks/RESULTS.md. Not part of `make test` (it measures, it does not gate).

@@ -71,6 +71,7 @@ class DemoResult:
     usage: list[RoleUsage] = field(default_factory=list)
     failed_invocations: list[Invocation] = field(default_factory=list)
     forged_publish: str = ""  # what became of the forged Run Command notification
+    report: str = ""  # how the compliance snapshot went through ReportQueue
     seconds: float = 0.0
 
 
@@ -441,14 +442,45 @@ def _compliance(printer: Printer, flows: Flows, result: DemoResult) -> None:
         text = delivery.refused
         if outcome is not None:
             last = outcome.last
-            text = (
-                ", ".join(f"{g['group']} {g['status']}" for g in last.result.get("groups", []))
-                if last.ok
-                else f"FAILED: {last.describe_error()}"
-            )
+            text = _planned_line(last.result) if last.ok else f"FAILED: {last.describe_error()}"
         printer.step(
             f"compliance snapshot (rule {_rule_short(delivery.rule, result.deployment.stack_name)}): {text}"
         )
+    _report_queue(printer, flows, result)
+
+
+def _planned_line(result: Any) -> str:
+    planned = result.get("planned") if isinstance(result, dict) else None
+    if not isinstance(planned, dict):  # a stack without ReportQueue snapshots in the invocation
+        return ", ".join(f"{g['group']} {g['status']}" for g in result.get("groups", []))
+    return (
+        f"planned {planned['groups']} groups in {planned['batches']} batch(es) -> ReportQueue "
+        f"(deadline {planned['deadline']}, a delayed message on the same queue)"
+    )
+
+
+def _report_queue(printer: Printer, flows: Flows, result: DemoResult) -> None:
+    """Lambda's poller hands ReportQueue's batches to the reporter; the last one sends the digest."""
+    if not result.deployment.has("ReportQueue"):
+        return
+    batches = flows.poll("ComplianceReporterFunction")
+    recorded = [f"{g['group']} {g['status']}" for batch in batches for g in _logged_groups(batch.invocation)]
+    failed = sum(len(batch.failed_ids) for batch in batches)
+    printer.step(
+        f"ReportQueue -> Lambda's poller (BatchSize 1, role credentials) gave ComplianceReporterFunction "
+        f"{len(batches)} message(s), {failed} failed: {', '.join(recorded) or 'no group'}; the worker "
+        "that completed the run sent its one digest"
+    )
+    result.report = f"through ReportQueue: {len(batches)} batch message(s), {failed} failed, one digest"
+
+
+def _logged_groups(invocation: Invocation) -> list[dict[str, Any]]:
+    """The "group compliance" lines a worker logged (one per group of its batch)."""
+    found = []
+    for line in invocation.log_lines:
+        if line.startswith("{") and '"group compliance"' in line:
+            found.append(json.loads(line))
+    return found
 
 
 def _usage(emulator: Emulator, deployment: Deployment, runtime: LambdaRuntime) -> list[RoleUsage]:
@@ -505,7 +537,8 @@ def _what_happened(printer: Printer, emulator: Emulator, flows: Flows, result: D
         printer.outcome(
             "compliance snapshot",
             f"{overall} ({compliant} of {instances} instances): "
-            + ", ".join(f"{i['group']} {i.get('compliance_percent', '-')}%" for i in latest),
+            + ", ".join(f"{i['group']} {i.get('compliance_percent', '-')}%" for i in latest)
+            + (f"; {result.report}" if result.report else ""),
         )
     failures = [email for email in result.emails if not email.subject.startswith("TagPatch compliance")]
     printer.outcome(

@@ -99,8 +99,10 @@ def operator_stack(now: datetime | None = None) -> Iterator[OperatorStack]:
         demo._window_runs(printer, flows, result)
         _seed(flows, result, EARLIER_STATES)
         flows.fire_schedule("ComplianceReporterFunction", at=moment - timedelta(days=7))
+        flows.poll("ComplianceReporterFunction")  # the run's batches, through ReportQueue
         _seed(flows, result, demo.PATCH_STATES)
         flows.fire_schedule("ComplianceReporterFunction", at=moment)
+        flows.poll("ComplianceReporterFunction")
         result.failed_invocations = [inv for inv in runtime.invocations if not inv.ok]
         yield OperatorStack(emulator, flows, result)
 

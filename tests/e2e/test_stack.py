@@ -439,8 +439,25 @@ def test_a_malformed_notification_stays_on_the_queue_for_the_dlq(stack: Stack) -
 # --------------------------------------------------------------------------------------------
 
 
+def _report(stack: Stack, at: datetime) -> tuple[dict[str, Any], list[Any]]:
+    """Fire the compliance schedule at ``at``, then let Lambda's poller drain ReportQueue into the
+    reporter: the planner's result and the workers' batches."""
+    (planned,) = stack.flows.fire_schedule("ComplianceReporterFunction", at=at)
+    assert planned.outcome is not None and planned.outcome.last.ok, planned.refused
+    return planned.outcome.last.result, stack.flows.poll("ComplianceReporterFunction")
+
+
+def _group_latest(stack: Stack, group: str) -> dict[str, Any]:
+    return dict(
+        stack.client("dynamodb").get_item(
+            TableName=stack.deployment.physical_id("ComplianceTable"),
+            Key={"pk": {"S": f"GROUP#{group}"}, "sk": {"S": "LATEST"}},
+        )["Item"]
+    )
+
+
 def test_the_compliance_snapshot_records_each_group_and_sends_a_digest(stack: Stack) -> None:
-    stack.require("ComplianceReporterFunction", "ComplianceTable")
+    stack.require("ComplianceReporterFunction", "ComplianceTable", "ReportQueue")
     # Given a group of two instances, one missing patches
     instances = stack.launch(2)
     stack.flows.tag_instances(instances, TAG_KEY, "e2e-app")
@@ -454,38 +471,72 @@ def test_the_compliance_snapshot_records_each_group_and_sends_a_digest(stack: St
     stack.flows.read_inbox()
     today = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
 
-    # When the snapshot schedule fires today and tomorrow
-    (first,) = stack.flows.fire_schedule("ComplianceReporterFunction", at=today)
-    (second,) = stack.flows.fire_schedule("ComplianceReporterFunction", at=today + timedelta(days=1))
+    # When the snapshot schedule fires today and tomorrow, and ReportQueue is drained each time
+    runs = [_report(stack, today), _report(stack, today + timedelta(days=1))]
 
-    # Then each run recorded the group, the second one with its trend, and each sent a digest
-    assert first.outcome is not None and second.outcome is not None
-    results = [
-        next(g for g in d.outcome.last.result["groups"] if g["group"] == "e2e-app")
-        for d in (first, second)
-        if d.outcome is not None
-    ]
-    assert [(r["status"], r["instances"], r["nonCompliantInstances"]) for r in results] == [
-        ("recorded", 2, 1),
-        ("recorded", 2, 1),
-    ]
-    assert results[0]["complianceChange"] is None
-    assert results[1]["complianceChange"] == 0.0
-    latest = stack.client("dynamodb").get_item(
-        TableName=stack.deployment.physical_id("ComplianceTable"),
-        Key={"pk": {"S": "GROUP#e2e-app"}, "sk": {"S": "LATEST"}},
-    )["Item"]
-    assert latest["compliant_instances"]["N"] == "1"
+    # Then each planner queued the groups, the workers recorded them (the second with its trend),
+    # and each run sent one digest
+    for planned, batches in runs:
+        assert planned["planned"]["sent"] == planned["planned"]["batches"] >= 1
+        assert batches and all(batch.invocation.ok and not batch.failed_ids for batch in batches)
+        assert {len(batch.message_ids) for batch in batches} == {1}  # BatchSize 1
+    latest = _group_latest(stack, "e2e-app")
+    assert (latest["compliant_instances"]["N"], latest["instances"]["N"]) == ("1", "2")
+    assert float(latest["compliance_change"]["N"]) == 0.0
     digests = [email for email in stack.flows.read_inbox() if email.subject.startswith("TagPatch compliance")]
     assert len(digests) == 2
+    delayed = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.deployment.physical_id("ReportQueue"),
+        AttributeNames=["ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert delayed == "2"  # each run's deadline message, not due for 15 minutes
 
     # When an operator asks for the group alone
     on_demand = stack.runtime.invoke("ComplianceReporterFunction", {"group": "e2e-app"})
 
-    # Then it is snapshotted on its own (the reporter reads the one group record)
+    # Then it is snapshotted on its own, in the invocation (the reporter reads the one group record)
     assert on_demand.ok, on_demand.describe_error()
     assert [g["group"] for g in on_demand.result["groups"]] == ["e2e-app"]
     assert "dynamodb:GetItem" in {a.action for a in on_demand.accesses if a.allowed}
+
+
+def test_50_groups_fan_out_through_the_report_queue_into_one_digest(stack: Stack) -> None:
+    stack.require("ComplianceReporterFunction", "ReportQueue")
+    # Given 50 patch groups registered with a baseline, 20 instances each, a few not compliant
+    ssm = stack.client("ssm")
+    baseline = ssm.create_patch_baseline(Name="e2e-fanout", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    groups = [f"fan-{n:02d}" for n in range(50)]
+    states = []
+    for n, group in enumerate(groups):
+        ssm.register_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup=group)
+        for i in range(20):
+            missing = 1 if i == 0 and n % 10 == 0 else 0
+            states.append(make_instance_patch_state(f"i-{n:05x}{i:012x}", group, missing=missing))
+    stack.flows.seed_patch_states(states)
+    stack.flows.read_inbox()
+    at = datetime.now(UTC).replace(hour=5, minute=0, second=0, microsecond=0) + timedelta(days=7)
+
+    # When the schedule fires and Lambda's poller drains ReportQueue (as the function's role)
+    planned, batches = _report(stack, at)
+
+    # Then the planner queued batches of at most 20 groups (their size unknown to the groups
+    # table: 100 each), every batch was carried out in its own invocation, and one digest came
+    planned_groups = planned["planned"]["groups"]
+    assert planned_groups >= 50 and planned["planned"]["batches"] == -(-planned_groups // 20)
+    assert len(batches) == planned["planned"]["batches"]
+    assert all(batch.invocation.ok and not batch.failed_ids and batch.deleted == 1 for batch in batches)
+    for group in groups:
+        assert _group_latest(stack, group)["instances"]["N"] == "20"
+    (digest,) = [
+        email for email in stack.flows.read_inbox() if email.subject.startswith("TagPatch compliance")
+    ]
+    assert f"in {planned_groups} groups" in digest.message
+    assert "fan-00" in digest.message.split("Worst instances")[1]
+    # And the workers ran with the reporter's role, within its grants
+    worker = batches[-1].invocation
+    allowed = {access.action for access in worker.accesses if access.allowed}
+    assert {"ssm:DescribeInstancePatchStatesForPatchGroup", "dynamodb:UpdateItem", "sns:Publish"} <= allowed
+    assert not [access for access in worker.accesses if not access.allowed]
 
 
 # --------------------------------------------------------------------------------------------

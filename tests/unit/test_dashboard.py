@@ -14,7 +14,7 @@ from tagpatch.handlers.reconciler import _METRIC_OF_STATUS
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("ReconcilerFunction", "StatusCollectorFunction", "ComplianceReporterFunction")
-QUEUES = ("ReconcilerDLQ", "StatusDLQ", "ReporterDLQ")
+QUEUES = ("ReconcilerDLQ", "StatusDLQ", "ReporterDLQ", "ReportDLQ")
 SERVICE = "tagpatch"  # POWERTOOLS_SERVICE_NAME: the "service" dimension of every TagPatch metric
 
 

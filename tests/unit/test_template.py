@@ -1071,7 +1071,15 @@ def test_collector_outputs(template: dict[str, Any]) -> None:
 # Compliance reporter
 # --------------------------------------------------------------------------------------------
 REPORTER_ENVIRONMENT = frozenset(
-    {"TAG_KEY", "GROUPS_TABLE_NAME", "COMPLIANCE_TABLE_NAME", "ALERT_TOPIC_ARN", "COMPLIANCE_HISTORY_DAYS"}
+    {
+        "TAG_KEY",
+        "GROUPS_TABLE_NAME",
+        "COMPLIANCE_TABLE_NAME",
+        "ALERT_TOPIC_ARN",
+        "COMPLIANCE_HISTORY_DAYS",
+        "REPORT_QUEUE_URL",
+        "COMPLIANCE_DEADLINE_MINUTES",
+    }
 )
 
 
@@ -1097,6 +1105,8 @@ def test_reporter_environment_points_at_its_resources(resources: Resources) -> N
     assert _is_ref_to(variables["COMPLIANCE_TABLE_NAME"], "ComplianceTable")
     assert _is_ref_to(variables["ALERT_TOPIC_ARN"], "AlertTopic")
     assert _is_ref_to(variables["COMPLIANCE_HISTORY_DAYS"], "ComplianceHistoryDays")
+    assert _is_ref_to(variables["REPORT_QUEUE_URL"], "ReportQueue")
+    assert _is_ref_to(variables["COMPLIANCE_DEADLINE_MINUTES"], "ComplianceDeadlineMinutes")
 
 
 def test_reporter_parameters(template: dict[str, Any]) -> None:
@@ -1113,6 +1123,10 @@ def test_reporter_parameters(template: dict[str, Any]) -> None:
         assert bool(re.fullmatch(schedule["AllowedPattern"], expression)) is accepted, expression
     assert parameters["ComplianceHistoryDays"]["Default"] == 400
     assert parameters["ComplianceHistoryDays"]["MinValue"] >= 1
+    # A run's deadline is below a day, so its digest is out before the next daily run plans
+    deadline = parameters["ComplianceDeadlineMinutes"]
+    assert deadline["Default"] == 180
+    assert deadline["MinValue"] >= 30 and deadline["MaxValue"] < 24 * 60
 
 
 def test_compliance_table_is_the_one_the_tests_create(resources: Resources) -> None:
@@ -1130,7 +1144,7 @@ def test_compliance_table_is_the_one_the_tests_create(resources: Resources) -> N
 def test_reporter_runs_on_the_compliance_schedule_into_its_dlq(resources: Resources) -> None:
     props = _props(resources["ComplianceReporterFunction"])
 
-    (event,) = props["Events"].values()
+    event = props["Events"]["Snapshot"]
     assert event["Type"] == "Schedule"
     assert _is_ref_to(event["Properties"]["Schedule"], "ComplianceSchedule")
     assert _is_getatt(event["Properties"]["DeadLetterConfig"]["Arn"], "ReporterDLQ", "Arn")
@@ -1146,35 +1160,84 @@ def test_reporter_policy_is_exactly_what_it_calls(resources: Resources) -> None:
     statements = [
         statement
         for name, statement in _identity_policy_statements(resources)
-        if name == "ComplianceReporterFunction"
+        if name == "ComplianceReporterRole"
     ]
-    granted = {
-        action: json.dumps(statement["Resource"], sort_keys=True)
-        for statement in statements
-        for action in _as_list(statement["Action"])
-    }
-    compliance_table = json.dumps({"Fn::GetAtt": ["ComplianceTable", "Arn"]})
-    groups_table = json.dumps({"Fn::GetAtt": ["GroupsTable", "Arn"]})
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in _as_list(statement["Action"]):
+            granted.setdefault(action, set()).add(json.dumps(statement["Resource"], sort_keys=True))
+    compliance_table = {json.dumps({"Fn::GetAtt": ["ComplianceTable", "Arn"]})}
+    groups_table = {json.dumps({"Fn::GetAtt": ["GroupsTable", "Arn"]})}
+    report_queue = {json.dumps({"Fn::GetAtt": ["ReportQueue", "Arn"]})}
 
     assert granted == {
-        "ssm:DescribePatchGroups": json.dumps("*"),
-        "ssm:DescribePatchGroupState": json.dumps("*"),
-        "ssm:DescribeInstancePatchStatesForPatchGroup": json.dumps("*"),
+        "ssm:DescribePatchGroups": {json.dumps("*")},
+        "ssm:DescribePatchGroupState": {json.dumps("*")},
+        "ssm:DescribeInstancePatchStatesForPatchGroup": {json.dumps("*")},
         "dynamodb:Scan": groups_table,
-        "dynamodb:GetItem": groups_table,
+        "dynamodb:GetItem": groups_table | compliance_table,
         "dynamodb:BatchGetItem": compliance_table,
         "dynamodb:Query": compliance_table,
         "dynamodb:BatchWriteItem": compliance_table,
         "dynamodb:PutItem": compliance_table,
-        "sns:Publish": json.dumps({"Ref": "AlertTopic"}),
-        "kms:GenerateDataKey": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
-        "kms:Decrypt": json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]}),
+        "dynamodb:UpdateItem": compliance_table,
+        # the planner's and workers' messages, and the on-failure destination of its events
+        "sqs:SendMessage": report_queue | {json.dumps({"Fn::GetAtt": ["ReporterDLQ", "Arn"]})},
+        "sqs:ReceiveMessage": report_queue,
+        "sqs:DeleteMessage": report_queue,
+        "sqs:GetQueueAttributes": report_queue,
+        "sns:Publish": {json.dumps({"Ref": "AlertTopic"})},
+        "kms:GenerateDataKey": {json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]})},
+        "kms:Decrypt": {json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]})},
     }
-    # and no SAM policy template widens it
-    assert all(
-        isinstance(p, dict) and "Statement" in p
-        for p in _props(resources["ComplianceReporterFunction"])["Policies"]
-    )
+
+
+def test_reporter_polls_only_its_queue(resources: Resources) -> None:
+    # With a SAM-generated role, an SQS event attaches AWSLambdaSQSQueueExecutionRole (receive and
+    # delete on every queue); the reporter's own role grants them on ReportQueue only.
+    function = _props(resources["ComplianceReporterFunction"])
+    assert _is_getatt(function.get("Role"), "ComplianceReporterRole", "Arn")
+    assert "Policies" not in function
+    role = _props(resources["ComplianceReporterRole"])
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess"},
+    ]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+def test_report_queue_redrives_to_its_dlq_and_outlasts_the_function(resources: Resources) -> None:
+    queue = _props(resources["ReportQueue"])
+    timeout = _props(resources["ComplianceReporterFunction"])["Timeout"]
+
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert _is_getatt(queue["RedrivePolicy"]["deadLetterTargetArn"], "ReportDLQ", "Arn")
+    assert 3 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 5
+    assert "ReportDLQ" in _dead_letter_queues(resources)
+
+
+def test_reporter_reads_one_message_at_a_time_with_bounded_concurrency(resources: Resources) -> None:
+    event = _props(resources["ComplianceReporterFunction"])["Events"]["Queue"]
+
+    assert event["Type"] == "SQS"
+    properties = event["Properties"]
+    assert _is_getatt(properties["Queue"], "ReportQueue", "Arn")
+    assert properties["BatchSize"] == 1
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Lambda's least (2): SSM's patch-state reads are throttled per account
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": 2}
+
+
+def test_missing_groups_at_a_run_deadline_raise_an_alarm(resources: Resources) -> None:
+    alarm = _props(resources["ComplianceGroupsMissingAlarm"])
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("TagPatch", "ComplianceGroupsMissing")
+    assert alarm["Statistic"] == "Sum"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert 'name="ComplianceGroupsMissing"' in (ROOT / "src/tagpatch/handlers/reporter.py").read_text()
 
 
 def test_reporter_outputs(template: dict[str, Any]) -> None:
@@ -1183,6 +1246,8 @@ def test_reporter_outputs(template: dict[str, Any]) -> None:
     assert _is_ref_to(outputs["ComplianceTableName"]["Value"], "ComplianceTable")
     assert _is_ref_to(outputs["ComplianceReporterFunctionName"]["Value"], "ComplianceReporterFunction")
     assert _is_ref_to(outputs["ReporterDLQUrl"]["Value"], "ReporterDLQ")
+    assert _is_ref_to(outputs["ReportQueueUrl"]["Value"], "ReportQueue")
+    assert _is_ref_to(outputs["ReportDLQUrl"]["Value"], "ReportDLQ")
 
 
 def test_command_timeout_is_described_as_the_delivery_timeout(template: dict[str, Any]) -> None:

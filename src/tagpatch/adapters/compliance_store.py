@@ -7,6 +7,9 @@ Key design (``pk`` HASH, ``sk`` RANGE, both strings)::
     pk = GROUP#<group>   sk = INST#<snapshot id>#<instance id>    one instance in that snapshot
     pk = GROUP#<group>   sk = LATEST                              copy of the newest totals
     pk = RUN             sk = SNAP#<snapshot id>                  what a run recorded and published
+    pk = RUN             sk = SNAP#<snapshot id>#PLAN#<batch>     a fanned-out run's batch: its message
+    pk = RUN             sk = SNAP#<snapshot id>#OUT#<batch>      what that batch recorded (outcomes,
+                                                                  totals, worst instances)
 
 A snapshot id is the run's time in ISO 8601 UTC (``2025-06-01T06:00:00Z``), so sort keys sort
 by time: a group's trend is one Query (``begins_with(sk, "SNAP#")``, totals only, instance rows
@@ -18,6 +21,11 @@ groups, ``UnprocessedItems`` retried with exponential backoff and jitter. A grou
 items (its ``LATEST`` entry) are written only after every other item of the group has been
 written, so ``LATEST`` naming a snapshot means that snapshot is complete: that is what makes a
 rerun of the same snapshot skip the group (see :mod:`tagpatch.reporter.core`).
+
+A fanned-out run's record is created once (conditional PutItem), its done batches are a number
+set grown with UpdateItem ``ADD`` (adding a batch twice changes nothing), its digest is claimed
+and recorded with UpdateItems that leave the rest of the record as it is; the run's plan and
+batch reports are read back with one Query (``begins_with(sk, "SNAP#<id>#")``).
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tagpatch.adapters.clients import CONDITION_FAILED, client, error_code
-from tagpatch.reporter.compliance import GroupTotals, InstanceRow
+from tagpatch.reporter.compliance import GroupOutcome, GroupTotals, InstanceRow
+from tagpatch.reporter.fanout import BatchReport, RunLedger
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -69,6 +78,18 @@ def snapshot_sk(snapshot_id: str) -> str:
 
 def instance_sk(snapshot_id: str, instance_id: str) -> str:
     return f"INST#{snapshot_id}#{instance_id}"
+
+
+def plan_sk(snapshot_id: str, batch: int) -> str:
+    return f"{snapshot_sk(snapshot_id)}#PLAN#{batch:05d}"
+
+
+def report_sk(snapshot_id: str, batch: int) -> str:
+    return f"{snapshot_sk(snapshot_id)}#OUT#{batch:05d}"
+
+
+def _run_key(snapshot_id: str) -> Item:
+    return {"pk": {"S": RUN_PK}, "sk": {"S": snapshot_sk(snapshot_id)}}
 
 
 def _to_item(pk: str, sk: str, attributes: dict[str, Any], expires_at: int) -> Item:
@@ -239,30 +260,31 @@ class ComplianceStore:
         lease_until: float,
         expires_at: int,
     ) -> bool:
-        """Claim the sending of this run's digest: one conditional PutItem on the run record.
+        """Claim the sending of this run's digest: one conditional UpdateItem on the run record.
 
-        Won only if the record is still what this delivery read (``seen``: no digest sent yet, or
-        the one whose message id it read) and no other delivery holds a live claim. The item keeps
-        what ``seen`` held, plus ``digest_lease``; :meth:`record_run` replaces it once sent.
-        A PutItem, not an UpdateItem: the reporter's role already has it (least privilege).
+        Won only if no digest was sent since this delivery read the record (``seen``: none sent,
+        or the one whose message id it read) and no other delivery holds a live claim. Sets
+        ``digest_lease`` and leaves every other attribute as it is (a fanned-out run's workers may
+        be updating it); :meth:`record_run` or :meth:`record_digest` drop the claim once sent.
         """
         sent = seen.get("digest_message_id") if seen else None
-        kept = {k: v for k, v in (seen or {}).items() if k not in ("pk", "sk", "ttl", "digest_lease")}
-        names = {"#m": "digest_message_id", "#l": "digest_lease"}
-        values: dict[str, Any] = {":now": _SERIALIZER.serialize(Decimal(str(round(now, 3))))}
+        names = {"#m": "digest_message_id", "#l": "digest_lease", "#t": "ttl"}
+        values: dict[str, Any] = {
+            ":now": _SERIALIZER.serialize(Decimal(str(round(now, 3)))),
+            ":lease": _SERIALIZER.serialize(Decimal(str(round(lease_until, 3)))),
+            ":ttl": _SERIALIZER.serialize(expires_at),
+        }
         condition = "(attribute_not_exists(#l) OR #l < :now) AND "
         if sent is None:
             condition += "attribute_not_exists(#m)"
         else:
             condition += "#m = :m"
             values[":m"] = _SERIALIZER.serialize(str(sent))
-        item = run_item(
-            snapshot_id, {**kept, "digest_lease": Decimal(str(round(lease_until, 3)))}, expires_at
-        )
         try:
-            self._ddb.put_item(
+            self._ddb.update_item(
                 TableName=self._table,
-                Item=item,
+                Key=_run_key(snapshot_id),
+                UpdateExpression="SET #l = :lease, #t = :ttl",
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -272,6 +294,136 @@ class ComplianceStore:
                 return False
             raise
         return True
+
+    def release_digest(self, snapshot_id: str) -> None:
+        """Drop this run's digest claim (after a failed publish), so a retry may send it at once."""
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_run_key(snapshot_id),
+            UpdateExpression="REMOVE #l",
+            ExpressionAttributeNames={"#l": "digest_lease"},
+        )
+
+    # a fanned-out run ------------------------------------------------------------------------
+    def run_record(self, snapshot_id: str) -> dict[str, Any] | None:
+        response = self._ddb.get_item(TableName=self._table, Key=_run_key(snapshot_id), ConsistentRead=True)
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def write_plan(self, snapshot_id: str, messages: Sequence[str], expires_at: int) -> None:
+        """One item per batch (its report-queue message), BatchWriteItem of 25."""
+        items = [
+            _to_item(
+                RUN_PK,
+                plan_sk(snapshot_id, batch),
+                {"snapshot_id": snapshot_id, "batch": batch, "message": message},
+                expires_at,
+            )
+            for batch, message in enumerate(messages)
+        ]
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            self.batch_write(items[start : start + BATCH_WRITE_LIMIT])
+
+    def create_run(self, snapshot_id: str, attributes: dict[str, Any], expires_at: int) -> bool:
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=run_item(snapshot_id, attributes, expires_at),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error_code(error) == CONDITION_FAILED:
+                return False
+            raise
+        return True
+
+    def record_batch(
+        self,
+        snapshot_id: str,
+        batch: int,
+        outcomes: Sequence[GroupOutcome],
+        worst: Sequence[tuple[str, InstanceRow]],
+        expires_at: int,
+    ) -> None:
+        groups: dict[str, Any] = {}
+        for outcome in outcomes:
+            entry: dict[str, Any] = {"status": outcome.status}
+            if outcome.error:
+                entry["error"] = outcome.error
+            if outcome.totals is not None:
+                entry["totals"] = outcome.totals.attributes()
+            groups[outcome.group] = entry
+        attributes = {
+            "snapshot_id": snapshot_id,
+            "batch": batch,
+            "groups": groups,
+            "worst": [{**row.attributes(), "group": group} for group, row in worst],
+        }
+        self.put(_to_item(RUN_PK, report_sk(snapshot_id, batch), attributes, expires_at))
+
+    def mark_batch_done(self, snapshot_id: str, batch: int) -> dict[str, Any]:
+        response = self._ddb.update_item(
+            TableName=self._table,
+            Key=_run_key(snapshot_id),
+            UpdateExpression="ADD #d :b",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#d": "done_batches"},
+            ExpressionAttributeValues={":b": {"NS": [str(batch)]}},
+            ReturnValues="ALL_NEW",
+        )
+        return _from_item(response["Attributes"])
+
+    def run_ledger(self, snapshot_id: str) -> RunLedger:
+        """The run's plan and batch reports: one Query (1 MB pages)."""
+        pages = self._ddb.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": RUN_PK},
+                ":prefix": {"S": f"{snapshot_sk(snapshot_id)}#"},
+            },
+            ConsistentRead=True,
+        )
+        plan: dict[int, str] = {}
+        reports: dict[int, BatchReport] = {}
+        for page in pages:
+            for item in page["Items"]:
+                data = _from_item(item)
+                batch = int(data["batch"])
+                if "message" in data:
+                    plan[batch] = str(data["message"])
+                else:
+                    reports[batch] = _batch_report(data)
+        return RunLedger(plan, reports)
+
+    def record_digest(self, snapshot_id: str, attributes: dict[str, Any]) -> None:
+        kept = {name: value for name, value in attributes.items() if value is not None}
+        names = {f"#a{i}": name for i, name in enumerate(kept)}
+        values = {f":v{i}": _SERIALIZER.serialize(value) for i, value in enumerate(kept.values())}
+        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(kept)))
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=_run_key(snapshot_id),
+            UpdateExpression=f"SET {assignments} REMOVE #l",
+            ExpressionAttributeNames={**names, "#l": "digest_lease"},
+            ExpressionAttributeValues=values,
+        )
+
+
+def _batch_report(data: dict[str, Any]) -> BatchReport:
+    outcomes = []
+    for group, entry in dict(data.get("groups", {})).items():
+        totals = entry.get("totals")
+        outcomes.append(
+            GroupOutcome(
+                str(group),
+                str(entry["status"]),
+                totals=GroupTotals.from_attributes(totals) if totals else None,
+                error=str(entry["error"]) if entry.get("error") else None,
+            )
+        )
+    worst = [(str(row["group"]), InstanceRow.from_attributes(row)) for row in data.get("worst", [])]
+    return BatchReport(outcomes, worst)
 
 
 @dataclass

@@ -1,4 +1,14 @@
-"""Compliance reporter Lambda: the daily schedule, or an on-demand request for one group or all."""
+"""Compliance reporter Lambda: the daily schedule, an on-demand request for one group or all, and
+the report queue's messages.
+
+* the schedule, or ``{}``: plan the run and queue it (:meth:`ComplianceReporter.plan`); a stack
+  without the report queue runs it in the invocation;
+* ``{"group": "<name>"}``: snapshot that group in the invocation and answer with its result;
+* an SQS event from the report queue: a batch of groups to snapshot, or a run's deadline; returns
+  a partial batch response (``ReportBatchItemFailures``): a record whose message is malformed or
+  whose work failed is reported, so SQS redelivers it and, after ``maxReceiveCount``, dead-letters
+  it to ReportDLQ.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +19,22 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.patch_states import PatchStateGateway
-from tagpatch.models.reporter_events import Invalid, OnDemandReport, ReporterScheduledEvent
+from tagpatch.adapters.report_queue import ReportQueue
+from tagpatch.models.reporter_events import (
+    Invalid,
+    OnDemandReport,
+    ReportBatch,
+    ReporterScheduledEvent,
+    parse_report_message,
+)
 from tagpatch.observability import logger, metrics, trace_handler
 from tagpatch.reporter.compliance import (
     METRIC_DIMENSION,
@@ -24,7 +43,7 @@ from tagpatch.reporter.compliance import (
     metric_values,
 )
 from tagpatch.reporter.config import load_reporter_config
-from tagpatch.reporter.core import ComplianceReporter, ReportRequest, RunResult
+from tagpatch.reporter.core import ComplianceReporter, PlanResult, ReportRequest, RunResult
 
 
 class InvalidEvent(ValueError):
@@ -40,6 +59,7 @@ def default_reporter() -> ComplianceReporter:
         ComplianceStore(config.compliance_table_name),
         GroupsRepository(config.groups_table_name),
         DigestTopic(config.alert_topic_arn),
+        queue=ReportQueue(config.report_queue_url) if config.report_queue_url else None,
     )
 
 
@@ -49,7 +69,10 @@ def handle(
     remaining_ms: Callable[[], int] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
-    """Run one compliance snapshot for ``event``; the summary of what was recorded."""
+    """Run one compliance snapshot for ``event`` (or plan it, or carry out report-queue messages);
+    the summary of what was recorded, planned, or the partial batch response."""
+    if isinstance(event, dict) and "Records" in event:
+        return _handle_messages(event, reporter, remaining_ms)
     source = event.get("source") if isinstance(event, dict) else None
     if source in ("aws.events", "aws.scheduler"):
         try:
@@ -67,12 +90,69 @@ def handle(
         request = ReportRequest(snapshot_time=now(), source="on-demand", group=on_demand.group)
     else:
         raise InvalidEvent(f"unexpected event source {source!r}")
+    if request.group is None and reporter.fans_out:
+        planned = reporter.plan(request)
+        if planned.finished is not None:
+            _emit_run_metrics(planned.finished)
+        return _plan_summary(planned)
     result = reporter.run(request, remaining_ms)
     _emit_metrics(result)
     return _summary(result)
 
 
-def _emit_metrics(result: RunResult) -> None:
+def _handle_messages(
+    event: dict[str, Any], reporter: ComplianceReporter, remaining_ms: Callable[[], int] | None
+) -> dict[str, Any]:
+    """One SQS event of the report queue (batch size 1 in the stack); the partial batch response."""
+    records = event.get("Records")
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("messageId"), str) and isinstance(r.get("body"), str)
+        for r in records
+    ):
+        logger.error("event refused: Records is not a list of SQS records (messageId, body)")
+        raise InvalidEvent("not an SQS event: Records must be a list of records with a messageId and a body")
+
+    def process(record: SQSRecord) -> None:
+        try:
+            message = parse_report_message(record.body)
+        except Invalid as error:
+            logger.error(
+                "report message refused; it goes to ReportDLQ after the queue's maxReceiveCount",
+                extra={
+                    "messageId": record.message_id,
+                    "errors": error.problems,
+                    "receiveCount": record.raw_event.get("attributes", {}).get("ApproximateReceiveCount"),
+                },
+            )
+            raise
+        if isinstance(message, ReportBatch):
+            result = reporter.work(message, remaining_ms)
+            _emit_metrics(result, final=not result.retrying)
+            if result.message_id is not None:
+                _emit_run_metrics(result)
+            _summary(result)
+        else:
+            finished = reporter.check_deadline(message)
+            if finished is not None:
+                _emit_run_metrics(finished)
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    with processor(records=records, handler=process):
+        processor.process()
+    failures = [dict(item) for item in processor.response()["batchItemFailures"]]
+    if failures:
+        metrics.add_metric(name="ReportMessageFailures", unit=MetricUnit.Count, value=len(failures))
+    return {"batchItemFailures": failures}
+
+
+def _emit_run_metrics(result: RunResult) -> None:
+    """A fanned-out run's digest went out: the groups it could not name as recorded."""
+    metrics.add_metric(name="ComplianceGroupsMissing", unit=MetricUnit.Count, value=len(result.missing or []))
+
+
+def _emit_metrics(result: RunResult, *, final: bool = True) -> None:
+    """Per recorded group its metrics; the run's (or batch's) lowest percentage and counts. Failed
+    groups count only when ``final`` (a worker's batch that is retried has not failed yet)."""
     for outcome in result.with_status("recorded"):
         if outcome.totals is None:  # pragma: no cover - recorded outcomes carry totals
             continue
@@ -97,8 +177,30 @@ def _emit_metrics(result: RunResult) -> None:
         name="ComplianceGroupsRecorded", unit=MetricUnit.Count, value=len(result.with_status("recorded"))
     )
     metrics.add_metric(
-        name="ComplianceGroupsFailed", unit=MetricUnit.Count, value=len(result.with_status("failed"))
+        name="ComplianceGroupsFailed",
+        unit=MetricUnit.Count,
+        value=len(result.with_status("failed")) if final else 0,
     )
+
+
+def _plan_summary(planned: PlanResult) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "ok": True,
+        "snapshotId": planned.snapshot_id,
+        "source": planned.source,
+        "planned": {
+            "groups": planned.groups,
+            "batches": planned.batches,
+            "sent": planned.sent,
+            "refused": planned.refused,
+            "deadline": planned.deadline,
+            "replanned": planned.replanned,
+            "digestSent": planned.digest_sent,
+        },
+    }
+    if planned.finished is not None:
+        summary["digestMessageId"] = planned.finished.message_id
+    return summary
 
 
 def _summary(result: RunResult) -> dict[str, Any]:

@@ -481,7 +481,7 @@ def metric_values(totals: GroupTotals) -> list[tuple[str, str, float]]:
 @dataclass(frozen=True)
 class GroupOutcome:
     group: str
-    status: str  # recorded | already-recorded | failed
+    status: str  # recorded | already-recorded | failed | missing (a fanned-out run's deadline passed)
     totals: GroupTotals | None = None
     error: str | None = None
 
@@ -550,6 +550,7 @@ def render_digest(
     """One plain-text message for the run: every group, the failed ones, the worst instances."""
     reported = [o for o in outcomes if o.totals is not None]
     failed = [o for o in outcomes if o.status == "failed"]
+    missing = [o for o in outcomes if o.status == "missing"]
     instances = sum(o.totals.instances for o in reported if o.totals)
     compliant = sum(o.totals.compliant_instances for o in reported if o.totals)
     overall = compliance_percent(compliant, instances)
@@ -560,6 +561,8 @@ def render_digest(
     )
     if failed:
         subject += f", {len(failed)} group{'s' if len(failed) != 1 else ''} failed"
+    if missing:
+        subject += f", {len(missing)} group{'s' if len(missing) != 1 else ''} missing"
     subject = _ascii(subject)[:SUBJECT_MAX_LENGTH]
 
     lines = [
@@ -568,6 +571,7 @@ def render_digest(
         f"Overall: {_percent(overall)} compliant ({compliant} of {instances} instances) "
         f"in {len(reported)} group{'s' if len(reported) != 1 else ''}"
         + (f"; {len(failed)} group{'s' if len(failed) != 1 else ''} failed" if failed else "")
+        + (f"; {len(missing)} group{'s' if len(missing) != 1 else ''} missing" if missing else "")
         + ".",
         f"Critical patches missing for more than {SLA_DAYS} days: {breaches} instance"
         f"{'s' if breaches != 1 else ''}.",
@@ -605,6 +609,9 @@ def render_digest(
     if failed:
         lines += ["", "Failed groups (not recorded in this snapshot):"]
         lines += [f"  {quoted(o.group)}: {one_line(o.error or '')}" for o in failed]
+    if missing:
+        lines += ["", "Missing groups (not recorded by the run's deadline):"]
+        lines += [f"  {quoted(o.group)}: {one_line(o.error or '')}" for o in missing]
     non_compliant = instances - compliant
     lines += ["", f"Worst instances ({len(worst)} of {non_compliant} non-compliant):"]
     for group, row in worst:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tagpatch.models.records import GroupRecord
-    from tagpatch.reporter.compliance import GroupTotals, InstanceRow
+    from tagpatch.reporter.compliance import GroupOutcome, GroupTotals, InstanceRow
+    from tagpatch.reporter.fanout import RunLedger
 
 
 class PatchStates(Protocol):
@@ -68,6 +69,41 @@ class ComplianceStore(Protocol):
         expires_at: int,
     ) -> bool: ...
 
+    def release_digest(self, snapshot_id: str) -> None: ...
+
+    # a fanned-out run -----------------------------------------------------------------------------
+    def run_record(self, snapshot_id: str) -> dict[str, Any] | None: ...
+
+    def write_plan(self, snapshot_id: str, messages: Sequence[str], expires_at: int) -> None:
+        """The run's plan: message ``i`` (its report-queue body) is batch ``i``."""
+        ...
+
+    def create_run(self, snapshot_id: str, attributes: dict[str, Any], expires_at: int) -> bool:
+        """Create the run record unless it exists; whether this call created it."""
+        ...
+
+    def record_batch(
+        self,
+        snapshot_id: str,
+        batch: int,
+        outcomes: Sequence[GroupOutcome],
+        worst: Sequence[tuple[str, InstanceRow]],
+        expires_at: int,
+    ) -> None:
+        """What one batch recorded (each group's outcome and its worst instances)."""
+        ...
+
+    def mark_batch_done(self, snapshot_id: str, batch: int) -> dict[str, Any]:
+        """Add ``batch`` to the run's done batches (once, however often it is called); the run
+        record as it is after the update."""
+        ...
+
+    def run_ledger(self, snapshot_id: str) -> RunLedger: ...
+
+    def record_digest(self, snapshot_id: str, attributes: dict[str, Any]) -> None:
+        """Add the sent digest's attributes to the run record and drop the claim."""
+        ...
+
 
 class GroupDirectory(Protocol):
     """The groups the stack manages (the reconciler's groups table)."""
@@ -75,6 +111,12 @@ class GroupDirectory(Protocol):
     def get(self, group: str) -> GroupRecord | None: ...
 
     def all(self) -> list[GroupRecord]: ...
+
+
+class ReportQueue(Protocol):
+    def send(self, messages: Sequence[tuple[str, int]]) -> None:
+        """Send each (body, delay seconds); raises if any could not be sent."""
+        ...
 
 
 class DigestSink(Protocol):
