@@ -42,7 +42,7 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws
 
-from benchmarks import reconciler_calls
+from benchmarks import fleet_scale, reconciler_calls, reporter_scale
 from emulator import fake_ssm
 from emulator.scenarios.aws import make_dynamodb_writes_atomic
 from emulator.scenarios.collector import (
@@ -446,6 +446,15 @@ def package_kb() -> tuple[float, int]:
 
 
 # --------------------------------------------------------------------------------------------
+def _scale_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| measure | TagPatch | floor | ratio |", "|---|---:|---:|---:|"]
+    for row in rows:
+        ratio = row.get("ratio")
+        shown = "" if ratio is None else f"{ratio:.2f}x"
+        lines.append(f"| {row['measure']} | {row['ours']:,} | {row['floor']:,} | {shown} |")
+    return lines
+
+
 def _verdict(ratio: float, target: float) -> str:
     return "within target" if ratio <= target else f"OVER target ({ratio:.2f}x > {target}x)"
 
@@ -467,6 +476,12 @@ def main() -> None:
     concurrent = _timed("500 concurrent events (moto server)", concurrent_new_group)
     coll = _timed("collector 10,000 notifications", collector)
     rep = _timed("reporter 10,000 instances", reporter)
+    report_scale = _timed(
+        "reporter fan-out, 100,000 instances in 1,000 groups", reporter_scale.run_reporter_scale
+    )
+    fleet = _timed(
+        "reconciler, 1,000 groups across 10 schedules and a burst of 200", fleet_scale.run_fleet_scale
+    )
     size_kb, files = package_kb()
     total = time.perf_counter() - started
 
@@ -552,7 +567,14 @@ def main() -> None:
         f"{rep['placeholder']:.1f} s ({rep['seconds'] / rep['placeholder']:.2f}x); that gap is the "
         "emulator's per-attribute cost of the rows issue 4 asks for, not TagPatch's own work",
         "",
-        "## 5. Deployment package",
+        "## 5. Fleet scale (issue 13): shared windows, the reconcile and report queues",
+        "",
+        "Each figure against its floor in this run (benchmarks/fleet_scale.py, benchmarks/reporter_scale.py",
+        "say how each floor and projection is built).",
+        "",
+        *_scale_table(fleet + report_scale),
+        "",
+        "## 6. Deployment package",
         "",
         f"- src/ as `sam build` packages CodeUri (no __pycache__, no egg-info): **{size_kb:.0f} KB** "
         f"zipped, {files} files; Powertools comes from the layer, boto3 from the runtime.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,9 +36,15 @@ def make_dynamodb_writes_atomic() -> None:
         if getattr(original, "_tagpatch_atomic", False):
             continue
 
-        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+        def atomic(
+            self: Any, *args: Any, __original: Any = original, __name: str = name, **kwargs: Any
+        ) -> Any:
             with _ATOMIC:
-                return __original(self, *args, **kwargs)
+                result = __original(self, *args, **kwargs)
+                # moto serialises the item it returns after this call; a copy made under the lock
+                # keeps another thread's write from changing it meanwhile, as DynamoDB answers a
+                # read from one consistent version of the item.
+                return copy.deepcopy(result) if __name == "get_item" else result
 
         atomic._tagpatch_atomic = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, atomic)

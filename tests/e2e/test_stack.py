@@ -504,11 +504,15 @@ def test_50_groups_fan_out_through_the_report_queue_into_one_digest(stack: Stack
     stack.require("ComplianceReporterFunction", "ReportQueue")
     # Given 50 patch groups registered with a baseline, 20 instances each, a few not compliant
     ssm = stack.client("ssm")
-    baseline = ssm.create_patch_baseline(Name="e2e-fanout", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    # (two baselines: SSM allows 25 patch groups per baseline)
+    baselines = [
+        ssm.create_patch_baseline(Name=f"e2e-fanout-{n}", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+        for n in range(2)
+    ]
     groups = [f"fan-{n:02d}" for n in range(50)]
     states = []
     for n, group in enumerate(groups):
-        ssm.register_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup=group)
+        ssm.register_patch_baseline_for_patch_group(BaselineId=baselines[n % 2], PatchGroup=group)
         for i in range(20):
             missing = 1 if i == 0 and n % 10 == 0 else 0
             states.append(make_instance_patch_state(f"i-{n:05x}{i:012x}", group, missing=missing))
