@@ -97,7 +97,7 @@ bench: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.bench
 
 # Shared windows at fleet scale (1,000 groups on 10 schedules; a burst of 200 new groups at 2 and 8
-# workers), each figure against its floor; prints a table (about 3 minutes on 2 CPUs).
+# workers), each figure against its floor; prints a table (about 2 minutes of CPU on moto).
 bench-fleet: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.fleet_scale
 

@@ -645,14 +645,16 @@ def burst_rows(result: dict[str, Any]) -> list[Row]:
             sum(reads.values()) / groups,
             1,
             f"{_fmt_ops(reads, groups)}; floor: the group's settings (GetParameter), as a tag event carries "
-            "none",
+            "none; TagPatch also reads the shared window (GetMaintenanceWindow, though a tag event does "
+            "not verify) and lists its targets and tasks (what a crashed attempt registered is found)",
         ),
         _row(
             f"{head}: DynamoDB calls per group",
             sum(ddb_ops.values()) / groups,
-            4,
+            5,
             f"{_fmt_ops(ddb_ops, groups)}; floor: the lease taken and given back, the slug claim, the "
-            f"placement write; lost placement races {result['races']}",
+            "placement read and its conditional write (TagPatch also reads the group's record before "
+            f"the lease; each window's maker leases and records it); lost placement races {result['races']}",
         ),
         _row(
             f"{head}: time until every group converged, emulator (s)",
@@ -666,7 +668,7 @@ def burst_rows(result: dict[str, Any]) -> list[Row]:
             + "; moto's CPU under the GIL, so more workers do not shorten it",
         ),
     ]
-    per_event = 3 * LATENCY["ssm"] + 4 * LATENCY["dynamodb"]
+    per_event = 3 * LATENCY["ssm"] + 5 * LATENCY["dynamodb"]
     floor_projected = makespan([per_event] * groups, workers) + expected * LATENCY["ssm"] / workers
     rows.append(
         _row(
