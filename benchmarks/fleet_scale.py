@@ -29,10 +29,12 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TagPatch")
@@ -40,7 +42,9 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")  # the benchmark repor
 
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.responses import DynamoHandler
 from moto.ec2.models import ec2_backends
+from moto.ssm.responses import SimpleSystemManagerResponse
 
 from emulator import fake_ssm
 from emulator.scenarios.aws import WRITE_PREFIXES, World
@@ -322,6 +326,46 @@ def fleet(groups: int = FLEET_GROUPS, schedules: int = FLEET_SCHEDULES) -> dict[
     }
 
 
+@contextlib.contextmanager
+def atomic_requests() -> Iterator[None]:
+    """Answer each DynamoDB and SSM request of the emulator whole, one at a time, as the services
+    answer each request atomically. moto renders a response from the live item after its backend
+    call returns, and emulator/scenarios/aws.py locks the backend calls only: under threads a
+    GetItem of the placement item then met another thread's UpdateItem of it about once in eight
+    bursts of 200 ("RuntimeError: dictionary changed size during iteration" in moto's
+    dynamodb/models/utilities.py dynamo_to_dict), an emulator failure, not TagPatch's."""
+    lock = threading.RLock()
+    classes: list[Any] = [DynamoHandler, SimpleSystemManagerResponse]
+    patched: list[tuple[Any, Any]] = []
+    for cls in classes:
+        own = cls.__dict__.get("call_action")
+        original = cls.call_action
+
+        def whole(self: Any, __original: Any = original) -> Any:
+            with lock:
+                return __original(self)
+
+        cls.call_action = whole
+        patched.append((cls, own))
+    try:
+        yield
+    finally:
+        for cls, own in patched:
+            if own is None:
+                del cls.call_action  # it was inherited: the parent's is found again
+            else:
+                cls.call_action = own
+
+
+def _failure(error: BaseException) -> str:
+    """``error`` and where it was raised: the innermost frame in TagPatch or in the emulator."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "/site-packages/" not in f.filename] or frames
+    where = f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
+    inner = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    return f"{type(error).__name__}: {str(error)[:80]} (raised at {inner}, from {where})"
+
+
 def _override(world: World, group: str, schedule: int) -> None:
     world.ssm.put_parameter(
         Name=f"{PREFIX}{group}", Value=json.dumps({"schedule": _schedule(schedule)}), Type="String"
@@ -415,7 +459,7 @@ def burst(workers: int, groups: int = BURST_GROUPS) -> dict[str, Any]:
                 try:
                     outcome = reconciler().reconcile_group(job[1], verify=False)
                 except Exception as error:  # reported, as Lambda would retry the event
-                    outcome = Outcome(job[1], "failed", reasons=[f"{type(error).__name__}: {error}"])
+                    outcome = Outcome(job[1], "failed", reasons=[_failure(error)])
             outcomes[job[1]].append(outcome)
 
         started = time.perf_counter()
@@ -423,7 +467,7 @@ def burst(workers: int, groups: int = BURST_GROUPS) -> dict[str, Any]:
         while pending and rounds < 5:
             jobs = [(rounds, name) for name in pending]
             order += jobs
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            with atomic_requests(), ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(event, jobs))
             rounds += 1
             pending = [name for name in pending if outcomes[name][-1].status != "converged"]
@@ -434,11 +478,10 @@ def burst(workers: int, groups: int = BURST_GROUPS) -> dict[str, Any]:
     durations = [seconds_of(recorder.jobs.get(job, []), polls[job] * 1.0) for job in order]
     statuses = Counter(o.status for results in outcomes.values() for o in results)
     failures = Counter(
-        reason.split(":")[0] + ": " + reason.split(":", 2)[1].strip()[:70]
+        o.reasons[0] if o.reasons else o.status
         for results in outcomes.values()
         for o in results
         if o.status != "converged"
-        for reason in o.reasons[:1]
     )
     return {
         "workers": workers,

@@ -149,3 +149,22 @@ def test_main_prints_the_table_and_the_rates(
     assert "| windows | 50 | 50 | 1.00x | a note |" in out
     assert "| wall (s) | 12.3 | - | - |  |" in out
     assert "40 TPS" in out
+
+
+def test_atomic_requests_serves_requests_and_puts_moto_back_as_it_was() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    before = (
+        DynamoHandler.__dict__.get("call_action"),
+        SimpleSystemManagerResponse.__dict__.get("call_action"),
+    )
+    with mock_aws(), fleet_scale.atomic_requests():
+        assert DynamoHandler.__dict__.get("call_action") is not before[0]
+        assert boto3.client("dynamodb").list_tables()["TableNames"] == []
+        assert boto3.client("ssm").describe_maintenance_windows()["WindowIdentities"] == []
+
+    assert (
+        DynamoHandler.__dict__.get("call_action"),
+        SimpleSystemManagerResponse.__dict__.get("call_action"),
+    ) == before
