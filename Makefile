@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls bench-report-scale demo operator chromium security bench clean distclean
+.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls bench-report-scale demo operator chromium security bench bench-fleet clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -100,6 +100,11 @@ bench-report-scale: .venv
 # writes benchmarks/RESULTS.md. Not part of `make test` (it measures, it does not gate).
 bench: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.bench
+
+# Shared windows at fleet scale (1,000 groups on 10 schedules; a burst of 200 new groups at 2 and 8
+# workers), each figure against its floor; prints a table (about 2 minutes of CPU on moto).
+bench-fleet: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.fleet_scale
 
 clean:
 	rm -rf .aws-sam .coverage coverage.xml htmlcov .mypy_cache .ruff_cache .pytest_cache
