@@ -223,6 +223,29 @@ def test_the_last_group_leaving_a_window_deletes_it_and_frees_its_place(
     assert world.placement()["windows"] == 2 and len(world.windows()) == 2
 
 
+def test_a_group_refused_its_window_by_ssm_frees_its_place_when_deleted(
+    aws: None, load_event: Loader
+) -> None:
+    # Given db placed in a window of its own schedule that SSM refused to make (its quota of 1
+    # taken by web's window): db is rejected, holding the place it was given
+    fake_ssm.set_window_quota(1)
+    world = World(DELETE_EMPTY_GROUP_WINDOWS="true")
+    world.launch("web")
+    [db_instance] = world.launch("db")
+    put_override(world, "db", OTHER)
+    assert handle(tag_event(load_event, "web"), world.reconciler)["groups"][0]["status"] == "converged"
+    assert handle(tag_event(load_event, "db"), world.reconciler)["groups"][0]["status"] == "rejected"
+
+    # When db's last instance is gone and the schedule deletes the group
+    world.ec2.terminate_instances(InstanceIds=[db_instance])
+    assert statuses(scheduled(world, load_event))["db"] == "deleted"
+
+    # Then its place is free again: only web's window counts against MaxWindows
+    placement = world.placement()
+    assert "p:install:db" not in placement
+    assert placement["windows"] == 1 == len(world.windows())
+
+
 # --- (e) the patch baseline quota -------------------------------------------------------------
 
 
