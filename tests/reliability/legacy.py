@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from tests.conftest import REPO_ROOT
@@ -59,7 +59,7 @@ def old_tagpatch() -> Iterator[Any]:
     sys.modules.update(_OLD_MODULES)
     sys.path.insert(0, source)
     try:
-        yield _Namespace(
+        yield SimpleNamespace(
             naming=importlib.import_module("tagpatch.naming"),
             core=importlib.import_module("tagpatch.reconciler.core"),
             config=importlib.import_module("tagpatch.reconciler.config"),
@@ -74,14 +74,6 @@ def old_tagpatch() -> Iterator[Any]:
             if str(getattr(module, "__file__", "") or "").startswith(source):
                 _OLD_MODULES[name] = module
         sys.modules.update(today)
-
-
-class _Namespace:
-    def __init__(self, **modules: ModuleType) -> None:
-        self.__dict__.update(modules)
-
-    def __getattr__(self, name: str) -> Any:  # for type checkers: any module attribute
-        raise AttributeError(name)
 
 
 def old_reconciler(old: Any, world: Any) -> Any:
