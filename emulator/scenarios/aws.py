@@ -19,6 +19,7 @@ from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
 from tagpatch.reconciler.config import load_reconciler_config
 from tagpatch.reconciler.core import Reconciler
+from tagpatch.reconciler.spec import build_spec
 
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Register", "Deregister", "Add", "Put", "Remove")
 _ATOMIC = threading.RLock()
@@ -174,6 +175,27 @@ class World:
         found = [t for t in self.tasks(window_id) if t.get("Name") == name]
         assert len(found) == 1, f"{len(found)} tasks named {name}"
         return found[0]
+
+    def shared_window_name(self, role: str = "install", sibling: int = 0, **override: Any) -> str:
+        """The name of the ``sibling``-th shared window of the key the stack's defaults with
+        ``override`` (camelCase settings) give ``role``: ``TagPatch-<role>-<key id>-<sibling>``."""
+        config = self.reconciler.config
+        settings = config.defaults.overridden(override)
+        spec = build_spec("any", settings, tag_key=config.tag_key, stack_name=config.stack_name)
+        bundle = spec.install if role == "install" else spec.scan
+        assert bundle is not None, "no scan schedule in these settings"
+        return bundle.key.window(config.stack_name, sibling, config.window_capacity).name
+
+    def window_tags(self, window_id: str) -> dict[str, str]:
+        tags = self.ssm.list_tags_for_resource(ResourceType="MaintenanceWindow", ResourceId=window_id)
+        return {tag["Key"]: tag["Value"] for tag in tags["TagList"]}
+
+    def placement(self) -> dict[str, Any]:
+        """The placement item of the groups table, as plain values ({} before the first group)."""
+        item = self.ddb.get_item(
+            TableName=self.env["GROUPS_TABLE_NAME"], Key={"group": {"S": "#tagpatch:placement"}}
+        ).get("Item", {})
+        return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
 
     def targets(self, window_id: str) -> list[dict[str, Any]]:
         return list(self.ssm.describe_maintenance_window_targets(WindowId=window_id)["Targets"])

@@ -57,6 +57,9 @@ def test_groups_shows_each_group_with_schedule_instances_last_run_and_compliance
     # three groups' windows are at most SSM's 5 executions at once: no start collision to show
     assert {row[8] for row in rows.values()} == {"-"}
     assert "reading 3 groups" in err
+    # web and Batch Jobs share the stack default's window; db's schedule has a window of its own
+    window = {group: stack.flows.group_record(group)["windows"]["install"]["window_id"] for group in GROUPS}
+    assert window["web"] == window["Batch Jobs"] != window["db"]
 
 
 def test_groups_of_an_unknown_group_exits_4(stack: OperatorStack) -> None:
@@ -349,9 +352,10 @@ def test_the_module_runs_as_the_tagpatch_command() -> None:
 def test_reconcile_dry_run_shows_the_repair_of_a_drifted_window_and_changes_nothing(
     stack: OperatorStack,
 ) -> None:
-    # Given web's window schedule edited by hand
+    # Given web's window schedule edited by hand (the window web shares with Batch Jobs)
     ssm = stack.emulator.client("ssm")
     window_id = stack.flows.group_record("web")["windows"]["install"]["window_id"]
+    assert stack.flows.group_record("Batch Jobs")["windows"]["install"]["window_id"] == window_id
     ssm.update_maintenance_window(WindowId=window_id, Schedule="cron(0 9 ? * MON *)")
 
     # When the operator plans, then applies, a reconcile of web
@@ -365,6 +369,9 @@ def test_reconcile_dry_run_shows_the_repair_of_a_drifted_window_and_changes_noth
     assert drifted == "cron(0 9 ? * MON *)"
     assert _rows(applied)[0][:2] == ["web", "converged"]
     assert ssm.get_maintenance_window(WindowId=window_id)["Schedule"] == "cron(0 3 ? * SUN *)"
+    code, out, err = run_cli(stack, ["groups", "--group", "Batch Jobs"])  # repaired for both
+    assert code == 0, err
+    assert _rows(out)[0][3] == "cron(0 3 ? * SUN *)"
 
 
 def test_an_unwritable_output_file_exits_1(stack: OperatorStack, tmp_path: Path) -> None:

@@ -524,6 +524,61 @@ def test_describe_patch_groups(ssm: Any) -> None:
     ssm.register_patch_baseline_for_patch_group(BaselineId=other_linux, PatchGroup="web")  # free again
 
 
+def test_get_patch_baseline_lists_its_patch_groups(ssm: Any) -> None:
+    linux = ssm.create_patch_baseline(
+        Name="tagpatch-linux", OperatingSystem="AMAZON_LINUX_2", Description="Linux baseline"
+    )["BaselineId"]
+    other = ssm.create_patch_baseline(Name="other", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    for group in ("web", "db"):
+        ssm.register_patch_baseline_for_patch_group(BaselineId=linux, PatchGroup=group)
+    ssm.register_patch_baseline_for_patch_group(BaselineId=other, PatchGroup="ad")
+
+    got = ssm.get_patch_baseline(BaselineId=linux)
+    assert (got["BaselineId"], got["Name"], got["OperatingSystem"], got["Description"]) == (
+        linux,
+        "tagpatch-linux",
+        "AMAZON_LINUX_2",
+        "Linux baseline",
+    )
+    assert got["PatchGroups"] == ["db", "web"]  # its own groups only, not "ad"
+    arn = f"arn:aws:ssm:{REGION}:123456789012:patchbaseline/{linux}"
+    assert ssm.get_patch_baseline(BaselineId=arn)["PatchGroups"] == ["db", "web"]  # by ARN too
+    ssm.deregister_patch_baseline_for_patch_group(BaselineId=linux, PatchGroup="web")
+    assert ssm.get_patch_baseline(BaselineId=linux)["PatchGroups"] == ["db"]
+    assert ssm.get_patch_baseline(BaselineId=other)["PatchGroups"] == ["ad"]
+    unused = ssm.create_patch_baseline(Name="unused", OperatingSystem="WINDOWS")["BaselineId"]
+    assert ssm.get_patch_baseline(BaselineId=unused)["PatchGroups"] == []
+    with pytest.raises(ClientError) as err:
+        ssm.get_patch_baseline(BaselineId="pb-0123456789abcdef0")
+    assert _code(err) == "DoesNotExistException"
+
+
+def test_the_groups_per_baseline_quota_is_25_by_default_and_can_be_set(ssm: Any) -> None:
+    baseline = ssm.create_patch_baseline(Name="base", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    for n in range(25):
+        ssm.register_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup=f"g{n:02d}")
+    with pytest.raises(ssm.exceptions.ResourceLimitExceededException) as err:
+        ssm.register_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup="g25")
+    _refused(err, f"Patch baseline {baseline} already has 25 patch groups", 25)
+    # the refusal registered nothing
+    assert len(ssm.get_patch_baseline(BaselineId=baseline)["PatchGroups"]) == 25
+    mapped = {m["PatchGroup"] for m in ssm.describe_patch_groups(MaxResults=100)["Mappings"]}
+    assert "g25" not in mapped and len(mapped) == 25
+    # the quota is per baseline, and deregistering a group frees its place
+    other = ssm.create_patch_baseline(Name="other", OperatingSystem="WINDOWS")["BaselineId"]
+    ssm.register_patch_baseline_for_patch_group(BaselineId=other, PatchGroup="g25")
+    ssm.deregister_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup="g00")
+    ssm.register_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup="g26")
+    # set lower, it holds for the next registration
+    fake_ssm.set_groups_per_baseline_quota(1)
+    with pytest.raises(ClientError) as err:
+        ssm.register_patch_baseline_for_patch_group(BaselineId=other, PatchGroup="g27")
+    _refused(err, f"Patch baseline {other} already has 1 patch groups", 1)
+    fake_ssm.set_groups_per_baseline_quota(2)
+    ssm.register_patch_baseline_for_patch_group(BaselineId=other, PatchGroup="g27")
+    assert ssm.get_patch_baseline(BaselineId=other)["PatchGroups"] == ["g25", "g27"]
+
+
 # ---------------------------------------------------------------------------- faults and call log
 
 
@@ -777,9 +832,13 @@ def test_reset_restores_the_default_quotas(ssm: Any) -> None:
     fake_ssm.set_task_quota(1)
     fake_ssm.set_target_quota(1)
     fake_ssm.set_targets_per_task_quota(1)
+    fake_ssm.set_groups_per_baseline_quota(1)
     fake_ssm.reset()
     window_id = _window(ssm)
     _window(ssm, "patch-db")
     targets = _window_targets(ssm, window_id, 2)
     _task(ssm, window_id, "unused", Targets=targets)
     _task(ssm, window_id, "unused", Targets=targets)
+    baseline = ssm.create_patch_baseline(Name="base", OperatingSystem="AMAZON_LINUX_2")["BaselineId"]
+    for group in ("web", "db"):
+        ssm.register_patch_baseline_for_patch_group(BaselineId=baseline, PatchGroup=group)

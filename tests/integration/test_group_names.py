@@ -100,3 +100,26 @@ def test_an_unreadable_table_answers_none_and_logs(ddb: object, caplog: pytest.L
     assert "group names unreadable" in caplog.text
     assert names.name_of("web") is None
     assert log.ops("dynamodb") == {"Scan": 1}
+
+
+def test_the_reconcilers_own_items_name_no_group(ddb: object) -> None:
+    # Given a group, and the reconciler's placement and claims items in the same table
+    web = _put(ddb, "web")
+    ddb.put_item(  # type: ignore[attr-defined]
+        TableName=TABLE,
+        Item={
+            "group": {"S": "#tagpatch:placement"},
+            "p:install:web": {"S": "0887e6f192:0"},
+            "c:0887e6f192:0": {"N": "1"},
+            "windows": {"N": "1"},
+        },
+    )
+    ddb.put_item(  # type: ignore[attr-defined]
+        TableName=TABLE, Item={"group": {"S": "#tagpatch:claims"}, "slug:web": {"S": "web"}}
+    )
+    names = GroupNames(TABLE, ddb, clock=Clock())
+
+    # Then the group is named, and neither item is taken for a group
+    assert names.name_of(web) == "web"
+    assert names.name_of("#tagpatch:placement") is None
+    assert names.name_of("#tagpatch:claims") is None

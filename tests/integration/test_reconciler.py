@@ -44,8 +44,10 @@ def settings_event(load_event: Loader, name: str, operation: str = "Update") -> 
     return event
 
 
-def assert_single_bundle(world: World, name: str = "TagPatch-web") -> dict[str, Any]:
-    window = world.window_named(name)
+def assert_single_bundle(world: World, group: str = "web", role: str = "install") -> dict[str, Any]:
+    """The shared window ``group``'s ``role`` is in, holding just its one target and one task (the
+    group is alone in its window in these tests)."""
+    window = world.window_of(group, role)
     targets = world.targets(window["WindowId"])
     tasks = world.tasks(window["WindowId"])
     assert len(targets) == 1, targets
@@ -64,9 +66,10 @@ def test_new_group_gets_one_window_target_and_task_as_the_seed_guide_configures(
     world.launch("web")
     # When its tag event arrives
     result = handle(tag_event(load_event, "web"), world.reconciler)
-    # Then the group is converged with one window, one target, one task
+    # Then the group is converged with one shared window holding its one target and one task
     assert result["groups"][0]["status"] == "converged"
     made = assert_single_bundle(world)
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
     window, target, task = made["window"], made["target"], made["task"]
     assert (window["Schedule"], window["ScheduleTimezone"], window["Duration"], window["Cutoff"]) == (
         "cron(0 3 ? * SUN *)",
@@ -75,13 +78,14 @@ def test_new_group_gets_one_window_target_and_task_as_the_seed_guide_configures(
         1,
     )
     assert window["AllowUnassociatedTargets"] is False
-    tags = {
-        t["Key"]: t["Value"]
-        for t in world.ssm.list_tags_for_resource(
-            ResourceType="MaintenanceWindow", ResourceId=window["WindowId"]
-        )["TagList"]
+    key_id = world.shared_window_name().split("-")[2]
+    assert world.window_tags(window["WindowId"]) == {  # a shared window: no group's tag
+        "tagpatch:stack": STACK,
+        "tagpatch:window": "install",
+        "tagpatch:key": key_id,
+        "tagpatch:sibling": "0",
     }
-    assert tags == {"tagpatch:stack": STACK, "tagpatch:group": "web", "tagpatch:window": "install"}
+    assert (target["Name"], task["Name"]) == ("TagPatch-web-target", "TagPatch-web-patch")
     assert target["Targets"] == [{"Key": "tag:PatchGroup", "Values": ["web"]}]
     assert target["OwnerInformation"] == "TagPatch"
     assert (task["TaskArn"], task["TaskType"], task["MaxConcurrency"], task["MaxErrors"]) == (
@@ -94,7 +98,24 @@ def test_new_group_gets_one_window_target_and_task_as_the_seed_guide_configures(
     set_by_tagpatch = {k: v for k, v in run["Parameters"].items() if v != [""]}  # [""]: SSM's default echo
     assert set_by_tagpatch == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]}
     assert run["OutputS3KeyPrefix"] == "patch-output/web"
-    assert world.record("web")["status"] == "converged"
+    record = world.record("web")
+    assert record["status"] == "converged"
+    assert record["windows"]["install"] == {
+        "window_id": window["WindowId"],
+        "target_id": target["WindowTargetId"],
+        "task_id": task["WindowTaskId"],
+        "place": f"{key_id}:0",
+        "schedule": "cron(0 3 ? * SUN *)",
+        "timezone": "UTC",
+        "offset": "0",
+    }
+    placement = world.placement()
+    assert (placement["p:install:web"], placement[f"c:{key_id}:0"], placement["windows"]) == (
+        f"{key_id}:0",
+        1,
+        1,
+    )
+    assert placement[f"w:{key_id}:0"] == window["WindowId"]
 
 
 def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader) -> None:
@@ -107,41 +128,51 @@ def test_call_budget_new_converged_and_drifted(world: World, load_event: Loader)
         world.log.count("ssm", writes=True),
         world.log.count("dynamodb"),
     )
+    # The group's settings; the window's name listed under the window's making lease (one left by
+    # a crashed maker is adopted); the new window's settings, targets and tasks read as any shared
+    # window's are (another group may have registered in it already)
     assert world.log.ops("ssm") == {
         "GetParameter": 1,
         "DescribeMaintenanceWindows": 1,
         "CreateMaintenanceWindow": 1,
+        "GetMaintenanceWindow": 1,
+        "DescribeMaintenanceWindowTargets": 1,
         "RegisterTargetWithMaintenanceWindow": 1,
+        "DescribeMaintenanceWindowTasks": 1,
         "RegisterTaskWithMaintenanceWindow": 1,
     }
-    assert new == (2, 3, 4)  # GetItem (fast-path check), lease, slug claim, save
-    assert world.log.ops("dynamodb") == {"GetItem": 1, "UpdateItem": 3}
+    assert new == (5, 3, 8)
+    # GetItem: the record (fast-path check), the placement item; UpdateItem: lease, slug claim,
+    # the place, the window's making lease, the window's id recorded, save (and release)
+    assert world.log.ops("dynamodb") == {"GetItem": 2, "UpdateItem": 6}
     # converged group, tag event: no SSM write, no window read at all
     world.log.reset()
     handle(event, world.reconciler)
     assert world.log.ops("ssm") == {"GetParameter": 1}
     assert world.log.ops("dynamodb") == {"GetItem": 1}
-    # converged group, full verification (scheduled run): reads only; the recorded window is read
-    # and the window name listed, so that a duplicate made by a lost lease is found (issue 12, #4)
+    # converged group, full verification (scheduled run): reads only; the shared window's id comes
+    # from the placement item (no listing by name: only its making lease's holder makes it)
     world.log.reset()
     handle(load_event("reconciler-scheduled.json"), world.reconciler)
     assert world.log.count("ssm", writes=True) == 0
     assert world.log.ops("ssm") == {
         "GetParametersByPath": 1,
-        "DescribeMaintenanceWindows": 1,
         "GetMaintenanceWindow": 1,
         "DescribeMaintenanceWindowTargets": 1,
         "DescribeMaintenanceWindowTasks": 1,
         "GetMaintenanceWindowTask": 1,
     }
+    # Scan: every record; GetItem: the placement item, read again after the window is listed
+    # (its cleanup); UpdateItem: lease, save
+    assert world.log.ops("dynamodb") == {"Scan": 1, "GetItem": 2, "UpdateItem": 2}
     # drifted group: the schedule was changed in the console
-    window_id = world.window_named("TagPatch-web")["WindowId"]
+    window_id = world.window_of("web")["WindowId"]
     world.ssm.update_maintenance_window(WindowId=window_id, Schedule="cron(0 5 ? * MON *)")
     world.log.reset()
     handle(load_event("reconciler-scheduled.json"), world.reconciler)
     assert world.log.ops("ssm")["UpdateMaintenanceWindow"] == 1
     assert world.log.count("ssm", writes=True) == 1
-    assert world.window_named("TagPatch-web")["Schedule"] == "cron(0 3 ? * SUN *)"
+    assert world.window_of("web")["Schedule"] == "cron(0 3 ? * SUN *)"
 
 
 def test_same_event_twice_leaves_one_of_each(world: World, load_event: Loader) -> None:
@@ -218,52 +249,126 @@ def test_window_deleted_by_hand_is_made_again(world: World, load_event: Loader) 
     after = assert_single_bundle(world)
     assert after["window"]["WindowId"] != made["window"]["WindowId"]
     assert world.record("web")["windows"]["install"]["window_id"] == after["window"]["WindowId"]
+    place = world.record("web")["windows"]["install"]["place"]
+    assert world.placement()[f"w:{place}"] == after["window"]["WindowId"]
+    assert after["window"]["Name"] == world.shared_window_name()
+
+
+def forget_window_id(world: World, place: str, lease_expired_at: int) -> None:
+    """The placement item as a maker that died after CreateMaintenanceWindow leaves it: the window's
+    id never recorded, its making lease held until ``lease_expired_at``."""
+    world.ddb.update_item(
+        TableName="tagpatch-groups",
+        Key={"group": {"S": "#tagpatch:placement"}},
+        UpdateExpression="REMOVE #w SET #l = :expires, #lo = :owner",
+        ExpressionAttributeNames={"#w": f"w:{place}", "#l": f"l:{place}", "#lo": f"lo:{place}"},
+        ExpressionAttributeValues={":expires": {"N": str(lease_expired_at)}, ":owner": {"S": "dead"}},
+    )
 
 
 def test_crash_after_window_creation_adopts_it_without_duplicate(world: World, load_event: Loader) -> None:
-    # Given a window this stack made whose id never reached the table (the Lambda died)
+    # Given a shared window this stack made whose id never reached the placement item nor the
+    # group's record (the Lambda died before recording either), its making lease since expired
     made = converge(world, load_event)
+    place = world.record("web")["windows"]["install"]["place"]
+    forget_window_id(world, place, int(world.reconciler.clock()) - 1)
     world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "web"}})
     world.ssm.deregister_task_from_maintenance_window(
         WindowId=made["window"]["WindowId"], WindowTaskId=made["task"]["WindowTaskId"]
     )
     # When the next event arrives
+    world.log.reset()
     handle(tag_event(load_event, "web"), world.reconciler)
-    # Then the window is adopted, not duplicated
+    # Then the window is found by its name and tags and adopted, not duplicated
+    assert world.log.ops("ssm")["CreateMaintenanceWindow"] == 0
     assert len(world.windows()) == 1
     assert assert_single_bundle(world)["window"]["WindowId"] == made["window"]["WindowId"]
+    placement = world.placement()
+    assert placement[f"w:{place}"] == made["window"]["WindowId"]
+    assert f"l:{place}" not in placement and f"lo:{place}" not in placement
 
 
-def test_duplicate_windows_and_foreign_tasks_are_removed(world: World, load_event: Loader) -> None:
+def test_duplicate_windows_left_by_a_crashed_maker_are_removed_when_the_window_is_made(
+    world: World, load_event: Loader
+) -> None:
+    # Given two windows with the shared window's name and tags (two makers died after
+    # CreateMaintenanceWindow), neither recorded, the making lease expired
     made = converge(world, load_event)
-    world.plant_window(
-        "TagPatch-web", {"tagpatch:stack": STACK, "tagpatch:group": "web", "tagpatch:window": "install"}
-    )
+    place = world.record("web")["windows"]["install"]["place"]
+    tags = world.window_tags(made["window"]["WindowId"])
+    spare = world.plant_window(world.shared_window_name(), tags)
+    forget_window_id(world, place, int(world.reconciler.clock()) - 1)
+    # When the scheduled run verifies the group
+    scheduled(world, load_event)
+    # Then one of them is kept (the lowest id) and the other deleted, never both kept
+    [kept] = world.windows()
+    assert kept["WindowId"] == min(made["window"]["WindowId"], spare)
+    assert world.log.ops("ssm")["DeleteMaintenanceWindow"] == 1
+    assert world.placement()[f"w:{place}"] == kept["WindowId"]
+    assert_single_bundle(world)
+
+
+def test_foreign_tasks_and_targets_in_a_shared_window_go_in_the_scheduled_verify_only(
+    world: World, load_event: Loader
+) -> None:
+    # Given a task and a target registered by hand in the group's shared window
+    made = converge(world, load_event)
+    window_id = made["window"]["WindowId"]
+    by_hand = world.ssm.register_target_with_maintenance_window(
+        WindowId=window_id,
+        ResourceType="INSTANCE",
+        Targets=[{"Key": "tag:Role", "Values": ["db"]}],
+        Name="by-hand-target",
+    )["WindowTargetId"]
     world.ssm.register_task_with_maintenance_window(
-        WindowId=made["window"]["WindowId"],
+        WindowId=window_id,
         TaskArn="AWS-RunShellScript",
         TaskType="RUN_COMMAND",
         Name="by-hand",
-        Targets=[{"Key": "WindowTargetIds", "Values": [made["target"]["WindowTargetId"]]}],
+        Targets=[{"Key": "WindowTargetIds", "Values": [by_hand]}],
         MaxConcurrency="1",
         MaxErrors="0",
     )
-    world.ddb.delete_item(TableName="tagpatch-groups", Key={"group": {"S": "web"}})
+    # When a settings change verifies the group, they are left alone (only its own are read)
+    name = put_override(world, "web", {"maxConcurrency": "2"})
+    world.log.reset()
+    handle(settings_event(load_event, name), world.reconciler)
+    assert world.log.ops("ssm")["UpdateMaintenanceWindowTask"] == 1
+    assert world.log.count("ssm", writes=True) == 1
+    assert len(world.tasks(window_id)) == 2 and len(world.targets(window_id)) == 2
+    # Then the scheduled verify takes out what belongs to no group placed in the window
     scheduled(world, load_event)
-    windows = [w["WindowId"] for w in world.windows()]
-    assert len(windows) == 1  # the recorded one or the spare: either converges, never both
-    assert_single_bundle(world)
+    # the window's targets and tasks listed for the cleanup, and again for the group's own after
+    # the cleanup's writes (a write forgets what was read of its window)
+    assert world.log.ops("ssm") == {
+        "GetParametersByPath": 1,
+        "GetMaintenanceWindow": 1,
+        "DescribeMaintenanceWindowTargets": 2,
+        "DescribeMaintenanceWindowTasks": 2,
+        "DeregisterTaskFromMaintenanceWindow": 1,
+        "DeregisterTargetFromMaintenanceWindow": 1,
+        "GetMaintenanceWindowTask": 1,
+    }
+    assert world.log.count("ssm", writes=True) == 2
+    after = assert_single_bundle(world)
+    assert (after["target"]["Name"], after["task"]["Name"]) == ("TagPatch-web-target", "TagPatch-web-patch")
 
 
 def test_window_of_another_owner_with_our_name_is_left_alone(world: World, load_event: Loader) -> None:
     foreign = world.ssm.create_maintenance_window(
-        Name="TagPatch-web", Schedule="rate(1 day)", Duration=2, Cutoff=1, AllowUnassociatedTargets=True
+        Name=world.shared_window_name(),
+        Schedule="rate(1 day)",
+        Duration=2,
+        Cutoff=1,
+        AllowUnassociatedTargets=True,
     )["WindowId"]
     world.launch("web")
     handle(tag_event(load_event, "web"), world.reconciler)
     assert foreign in [w["WindowId"] for w in world.windows()]
     assert len(world.windows()) == 2
     assert world.ssm.get_maintenance_window(WindowId=foreign)["Schedule"] == "rate(1 day)"
+    assert world.window_of("web")["WindowId"] != foreign
+    assert world.targets(foreign) == []
 
 
 def test_task_settings_changed_in_console_are_repaired(world: World, load_event: Loader) -> None:
@@ -314,23 +419,24 @@ def put_override(world: World, group_slug: str, value: Any) -> str:
 
 
 def test_valid_override_changes_the_window(world: World, load_event: Loader) -> None:
-    converge(world, load_event)
-    name = put_override(
-        world,
-        "web",
-        {
-            "schedule": "cron(0 2 ? * TUE#2 *)",
-            "scheduleOffset": 2,
-            "scheduleTimezone": "Europe/Berlin",
-            "maxConcurrency": "2",
-        },
-    )
+    before = converge(world, load_event)
+    override = {
+        "schedule": "cron(0 2 ? * TUE#2 *)",
+        "scheduleOffset": 2,
+        "scheduleTimezone": "Europe/Berlin",
+        "maxConcurrency": "2",
+    }
+    name = put_override(world, "web", override)
     result = handle(settings_event(load_event, name), world.reconciler)
     assert result["groups"][0]["status"] == "converged"
+    # The group moved to the shared window of its new schedule; the old one, now empty, is gone
     made = assert_single_bundle(world)
+    assert made["window"]["Name"] == world.shared_window_name(**override)
     assert (made["window"]["Schedule"], made["window"]["ScheduleOffset"]) == ("cron(0 2 ? * TUE#2 *)", 2)
     assert made["window"]["ScheduleTimezone"] == "Europe/Berlin"
     assert made["task"]["MaxConcurrency"] == "2"
+    assert [w["WindowId"] for w in world.windows()] == [made["window"]["WindowId"]]
+    assert made["window"]["WindowId"] != before["window"]["WindowId"]
 
 
 @pytest.mark.parametrize(
@@ -366,10 +472,13 @@ def test_removing_the_override_returns_the_group_to_stack_defaults(world: World,
     converge(world, load_event)
     name = put_override(world, "web", {"duration": 6})
     handle(settings_event(load_event, name), world.reconciler)
-    assert world.window_named("TagPatch-web")["Duration"] == 6
+    assert world.window_of("web")["Duration"] == 6
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name(duration=6)]
     world.ssm.delete_parameter(Name=name)
     handle(settings_event(load_event, name, "Delete"), world.reconciler)
-    assert world.window_named("TagPatch-web")["Duration"] == 4
+    assert world.window_of("web")["Duration"] == 4
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
+    assert_single_bundle(world)
 
 
 def test_settings_change_for_unknown_group_does_nothing(world: World, load_event: Loader) -> None:
@@ -382,7 +491,10 @@ def test_scan_window_is_added_and_removed_with_its_setting(world: World, load_ev
     converge(world, load_event)
     name = put_override(world, "web", {"scanSchedule": "cron(0 12 ? * * *)"})
     handle(settings_event(load_event, name), world.reconciler)
-    scan = assert_single_bundle(world, "TagPatch-web-scan")
+    scan = assert_single_bundle(world, "web", "scan")
+    assert scan["window"]["Name"] == world.shared_window_name("scan", scanSchedule="cron(0 12 ? * * *)")
+    assert (scan["target"]["Name"], scan["task"]["Name"]) == ("TagPatch-web-target-scan", "TagPatch-web-scan")
+    assert_single_bundle(world, "web", "install")
     parameters = scan["task"]["TaskInvocationParameters"]["RunCommand"]["Parameters"]
     assert {k: v for k, v in parameters.items() if v != [""]} == {  # [""]: SSM's default echo
         "Operation": ["Scan"],
@@ -390,14 +502,18 @@ def test_scan_window_is_added_and_removed_with_its_setting(world: World, load_ev
     }
     put_override(world, "web", {})
     handle(settings_event(load_event, name), world.reconciler)
-    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
+    assert set(world.record("web")["windows"]) == {"install"}
+    assert "p:scan:web" not in world.placement()
 
 
 def test_paused_group_window_is_disabled(world: World, load_event: Loader) -> None:
     put_override(world, "web", {"enabled": False})
     world.launch("web")
     handle(tag_event(load_event, "web"), world.reconciler)
-    assert world.window_named("TagPatch-web")["Enabled"] is False
+    window = world.window_of("web")
+    assert window["Enabled"] is False
+    assert window["Name"] == world.shared_window_name(enabled=False)  # not shared with enabled groups
 
 
 def test_patch_baseline_is_registered_and_switched(world: World, load_event: Loader) -> None:
@@ -428,7 +544,13 @@ def test_scheduled_run_backfills_groups_tagged_before_the_stack(world: World, lo
         ("db", "converged"),
         ("web", "converged"),
     ]
-    assert sorted(w["Name"] for w in world.windows()) == ["TagPatch-db", "TagPatch-web"]
+    # one schedule: one shared window, with each group's target and task
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
+    for group in ("db", "web"):
+        assert world.window_of(group)["Name"] == world.shared_window_name()
+        assert world.group_task(group)["Targets"] == [
+            {"Key": "WindowTargetIds", "Values": [world.group_target(group)["WindowTargetId"]]}
+        ]
     assert world.record("web")["instance_count"] == 3
 
 
@@ -441,7 +563,8 @@ def test_group_whose_last_instance_left_is_reported_and_kept(world: World, load_
     assert handle(tag_event(load_event, None, instance), world.reconciler)["groups"] == []
     result = scheduled(world, load_event)
     assert [(g["group"], g["status"]) for g in result["groups"]] == [("web", "empty")]
-    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
+    assert_single_bundle(world)
     assert world.record("web")["empty_since"]
     # reported once, not at every run
     assert scheduled(world, load_event)["groups"] == []
@@ -458,6 +581,9 @@ def test_empty_group_window_is_deleted_when_the_parameter_says_so(aws: None, loa
     result = scheduled(world, load_event)
     assert [(g["group"], g["status"]) for g in result["groups"]] == [("web", "deleted")]
     assert world.windows() == []
+    placement = world.placement()  # its place, and the window's share of MaxWindows, are free
+    assert placement["windows"] == 0 and "p:install:web" not in placement
+    assert not [name for name in placement if name.startswith(("c:", "w:"))]
 
 
 # --- the handler's edges ----------------------------------------------------------------------
@@ -532,7 +658,7 @@ def test_lambda_entry_point_builds_from_its_environment_and_emits_metrics(
     result = entry.handler(tag_event(load_event, "web"), lambda_context)
     # Then the window exists and the run's metrics were printed as EMF
     assert result["groups"][0]["status"] == "converged"
-    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"GroupsConverged", "SsmWrites"} <= names
@@ -639,7 +765,17 @@ def test_one_failing_group_does_not_stop_the_scheduled_run(world: World, load_ev
     result = scheduled(world, load_event)
     assert result["ok"] is False
     assert [(g["group"], g["status"]) for g in result["groups"]] == [("db", "failed"), ("web", "converged")]
-    assert [w["Name"] for w in world.windows()] == ["TagPatch-web"]
+    # db's failure released the window's making lease: web made the shared window at once
+    assert [w["Name"] for w in world.windows()] == [world.shared_window_name()]
+    assert_single_bundle(world, "web")
+    # and the next run puts db in it too
+    result = scheduled(world, load_event)
+    assert sorted((g["group"], g["status"]) for g in result["groups"]) == [
+        ("db", "converged"),
+        ("web", "converged"),
+    ]
+    assert world.window_of("db")["WindowId"] == world.window_of("web")["WindowId"]
+    assert len(world.windows()) == 1
 
 
 def test_refused_new_group_gets_no_window_but_a_recorded_reason(world: World, load_event: Loader) -> None:

@@ -64,7 +64,7 @@ def run_reconciler_scenario(
     arm("start")
     results = [reconciler_handler.handle(tag_event(load_event, "web"), world.reconciler)]
     results.append(reconciler_handler.handle(load_event("reconciler-scheduled.json"), world.reconciler))
-    window_id = world.window_named("TagPatch-web")["WindowId"]
+    window_id = world.window_of("web")["WindowId"]
     world.ssm.update_maintenance_window(WindowId=window_id, Schedule="cron(0 5 ? * MON *)")
     arm("drifted")
     results.append(reconciler_handler.handle(load_event("reconciler-scheduled.json"), world.reconciler))
@@ -92,7 +92,7 @@ def test_reconciler_retries_every_call_and_converges(
     assert faults.pending() == 0
     assert all(result["ok"] for result in results), results
     assert [g["status"] for r in results for g in r["groups"]] == ["converged"] * 3
-    window = world.window_named("TagPatch-web")
+    window = world.window_of("web")
     assert window["Schedule"] == "cron(0 3 ? * SUN *)"
     assert len(world.targets(window["WindowId"])) == 1
     assert len(world.tasks(window["WindowId"])) == 1
@@ -253,7 +253,7 @@ def test_a_converged_group_costs_no_write_although_ssm_reports_defaults(
     # Given a group made by TagPatch, whose task SSM reports with defaults TagPatch never set
     world.launch("web")
     reconciler_handler.handle(tag_event(load_event, "web"), world.reconciler)
-    window_id = world.window_named("TagPatch-web")["WindowId"]
+    window_id = world.window_of("web")["WindowId"]
     run = world.tasks(window_id)[0]["TaskInvocationParameters"]["RunCommand"]
     assert run["CloudWatchOutputConfig"] == {"CloudWatchOutputEnabled": False}
     assert run["Parameters"]["InstallOverrideList"] == [""]

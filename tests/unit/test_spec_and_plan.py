@@ -3,17 +3,25 @@
 from typing import Any
 
 from emulator.scenarios.settings import BUCKET, NOTIFY_ROLE, STACK, TOPIC, WINDOW_ROLE
+from tagpatch import naming
 from tagpatch.reconciler.plan import plan_target, plan_task, plan_window
-from tagpatch.reconciler.spec import GroupSpec, build_spec
+from tagpatch.reconciler.spec import GroupSpec, WindowBundle, WindowSpec, build_spec
 from tests.support.settings import default_settings
+
+CAPACITY = 20  # SSM's 20 tasks per window (and 100 targets): groups per shared window
 
 
 def spec_for(group: str = "web", **override: Any) -> GroupSpec:
     return build_spec(group, default_settings(**override), tag_key="PatchGroup", stack_name=STACK)
 
 
+def window_of(bundle: WindowBundle, sibling: int = 0) -> WindowSpec:
+    """The ``sibling``-th shared window of the bundle's key, as the reconciler makes it."""
+    return bundle.key.window(STACK, sibling, CAPACITY)
+
+
 def as_reported(spec: GroupSpec, window_id: str = "mw-0123456789abcdef0") -> dict[str, Any]:
-    return {**spec.install.window.expected(), "WindowId": window_id}
+    return {**window_of(spec.install).expected(), "WindowId": window_id}
 
 
 def test_every_seed_field_reaches_the_requests() -> None:
@@ -29,20 +37,29 @@ def test_every_seed_field_reaches_the_requests() -> None:
         notificationEvents=["Failed", "TimedOut"],
         notificationType="Command",
     )
-    window = spec.install.window.create_params("token")
-    assert window["Name"] == "TagPatch-web"
+    window = window_of(spec.install).create_params("token")
+    key_id = spec.install.key.key_id(STACK)
+    assert window["Name"] == f"TagPatch-install-{key_id}-0"
+    assert len(key_id) == 10 and int(key_id, 16) >= 0
     assert (window["Schedule"], window["ScheduleTimezone"], window["ScheduleOffset"]) == (
         "cron(0 3 ? * SUN *)",
         "Europe/Berlin",
         2,
     )
     assert (window["Duration"], window["Cutoff"], window["AllowUnassociatedTargets"]) == (4, 1, False)
-    assert {"Key": "tagpatch:stack", "Value": STACK} in window["Tags"]
+    assert window["Tags"] == [  # a shared window: no group's tag, its key and sibling instead
+        {"Key": "tagpatch:stack", "Value": STACK},
+        {"Key": "tagpatch:window", "Value": "install"},
+        {"Key": "tagpatch:key", "Value": key_id},
+        {"Key": "tagpatch:sibling", "Value": "0"},
+    ]
     target = spec.install.target.register_params("mw-0123456789abcdef0", "token")
+    assert target["Name"] == "TagPatch-web-target"
     assert target["Targets"] == [{"Key": "tag:PatchGroup", "Values": ["web"]}]
     assert target["OwnerInformation"] == "TagPatch"
     task = spec.install.task.register_params("mw-0123456789abcdef0", "target-id", "token")
     assert task["TaskArn"] == "AWS-RunPatchBaseline"
+    assert task["Name"] == "TagPatch-web-patch"
     assert task["Targets"] == [{"Key": "WindowTargetIds", "Values": ["target-id"]}]
     assert (task["Priority"], task["MaxConcurrency"], task["MaxErrors"]) == (1, "2", "0")
     assert task["ServiceRoleArn"] == WINDOW_ROLE
@@ -61,10 +78,44 @@ def test_every_seed_field_reaches_the_requests() -> None:
 def test_scan_schedule_adds_a_scan_only_window() -> None:
     spec = spec_for(scanSchedule="cron(0 12 ? * * *)")
     assert spec.scan is not None
-    assert spec.scan.window.name == "TagPatch-web-scan"
+    key_id = spec.scan.key.key_id(STACK)
+    assert key_id != spec.install.key.key_id(STACK)
+    assert window_of(spec.scan, 1).name == f"TagPatch-scan-{key_id}-1"
+    assert (spec.scan.target.name, spec.scan.task.name) == ("TagPatch-web-target-scan", "TagPatch-web-scan")
     assert spec.scan.task.run_command["Parameters"] == {"Operation": ["Scan"], "RebootOption": ["NoReboot"]}
-    assert spec.scan.window.schedule == "cron(0 12 ? * * *)"
+    assert window_of(spec.scan).schedule == "cron(0 12 ? * * *)"
     assert spec_for().scan is None
+
+
+def test_groups_share_a_window_key_exactly_when_their_window_settings_are_equal() -> None:
+    key = spec_for().install.key
+    # task-level settings and the group itself do not split windows
+    for group, override in (
+        ("db", {}),
+        ("web", {"maxConcurrency": "1", "comment": "x", "description": "mine", "priority": 3}),
+        ("web", {"operation": "Scan", "rebootOption": "NoReboot", "timeoutSeconds": 60}),
+    ):
+        assert spec_for(group, **override).install.key == key, (group, override)
+    # every window-level setting does
+    for override in (
+        {"schedule": "cron(0 4 ? * SUN *)"},
+        {"scheduleTimezone": "Europe/Berlin"},
+        {"scheduleOffset": 2, "schedule": "cron(0 3 ? * TUE#2 *)"},
+        {"duration": 5},
+        {"cutoff": 2},
+        {"enabled": False},
+    ):
+        other = spec_for(**override).install.key
+        assert other != key and other.key_id(STACK) != key.key_id(STACK), override
+    # a stack's key ids are its own
+    assert key.key_id("another-stack") != key.key_id(STACK)
+
+
+def test_the_description_setting_goes_to_the_groups_task_not_the_shared_window() -> None:
+    spec = spec_for(description="Web servers, patched on Sundays")
+    assert spec.install.task.description == "Web servers, patched on Sundays"
+    assert "Web servers" not in window_of(spec.install).description
+    assert spec_for().install.task.description == "AWS-RunPatchBaseline Install for web"
 
 
 def test_fingerprint_follows_every_setting() -> None:
@@ -83,13 +134,16 @@ def test_fingerprint_follows_every_setting() -> None:
 
 
 def test_group_tag_value_falls_back_to_the_slug_when_ssm_would_refuse_it() -> None:
-    assert dict(spec_for("web prod").install.window.tags)["tagpatch:group"] == "web prod"
-    assert dict(spec_for("web#prod").install.window.tags)["tagpatch:group"].startswith("web-prod-")
+    # The tagpatch:group tag is only read now, on an older TagPatch's window per group (migration)
+    assert naming.group_tag_value("web prod") == "web prod"
+    assert naming.group_tag_value("web#prod").startswith("web-prod-")
+    # and a shared window carries no group's tag at all, whatever the group's name
+    assert "tagpatch:group" not in dict(window_of(spec_for("web#prod").install).tags)
 
 
 def test_plan_creates_what_is_missing() -> None:
     spec = spec_for()
-    assert [a.kind for a in plan_window(spec.install.window, "install", [], None).actions] == [
+    assert [a.kind for a in plan_window(window_of(spec.install), "install", [], None).actions] == [
         "create_window"
     ]
     assert [a.kind for a in plan_target(spec.install.target, "install", []).actions] == ["register_target"]
@@ -98,7 +152,7 @@ def test_plan_creates_what_is_missing() -> None:
 
 def test_plan_is_empty_when_converged() -> None:
     spec = spec_for()
-    window = plan_window(spec.install.window, "install", [as_reported(spec)], "mw-0123456789abcdef0")
+    window = plan_window(window_of(spec.install), "install", [as_reported(spec)], "mw-0123456789abcdef0")
     assert window.actions == () and window.keep_id == "mw-0123456789abcdef0"
     target = {**spec.install.target.expected(), "WindowTargetId": "t-1"}
     assert plan_target(spec.install.target, "install", [target]).actions == ()
@@ -109,7 +163,7 @@ def test_plan_is_empty_when_converged() -> None:
 def test_plan_updates_drift_and_names_the_fields() -> None:
     spec = spec_for()
     drifted = {**as_reported(spec), "Schedule": "cron(0 4 ? * MON *)", "Enabled": False}
-    step = plan_window(spec.install.window, "install", [drifted], None)
+    step = plan_window(window_of(spec.install), "install", [drifted], None)
     assert [(a.kind, a.drift) for a in step.actions] == [("update_window", ("Enabled", "Schedule"))]
     task = {**spec.install.task.expected("t-1"), "WindowTaskId": "k-1", "MaxConcurrency": "100%"}
     task["TaskInvocationParameters"] = {"RunCommand": {**spec.install.task.run_command, "TimeoutSeconds": 60}}
@@ -132,7 +186,7 @@ def test_parameter_lists_compare_without_order() -> None:
 def test_plan_removes_duplicates_and_foreign_parts_keeping_the_recorded_window() -> None:
     spec = spec_for()
     windows = [as_reported(spec, "mw-0000000000000000b"), as_reported(spec, "mw-0000000000000000a")]
-    step = plan_window(spec.install.window, "install", windows, "mw-0000000000000000b")
+    step = plan_window(window_of(spec.install), "install", windows, "mw-0000000000000000b")
     assert step.keep_id == "mw-0000000000000000b"
     assert [(a.kind, a.resource_id) for a in step.actions] == [("delete_window", "mw-0000000000000000a")]
     mine = {**spec.install.target.expected(), "WindowTargetId": "t-2"}
