@@ -47,7 +47,7 @@ def measure() -> list[tuple[str, str, int, int, int]]:
         run("new group", "tag event", tag)
         run("converged group", "tag event", tag)
         run("converged group", "scheduled (full verify)", schedule)
-        window_id = world.window_named("TagPatch-web")["WindowId"]
+        window_id = world.window_of("web")["WindowId"]
         world.ssm.update_maintenance_window(WindowId=window_id, Schedule="cron(0 5 ? * MON *)")
         run("drifted group (schedule edited)", "scheduled (full verify)", schedule)
         task = world.tasks(window_id)[0]

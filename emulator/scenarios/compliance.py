@@ -110,6 +110,10 @@ def report_record(body: str, receive_count: int = 1) -> dict[str, Any]:
     }
 
 
+#: SSM's quota of patch groups per patch baseline (emulator/fake_ssm.py enforces it).
+GROUPS_PER_BASELINE = 25
+
+
 class ReporterWorld:
     """An emulated account with the groups and compliance tables, the alert topic (an SQS queue
     subscribed to it so tests read the digests) and a reporter wired to them; with ``fanout``,
@@ -145,6 +149,7 @@ class ReporterWorld:
         ]["QueueArn"]
         self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         self._baseline_ids: dict[str, str] = {}
+        self._registered: dict[str, int] = {}
         self.store = ComplianceStore(self.env["COMPLIANCE_TABLE_NAME"], self.ddb, sleep=lambda _: None)
         self.reporter = self.make_reporter()
         self.log.reset()
@@ -185,12 +190,16 @@ class ReporterWorld:
     def register(self, group: str, operating_system: str = "AMAZON_LINUX_2") -> None:
         """Register a custom patch baseline for ``group`` (so DescribePatchGroups lists it)."""
         baseline_id = self._baseline_ids.get(operating_system)
-        if baseline_id is None:
+        registered = self._registered.get(operating_system, 0)
+        if baseline_id is None or (registered and registered % GROUPS_PER_BASELINE == 0):
+            # a new baseline every 25 groups: SSM's quota of patch groups per patch baseline
             baseline_id = self.ssm.create_patch_baseline(
-                Name=f"TagPatch-{operating_system}", OperatingSystem=operating_system
+                Name=f"TagPatch-{operating_system}-{registered // GROUPS_PER_BASELINE}",
+                OperatingSystem=operating_system,
             )["BaselineId"]
             self._baseline_ids[operating_system] = baseline_id
         self.ssm.register_patch_baseline_for_patch_group(BaselineId=baseline_id, PatchGroup=group)
+        self._registered[operating_system] = registered + 1
 
     def seed(
         self,

@@ -58,6 +58,8 @@ START_RESERVE_SECONDS = 90
 # and chosen again each time).
 PLACE_ATTEMPTS = 8
 # Making a shared window: the lease of whoever makes it, and how long another waits for it.
+# Whoever makes a window holds this lease; every SSM write it makes first checks that the lease
+# lasts (as it checks the group's), so it stops before another may take the making over.
 WINDOW_LEASE_SECONDS = 120
 WINDOW_WAIT_SECONDS = 20
 WINDOW_POLL_SECONDS = 1.0
@@ -68,6 +70,12 @@ BATCH_GROUPS = 20
 
 class OutOfTime(RuntimeError):
     """The invocation or the lease would end before the next SSM write could finish: not started."""
+
+
+class MakingLeaseExpiring(RuntimeError):
+    """The lease of making a shared window ends before the next SSM write could finish: another
+    invocation may make the window now. The group's own lease still holds, so the group is saved
+    as failed and its lease released as after any other failure."""
 
 
 class LeaseExpiring(OutOfTime):
@@ -161,6 +169,7 @@ class Reconciler:
         # context; None: no limit (the CLI, tests).
         self.deadline: float | None = None
         self._lease_ends: float | None = None
+        self._making_ends: float | None = None  # while making a shared window: when its lease ends
         self.sleep: Callable[[float], None] = time.sleep
         # Per message (or per direct call): the placement item as last read, the shared windows
         # whose own settings were verified, and whether stale targets and tasks are cleaned out.
@@ -168,6 +177,7 @@ class Reconciler:
         self._verified: set[str] = set()
         self._cleaning = False
         self._in_message = False
+        self._fresh: set[str] = set()  # windows made in this message
         self._verify_windows = True  # verify a shared window's own settings (not for a tag event)
 
     @contextmanager
@@ -177,6 +187,7 @@ class Reconciler:
         plain = self.ssm
         self.ssm = CachedSsm(plain)
         self._view, self._verified, self._cleaning, self._in_message = None, set(), cleaning, True
+        self._fresh = set()
         try:
             yield
         finally:
@@ -193,6 +204,11 @@ class Reconciler:
         if self._lease_ends is not None and now + WRITE_RESERVE_SECONDS > self._lease_ends:
             raise LeaseExpiring(
                 f"{action.kind} not started: the group's lease ends in {self._lease_ends - now:.0f} s"
+            )
+        if self._making_ends is not None and now + WRITE_RESERVE_SECONDS > self._making_ends:
+            raise MakingLeaseExpiring(
+                f"{action.kind} not started: the lease of making the window ends in "
+                f"{self._making_ends - now:.0f} s"
             )
         if self.deadline is not None and now + WRITE_RESERVE_SECONDS > self.deadline:
             raise OutOfTime(f"{action.kind} not started: the invocation ends in {self.deadline - now:.0f} s")
@@ -221,9 +237,13 @@ class Reconciler:
         """Whether ``record``'s windows were named and tagged by naming rule 1 differently from
         today (an older TagPatch's record, not yet converged under the current rule)."""
         group = record.group
-        return record.names < naming.NAMES_VERSION and (
-            naming.legacy_group_slug(group) != naming.group_slug(group)
-            or naming.legacy_group_tag_value(group) != naming.group_tag_value(group)
+        return (
+            bool(record.windows)
+            and record.names < naming.NAMES_VERSION
+            and (
+                naming.legacy_group_slug(group) != naming.group_slug(group)
+                or naming.legacy_group_tag_value(group) != naming.group_tag_value(group)
+            )
         )
 
     def settings_for(self, group: str, override_text: str | None) -> GroupSettings:
@@ -588,14 +608,20 @@ class Reconciler:
             return "(new window)"
         owner, waited_until = uuid.uuid4().hex, self.clock() + WINDOW_WAIT_SECONDS
         while True:
-            if self.groups.lease_window(placed.place, owner, int(self.clock()), WINDOW_LEASE_SECONDS):
+            leased_at = int(self.clock())
+            if self.groups.lease_window(placed.place, owner, leased_at, WINDOW_LEASE_SECONDS):
+                self._making_ends = leased_at + WINDOW_LEASE_SECONDS
                 try:
                     window_id = self._make_window(
                         spec, bundle.role, private_id, run, group=group, legacy=legacy
                     )
+                except (LeaseExpiring, MakingLeaseExpiring):
+                    raise  # the making may be another's by now: its lease is not ours to give up
                 except Exception:
                     self.groups.release_window_lease(placed.place, owner)  # the next may try at once
                     raise
+                finally:
+                    self._making_ends = None
                 if not self.groups.set_window(placed.place, window_id, owner):
                     raise RuntimeError(f"lost the lease of window {spec.name} while making it")
                 self._placement().window_ids[placed.place] = window_id
@@ -622,7 +648,7 @@ class Reconciler:
                     partial(ssm.delete_window, extra),
                 )
             return str(found[0])
-        if private_id and self._tagged_ours(private_id, group, legacy) and ssm.get_window(private_id):
+        if private_id and self._adoptable(private_id, spec, group, legacy) and ssm.get_window(private_id):
             # The group's own window of an older TagPatch becomes the shared one: no new window
             # (the quota may be full of them) and its target and task never stop existing.
             reason = "the group's own window adopted as a shared window"
@@ -643,10 +669,18 @@ class Reconciler:
         window_id = str(
             run.run(Action("create_window", role, "no window"), partial(ssm.create_window, params))
         )
+        self._fresh.add(window_id)  # made now, as the spec says, empty: nothing to read back
         if not spec.enabled:  # CreateMaintenanceWindow has no Enabled; disable after
             disable = Action("update_window", role, "window is paused by its settings", window_id)
             run.run(disable, partial(ssm.update_window, spec.update_params(window_id)))
         return window_id
+
+    def _adoptable(self, window_id: str, spec: WindowSpec, group: str, legacy: bool) -> bool:
+        """Whether the group's own window of an older TagPatch may become ``spec``'s window: tagged
+        as the group's, or already re-tagged as ``spec``'s by an adoption that stopped half-way."""
+        return self._tagged_ours(window_id, group, legacy) or self._shared_ours(
+            self.ssm.window_tags(window_id), spec
+        )
 
     def _shared_ours(self, tags: dict[str, str], spec: WindowSpec) -> bool:
         wanted = dict(spec.tags)
@@ -663,7 +697,7 @@ class Reconciler:
         legacy: bool,
     ) -> bool:
         """Converge the shared window's own settings (once per message); False when it is gone."""
-        if window_id in self._verified or window_id == "(new window)":
+        if window_id in self._verified or window_id in self._fresh or window_id == "(new window)":
             return True
         if not self._verify_windows:
             return True  # a tag event's group joins the window as it is; the scheduled run verifies it
@@ -727,12 +761,19 @@ class Reconciler:
         else:
             raise RuntimeError(f"the shared window of {role} place {placed.place} keeps disappearing")
         created = window_id == "(new window)"
-        # An older naming rule's target and task names are this group's too (renamed as drift).
+        # Only in a window made in this message are there no targets or tasks of this group yet
+        # (its groups are reconciled one by one, each once).
+        fresh = created or window_id in self._fresh
+        self._fresh.discard(window_id)  # its maker registers in it now: read it from then on
+        # An older naming rule's target and task names are this group's too (renamed as drift),
+        # but only in the group's own window it just adopted: in a window other groups share
+        # such a name may be another group's today.
+        adopted = bool(private_id) and window_id == private_id
         _, legacy_target, legacy_task = (
-            naming.legacy_names(group, scan=role == "scan") if legacy else (None, None, None)
+            naming.legacy_names(group, scan=role == "scan") if legacy and adopted else (None, None, None)
         )
         ours_t = (bundle.target.name, legacy_target)
-        targets = [] if created else [t for t in ssm.targets(window_id) if t.get("Name") in ours_t]
+        targets = [] if fresh else [t for t in ssm.targets(window_id) if t.get("Name") in ours_t]
         tstep = plan_target(bundle.target, role, targets, legacy_target)
         target_id = tstep.keep_id or ""
         later: list[Action] = []
@@ -746,7 +787,7 @@ class Reconciler:
                 later.append(action)  # deregister only once no task of ours can refer to it
         ours_k = (bundle.task.name, legacy_task)
         tasks: list[dict[str, Any]] = []
-        if not created:
+        if not fresh:
             tasks = [
                 task
                 for listed in ssm.tasks(window_id)
@@ -1108,8 +1149,10 @@ class Reconciler:
         def delete_windows(current: GroupRecord) -> Outcome:
             run = self._writer()
             legacy = self._migrating(current)
-            for role, ids in current.windows.items():
-                self._leave_role(role, ids, run, group, legacy)
+            # Every role the record knows, and any the placement item knows (a group placed whose
+            # window SSM then refused has no window in its record, but holds its place).
+            for role in sorted({*current.windows, "install", "scan"}):
+                self._leave_role(role, current.windows.get(role, {}), run, group, legacy)
             if current.baseline_id:
                 action = Action("deregister_baseline", "baseline", "group emptied", current.baseline_id)
                 run.run(action, partial(self.ssm.deregister_baseline, current.baseline_id, group))
