@@ -451,8 +451,15 @@ def _scale_table(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         ratio = row.get("ratio")
         shown = "" if ratio is None else f"{ratio:.2f}x"
-        lines.append(f"| {row['measure']} | {row['ours']:,} | {row['floor']:,} | {shown} |")
+        lines.append(f"| {row['measure']} | {_cell(row['ours'])} | {_cell(row['floor'])} | {shown} |")
     return lines
+
+
+def _cell(value: Any) -> str:
+    """A figure as the table shows it: thousands separated, none as a dash, text as it is."""
+    if value is None:
+        return "–"
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
 
 
 def _verdict(ratio: float, target: float) -> str:
