@@ -458,7 +458,7 @@ def _scale_table(rows: list[dict[str, Any]]) -> list[str]:
 def _cell(value: Any) -> str:
     """A figure as the table shows it: thousands separated, none as a dash, text as it is."""
     if value is None:
-        return "–"
+        return "-"
     return f"{value:,}" if isinstance(value, int | float) else str(value)
 
 
