@@ -459,7 +459,9 @@ def _cell(value: Any) -> str:
     """A figure as the table shows it: thousands separated, none as a dash, text as it is."""
     if value is None:
         return "-"
-    return f"{value:,}" if isinstance(value, int | float) else str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}"
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
 
 
 def _verdict(ratio: float, target: float) -> str:
