@@ -1315,7 +1315,9 @@ def test_member_events_are_put_by_the_three_functions_on_the_default_bus_as_tagp
         assert statement["Condition"] == {"StringEquals": {"events:source": "tagpatch"}}, name
 
 
-def test_publishing_member_events_is_a_parameter_that_reaches_every_function(template: dict[str, Any]) -> None:
+def test_publishing_member_events_is_a_parameter_that_reaches_every_function(
+    template: dict[str, Any],
+) -> None:
     from tagpatch.adapters.member_events import ACCOUNT_ENV, PUBLISH_ENV, STACK_ENV
 
     parameter = template["Parameters"]["PublishEvents"]
