@@ -7,6 +7,9 @@ does. Outside :func:`activate`/:func:`deactivate` every patched method behaves a
 * ``events:TestEventPattern`` - moto 5.2 declares it but returns nothing. Added with moto's own
   rule matcher (``moto.events.models.EventPattern``, the code that decides which rules fire on
   ``PutEvents``) and the mandatory event fields of the real API.
+* ``events:PutEvents`` and scheduled rules - moto matches a rule without an ``EventPattern`` (a
+  schedule) to every event put on its bus and then fails on its Lambda target (HTTP 500). AWS
+  never matches a scheduled rule to a put event; while active, neither does moto.
 * IAM at the action level. moto checks every signed request against the caller's policies, but
   for most services it passes ``*`` as the resource (SQS, IAM, STS and S3 pass the real ARN), so
   an ``Allow`` scoped to an ARN would never match and every least-privilege role would be denied.
@@ -68,7 +71,7 @@ import moto
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
-from moto.events.models import EventPattern
+from moto.events.models import EventPattern, Rule
 from moto.events.responses import EventsHandler
 from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, IAMRequestBase, PermissionResult
 from moto.kms.models import kms_backends
@@ -183,6 +186,13 @@ def is_active() -> bool:
 # --------------------------------------------------------------------------------------------
 # events:TestEventPattern
 # --------------------------------------------------------------------------------------------
+
+
+def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+    """A scheduled rule (no ``EventPattern``) gets no put events, as in AWS."""
+    if _STATE.active and not self.event_pattern._pattern:
+        return
+    _ORIGINALS["rule_send_to_targets"](self, original_event, transform_input)
 
 
 def _test_event_pattern(self: EventsHandler) -> tuple[str, dict[str, Any]]:
@@ -460,6 +470,8 @@ def install() -> None:
         _ORIGINALS["statement_is_action_permitted"] = IAMPolicyStatement.is_action_permitted
         _ORIGINALS["check_action_permitted"] = IAMRequestBase.check_action_permitted
         _ORIGINALS["queue_add_message"] = Queue.add_message
+        _ORIGINALS["rule_send_to_targets"] = Rule.send_to_targets
+        Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
         _ORIGINALS["check_conditions"] = IAMPolicyStatement._check_conditions
         IAMPolicyStatement._check_conditions = _check_conditions  # type: ignore[method-assign]
         _ORIGINALS["create_aws_request"] = IAMRequestBase._create_aws_request

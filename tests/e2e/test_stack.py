@@ -567,3 +567,49 @@ def test_granted_but_unused_permissions_are_reported_per_role(stack: Stack) -> N
     assert "ssm:CreateMaintenanceWindow" not in unused
     assert "X-Ray" in unused["xray:PutTraceSegments"]
     assert not usage.denied
+
+
+# --------------------------------------------------------------------------------------------
+# Member events (docs/events.md)
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_rule_for_source_tagpatch_receives_group_reconciled_after_a_tag_change(stack: Stack) -> None:
+    # Given a consumer in the account: a rule on the default bus for source tagpatch, to its queue
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="e2e-member-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="e2e-member-events", EventPattern=json.dumps({"source": ["tagpatch"]}))
+    events.put_targets(Rule="e2e-member-events", Targets=[{"Id": "queue", "Arn": arn}])
+
+    # When an instance joins a new group and the tag change drains through ReconcileQueue
+    (instance,) = stack.launch(1)
+    stack.flows.tag_instances([instance], TAG_KEY, "e2e-events")
+    batches = stack.flows.poll("ReconcilerFunction")
+
+    # Then the reconciler's role put the event on the default bus, allowed, and the consumer got
+    # a "Group Reconciled" naming the group, the account, the region and the stack
+    accesses = [access for batch in batches for access in batch.invocation.accesses]
+    puts = [access for access in accesses if access.action == "events:PutEvents"]
+    assert puts and all(access.allowed for access in puts)
+    bodies = [
+        json.loads(message["Body"])
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+    reconciled_events = [
+        body
+        for body in bodies
+        if body["detail-type"] == "Group Reconciled" and body["detail"]["group"] == "e2e-events"
+    ]
+    (event,) = reconciled_events
+    assert event["source"] == "tagpatch"
+    detail = event["detail"]
+    assert (detail["schemaVersion"], detail["status"]) == ("1", "converged")
+    region, account = stack.deployment.stack_id.split(":")[3:5]
+    assert (detail["account"], detail["region"], detail["stack"]) == (
+        account,
+        region,
+        stack.deployment.stack_name,
+    )
+    assert detail["actions"] > 0
+    assert detail["windows"] and all(window["windowId"].startswith("mw-") for window in detail["windows"])

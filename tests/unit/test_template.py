@@ -1040,6 +1040,7 @@ def test_collector_policy_is_exactly_what_it_calls(resources: Resources) -> None
         "sqs:DeleteMessage": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
         "sqs:GetQueueAttributes": json.dumps({"Fn::GetAtt": ["StatusQueue", "Arn"]}),
         "ssm:ListCommands": json.dumps("*"),
+        "events:PutEvents": json.dumps({"Fn::Sub": DEFAULT_BUS}),
     }
 
 
@@ -1189,6 +1190,7 @@ def test_reporter_policy_is_exactly_what_it_calls(resources: Resources) -> None:
         "sns:Publish": {json.dumps({"Ref": "AlertTopic"})},
         "kms:GenerateDataKey": {json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]})},
         "kms:Decrypt": {json.dumps({"Fn::GetAtt": ["AlertTopicKey", "Arn"]})},
+        "events:PutEvents": {json.dumps({"Fn::Sub": DEFAULT_BUS})},
     }
 
 
@@ -1281,3 +1283,48 @@ def test_rejected_groups_raise_an_alarm(resources: Resources) -> None:
     assert environment["MAX_GROUPS"] == {"Ref": "MaxGroups"}
     assert environment["GROUP_NAME_PATTERN"] == {"Ref": "GroupNamePattern"}
     assert environment["EMPTY_GROUP_WINDOW_DAYS"] == {"Ref": "EmptyGroupWindowDays"}
+
+
+# --------------------------------------------------------------------------------------------
+# Member events (docs/events.md)
+# --------------------------------------------------------------------------------------------
+DEFAULT_BUS = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+
+
+def test_member_events_are_put_by_the_three_functions_on_the_default_bus_as_tagpatch_only(
+    resources: Resources,
+) -> None:
+    # Given every identity-policy statement that grants events:PutEvents
+    granted = [
+        (name, statement)
+        for name, statement in _identity_policy_statements(resources)
+        if "events:PutEvents" in _as_list(statement["Action"])
+    ]
+
+    # Then the three functions' roles hold one each: that action alone, on the default bus only,
+    # for events whose source is tagpatch
+    assert sorted(name for name, _ in granted) == [
+        "ComplianceReporterRole",
+        "ReconcilerRole",
+        "StatusCollectorRole",
+    ]
+    for name, statement in granted:
+        assert statement["Effect"] == "Allow", name
+        assert _as_list(statement["Action"]) == ["events:PutEvents"], name
+        assert statement["Resource"] == {"Fn::Sub": DEFAULT_BUS}, name
+        assert statement["Condition"] == {"StringEquals": {"events:source": "tagpatch"}}, name
+
+
+def test_publishing_member_events_is_a_parameter_that_reaches_every_function(
+    template: dict[str, Any],
+) -> None:
+    from tagpatch.adapters.member_events import ACCOUNT_ENV, PUBLISH_ENV, STACK_ENV
+
+    parameter = template["Parameters"]["PublishEvents"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert parameter["Default"] == "true"
+    assert sorted(parameter["AllowedValues"]) == ["false", "true"]
+    assert _is_ref_to(variables[PUBLISH_ENV], "PublishEvents")
+    assert variables[ACCOUNT_ENV] == {"Ref": "AWS::AccountId"}
+    assert variables[STACK_ENV] == {"Ref": "AWS::StackName"}

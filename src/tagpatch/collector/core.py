@@ -26,6 +26,15 @@ Alerts (storm control; composition and the gate are :mod:`tagpatch.collector.ale
       outside the cooldown and the cap, exactly once per command.
     A command with any number of failing instances therefore produces at most
     ``max_alerts_per_command + 1`` messages, while the table keeps every instance's record.
+
+Run Result (member event)
+    When a Command notification moves the command item to a terminal status (the conditional write
+    applied: a duplicate or an older status changes nothing), the batch publishes one "Run Result"
+    through the ``events`` port, with the instance counts as the item holds them then. That write
+    happens once per terminal status, so the event is at most once per command, best effort: it is
+    published before the alert, not again on redelivery, and lost if the invocation dies between
+    the write and the publish. With ``NotificationType=Invocation`` no Command notification
+    arrives and no Run Result is published.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tagpatch.collector.alerts import MAX_FLUSH_DELAY, AlertRequest, Gate, alert_gate, compose_alert
+from tagpatch.models.member_events import run_result_event
 from tagpatch.models.records import (
     BatchMerge,
     CommandContext,
@@ -47,7 +57,7 @@ from tagpatch.models.records import (
     InvocationRecord,
     group_from_prefix,
 )
-from tagpatch.models.run_status import ALERTING, RunStatus, stamp
+from tagpatch.models.run_status import ALERTING, TERMINAL, RunStatus, stamp
 from tagpatch.observability import logger
 
 if TYPE_CHECKING:
@@ -59,6 +69,7 @@ if TYPE_CHECKING:
         FlushScheduler,
         GroupNameLookup,
     )
+    from tagpatch.models.member_events import EventSink
     from tagpatch.models.notifications import (
         AlertFlush,
         CommandNotification,
@@ -84,6 +95,7 @@ class _CommandEntry:
     command_alert_lease: float = 0.0
     command_alert_repeat: bool = False
     flush: bool = False
+    ended: bool = False  # this batch wrote the command's terminal status: its Run Result is due
 
 
 @dataclass
@@ -104,6 +116,7 @@ class StatusCollector:
         lookup: CommandLookup,
         *,
         names: GroupNameLookup | None = None,
+        events: EventSink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -112,6 +125,7 @@ class StatusCollector:
         self.flushes = flushes
         self.lookup = lookup
         self.names = names
+        self.events = events
         self.clock = clock
         self._contexts: dict[str, CommandContext] = {}  # per container: command id -> context
         self.unpersisted: set[str] = set()  # looked up in SSM, not yet saved on the command item
@@ -237,6 +251,8 @@ class CollectorBatch:
         entry.message_ids.append(message_id)
         entry.state = write.state
         self.report.counters["CommandsRecorded" if write.applied else "CommandsUnchanged"] += 1
+        if write.applied and record.status in TERMINAL:
+            entry.ended = True
         if not alerting:
             return
         claim = None
@@ -280,6 +296,9 @@ class CollectorBatch:
             return
         if state.context.group is not None or state.resolved:
             self.c.remember(state.context)
+        if entry.ended:
+            entry.ended = False
+            self._publish_result(state)
         held = state.unalerted()
         if entry.command_alert is not None:
             status, instance_ids = entry.command_alert
@@ -342,6 +361,29 @@ class CollectorBatch:
         self.c.flushes.schedule(entry.command_id, delay_seconds=delay)
         store.set_flush(entry.command_id, due=self.now + delay)
         self.report.counters["FlushesScheduled"] += 1
+
+    def _publish_result(self, state: CommandState) -> None:
+        """The command's "Run Result" member event; best effort (logged, counted, never raised)."""
+        sink = self.c.events
+        if sink is None or not sink.enabled or state.status is None:
+            return
+        try:
+            slug = state.context.group
+            group = self.c.group_name(slug) or slug or "unknown"
+            detail = run_result_event(
+                sink.origin,
+                group,
+                command_id=state.command_id,
+                status=state.status.value,
+                instances={status.value: count for status, count in state.counts.items()},
+                failed=state.failed_total,
+            )
+        except Exception:
+            logger.exception("run result event not built", extra={"commandId": state.command_id})
+            self.report.counters["MemberEventsFailed"] += 1
+            return
+        sink.publish([detail])
+        self.report.counters["RunResultsPublished"] += 1
 
     def _publish(
         self,

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tagpatch.adapters.alerts import AlertPublisher, FlushQueue
 from tagpatch.adapters.commands import CommandStatusTable
 from tagpatch.adapters.group_names import GroupNames
+from tagpatch.adapters.member_events import default_sink
 from tagpatch.adapters.ssm_commands import SsmCommandLookup
 from tagpatch.collector.config import load_collector_config
 from tagpatch.collector.core import CollectorBatch, StatusCollector
@@ -43,6 +44,7 @@ def default_collector() -> StatusCollector:
         FlushQueue(config.status_queue_url),
         SsmCommandLookup(),
         names=GroupNames(config.groups_table_name),
+        events=default_sink(),
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from functools import cache, partial
 from typing import Any, Protocol
 
@@ -30,8 +31,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tagpatch.adapters.clients import set_time_left
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
+from tagpatch.adapters.member_events import default_sink, publish_built
 from tagpatch.adapters.reconcile_queue import SqsReconcileQueue
 from tagpatch.adapters.ssm import SsmGateway
+from tagpatch.models.member_events import EventSink, MemberEventDetail, reconcile_event
 from tagpatch.models.reconciler_events import (
     Invalid,
     OnDemandRequest,
@@ -63,6 +66,9 @@ FAILED_STATUSES = ("failed", "not_reached")
 #: run reconciles its groups one after another, each needing time for its SSM writes.
 RECORD_START_RESERVE_SECONDS = 90
 
+# Where this invocation's outcomes are published as member events (handle's ``events``).
+_EVENTS: ContextVar[EventSink | None] = ContextVar("tagpatch_reconciler_events", default=None)
+
 
 class InvalidEvent(ValueError):
     """The event is not one the reconciler understands; raised so that it ends in the DLQ."""
@@ -89,32 +95,43 @@ def default_queue() -> ReconcileQueue:
     return SqsReconcileQueue.from_environment()
 
 
+@cache
+def default_events() -> EventSink:
+    return default_sink()
+
+
 def handle(
     event: dict[str, Any],
     reconciler: Reconciler,
     context: LambdaContext | None = None,
     *,
     queue: ReconcileQueue | None = None,
+    events: EventSink | None = None,
 ) -> dict[str, Any]:
     """Route ``event`` to the reconciler; the summary of what was done (for an SQS batch, the
     partial batch response).
 
     ``queue``: where a planned run goes. None (tests, tools without a queue): its messages are
     carried out here, one after another, as the queue's consumers would.
+    ``events``: where the outcomes are published ("Group Reconciled", "Group Refused"); None: not.
 
     With ``context``, nothing is started that could not finish before the invocation ends: no
     record of a batch, no SSM write, no attempt of any AWS call (retries included).
     """
-    if context is None:
-        return _route(event, reconciler, queue)
-    left = context.get_remaining_time_in_millis() / 1000
-    reconciler.deadline = reconciler.clock() + left
-    set_time_left(left)
+    token = _EVENTS.set(events)
     try:
-        return _route(event, reconciler, queue)
+        if context is None:
+            return _route(event, reconciler, queue)
+        left = context.get_remaining_time_in_millis() / 1000
+        reconciler.deadline = reconciler.clock() + left
+        set_time_left(left)
+        try:
+            return _route(event, reconciler, queue)
+        finally:
+            reconciler.deadline = None
+            set_time_left(None)
     finally:
-        reconciler.deadline = None
-        set_time_left(None)
+        _EVENTS.reset(token)
 
 
 def _route(event: dict[str, Any], reconciler: Reconciler, queue: ReconcileQueue | None) -> dict[str, Any]:
@@ -303,6 +320,7 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         if outcome.writes:
             metrics.add_metric(name="SsmWrites", unit=MetricUnit.Count, value=outcome.writes)
+    _publish(outcomes)
     return {
         "ok": all(outcome.status not in FAILED_STATUSES for outcome in outcomes),
         "groups": [
@@ -312,8 +330,25 @@ def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
+def _publish(outcomes: list[Outcome]) -> None:
+    """The outcomes that are news, as member events (best effort: a failure is logged and counted,
+    and never fails the records)."""
+    if outcomes:
+        publish_built(_EVENTS.get(), partial(_outcome_events, outcomes))
+
+
+def _outcome_events(outcomes: list[Outcome], sink: EventSink) -> list[MemberEventDetail]:
+    events = (
+        reconcile_event(
+            sink.origin, o.group, o.status, actions=len(o.actions), reasons=o.reasons, windows=o.windows
+        )
+        for o in outcomes
+    )
+    return [event for event in events if event is not None]
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 @trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, default_reconciler(), context, queue=default_queue())
+    return handle(event, default_reconciler(), context, queue=default_queue(), events=default_events())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -26,8 +26,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.groups import GroupsRepository
+from tagpatch.adapters.member_events import default_sink, publish_built
 from tagpatch.adapters.patch_states import PatchStateGateway
 from tagpatch.adapters.report_queue import ReportQueue
+from tagpatch.models.member_events import ComplianceSnapshot, EventSink, compliance_event
 from tagpatch.models.reporter_events import (
     Invalid,
     OnDemandReport,
@@ -63,16 +65,24 @@ def default_reporter() -> ComplianceReporter:
     )
 
 
+@cache
+def default_events() -> EventSink:
+    return default_sink()
+
+
 def handle(
     event: dict[str, Any],
     reporter: ComplianceReporter,
     remaining_ms: Callable[[], int] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    events: EventSink | None = None,
 ) -> dict[str, Any]:
     """Run one compliance snapshot for ``event`` (or plan it, or carry out report-queue messages);
-    the summary of what was recorded, planned, or the partial batch response."""
+    the summary of what was recorded, planned, or the partial batch response. ``events``: where
+    each group recorded is published as a "Compliance Snapshot" member event; None: not."""
     if isinstance(event, dict) and "Records" in event:
-        return _handle_messages(event, reporter, remaining_ms)
+        return _handle_messages(event, reporter, remaining_ms, events)
     source = event.get("source") if isinstance(event, dict) else None
     if source in ("aws.events", "aws.scheduler"):
         try:
@@ -97,11 +107,15 @@ def handle(
         return _plan_summary(planned)
     result = reporter.run(request, remaining_ms)
     _emit_metrics(result)
+    _publish(result, events)
     return _summary(result)
 
 
 def _handle_messages(
-    event: dict[str, Any], reporter: ComplianceReporter, remaining_ms: Callable[[], int] | None
+    event: dict[str, Any],
+    reporter: ComplianceReporter,
+    remaining_ms: Callable[[], int] | None,
+    events: EventSink | None = None,
 ) -> dict[str, Any]:
     """One SQS event of the report queue (batch size 1 in the stack); the partial batch response."""
     records = event.get("Records")
@@ -128,6 +142,7 @@ def _handle_messages(
         if isinstance(message, ReportBatch):
             result = reporter.work(message, remaining_ms)
             _emit_metrics(result, final=not result.retrying)
+            _publish(result, events)
             if result.message_id is not None:
                 _emit_run_metrics(result)
             _summary(result)
@@ -143,6 +158,28 @@ def _handle_messages(
     if failures:
         metrics.add_metric(name="ReportMessageFailures", unit=MetricUnit.Count, value=len(failures))
     return {"batchItemFailures": failures}
+
+
+def _publish(result: RunResult, events: EventSink | None) -> None:
+    """One "Compliance Snapshot" per group recorded now (not one already recorded by an earlier
+    delivery of the same work), best effort."""
+    if result.with_status("recorded"):
+        publish_built(events, partial(_snapshot_events, result))
+
+
+def _snapshot_events(result: RunResult, sink: EventSink) -> list[ComplianceSnapshot]:
+    return [
+        compliance_event(
+            sink.origin,
+            outcome.group,
+            outcome.totals.snapshot_id,
+            instances=outcome.totals.instances,
+            compliant=outcome.totals.compliant_instances,
+            percent=outcome.totals.compliance_percent,
+        )
+        for outcome in result.with_status("recorded")
+        if outcome.totals is not None
+    ]
 
 
 def _emit_run_metrics(result: RunResult) -> None:
@@ -236,4 +273,4 @@ def _summary(result: RunResult) -> dict[str, Any]:
 @metrics.log_metrics
 @trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, default_reporter(), context.get_remaining_time_in_millis)
+    return handle(event, default_reporter(), context.get_remaining_time_in_millis, events=default_events())

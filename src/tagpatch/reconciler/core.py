@@ -117,6 +117,8 @@ class Outcome:
     status: str
     actions: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    #: converged or unchanged: per role, the window ids as recorded (GroupRecord.windows)
+    windows: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -385,7 +387,7 @@ class Reconciler:
             known = known_record()
             if known and known.status == "converged" and known.fingerprint == spec.fingerprint:
                 logger.debug("group already converged", extra={"group": group})
-                return Outcome(group, "unchanged")
+                return Outcome(group, "unchanged", windows=known.windows)
             computed.append(spec)
 
         def attempt(record: GroupRecord) -> Outcome:
@@ -520,7 +522,7 @@ class Reconciler:
         record.baseline_id = spec.patch_baseline_id or ""
         record.status = "converged"
         record.reasons = []
-        return Outcome(spec.group, status, actions=run.done)
+        return Outcome(spec.group, status, actions=run.done, windows=windows)
 
     def _placement(self, *, fresh: bool = False) -> Placement:
         """The placement item, read once per message (every change of it is conditional, so a stale
