@@ -11,69 +11,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.deploy import Deployment, deploy
-from emulator.flows import Flows, reconciled
+from emulator.flows import reconciled
 from emulator.moto_ext import JOURNAL
-from emulator.runtime import LambdaRuntime
-from emulator.server import Emulator
 from tagpatch.reconciler.core import BATCH_GROUPS
+from tests.support.stack import TAG_KEY, Stack, deployed_stack
 
-TAG_KEY = "PatchGroup"
 CONCURRENCY = 3
 BATCH_SIZE = 5  # template.yaml: the Queue event's BatchSize
 MAX_RECEIVES = 5  # template.yaml: ReconcileQueue's maxReceiveCount
 BURST = 24
 
 
-@dataclass
-class Stack:
-    emulator: Emulator
-    deployment: Deployment
-    runtime: LambdaRuntime
-    flows: Flows
-    image_id: str
-
-    def client(self, service: str) -> Any:
-        return self.emulator.client(service)
-
-    def launch(self, count: int) -> list[str]:
-        response = self.client("ec2").run_instances(
-            ImageId=self.image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro"
-        )
-        return [instance["InstanceId"] for instance in response["Instances"]]
-
-    def groups_on_instances(self) -> set[str]:
-        pages = (
-            self.client("ec2")
-            .get_paginator("describe_instances")
-            .paginate(Filters=[{"Name": "tag-key", "Values": [TAG_KEY]}])
-        )
-        return {
-            tag["Value"]
-            for page in pages
-            for reservation in page["Reservations"]
-            for instance in reservation["Instances"]
-            for tag in instance.get("Tags", [])
-            if tag["Key"] == TAG_KEY
-        }
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with Emulator() as emulator:
-        deployment = deploy(
-            emulator, parameters={"ReconcileConcurrency": str(CONCURRENCY), "MaxGroups": "45"}
-        )
-        runtime = LambdaRuntime(emulator, deployment)
-        flows = Flows(emulator, deployment, runtime)
-        image_id = emulator.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        yield Stack(emulator, deployment, runtime, flows, image_id)
+    parameters = {"ReconcileConcurrency": str(CONCURRENCY), "MaxGroups": "45"}
+    with deployed_stack(parameters) as deployed:
+        yield deployed
 
 
 def test_a_burst_of_tag_events_waits_in_the_queue_and_every_group_converges(stack: Stack) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,13 +19,12 @@ from botocore.exceptions import ClientError
 
 from emulator.deploy import SKIPPED, Deployment, deploy
 from emulator.fake_ssm import make_instance_patch_state
-from emulator.flows import SSM_ASSUME_ROLE_CONTEXT, SSM_PRINCIPAL, Flows, reconciled
+from emulator.flows import SSM_ASSUME_ROLE_CONTEXT, SSM_PRINCIPAL, reconciled
 from emulator.moto_ext import JOURNAL
 from emulator.permissions import role_usage
 from emulator.runtime import LambdaRuntime
-from emulator.server import Emulator
+from tests.support.stack import TAG_KEY, Stack, deployed_stack
 
-TAG_KEY = "PatchGroup"
 SAMPLE_INVOCATION_KEYS = {
     "commandId",
     "documentName",
@@ -37,41 +35,10 @@ SAMPLE_INVOCATION_KEYS = {
 }
 
 
-@dataclass
-class Stack:
-    emulator: Emulator
-    deployment: Deployment
-    runtime: LambdaRuntime
-    flows: Flows
-    image_id: str
-
-    def client(self, service: str) -> Any:
-        return self.emulator.client(service)
-
-    def launch(self, count: int) -> list[str]:
-        response = self.client("ec2").run_instances(
-            ImageId=self.image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro"
-        )
-        return [instance["InstanceId"] for instance in response["Instances"]]
-
-    def role(self, logical_id: str) -> str:
-        return self.runtime.role_name(logical_id)
-
-    def require(self, *logical_ids: str) -> None:
-        missing = [name for name in logical_ids if not self.deployment.has(name)]
-        if missing:
-            pytest.skip(f"not in template.yaml yet: {', '.join(missing)}")
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with Emulator() as emulator:
-        deployment = deploy(emulator, parameters={"AlertEmail": "ops@example.com"})
-        runtime = LambdaRuntime(emulator, deployment)
-        flows = Flows(emulator, deployment, runtime)
-        flows.subscribe_inbox()
-        image_id = emulator.client("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        yield Stack(emulator, deployment, runtime, flows, image_id)
+    with deployed_stack({"AlertEmail": "ops@example.com"}, inbox=True) as deployed:
+        yield deployed
 
 
 def _included(deployment: Deployment) -> set[str]:

@@ -7,7 +7,6 @@ import copy
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,8 +21,9 @@ from tagpatch.adapters.reconcile_queue import ATTEMPTS, QueueSendFailed, SqsReco
 from tagpatch.handlers.reconciler import RECORD_START_RESERVE_SECONDS, handle
 from tagpatch.models.reconciler_events import MAX_MESSAGE_GROUPS, parse_message
 from tagpatch.observability import metrics
-from tagpatch.reconciler.core import BATCH_GROUPS, Reconciler
+from tagpatch.reconciler.core import BATCH_GROUPS
 from tests.conftest import FakeLambdaContext
+from tests.support.clock import slow_reconciler
 
 Loader = Callable[[str], Any]
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:tagpatch-test-ReconcileQueue"
@@ -242,22 +242,6 @@ def test_a_record_whose_group_failed_is_retried_and_the_rest_of_the_batch_goes_o
     assert any(m.startswith("record failed: groups not reconciled") for m in messages)
     assert any(m.startswith("record failed; SQS delivers it again") for m in messages)
     assert metrics.metric_set["GroupsFailed"]["Value"] == [1.0]
-
-
-def slow_reconciler(world: World, seconds_per_group: float) -> Reconciler:
-    """A reconciler whose clock moves ``seconds_per_group`` for every group it reconciles."""
-    reconciler = world.make_reconciler()
-    start, elapsed = time.time(), [0.0]
-    reconciler.clock = lambda: start + elapsed[0]
-    reconcile_group = reconciler.reconcile_group
-
-    def slowly(*args: Any, **kwargs: Any) -> Any:
-        outcome = reconcile_group(*args, **kwargs)
-        elapsed[0] += seconds_per_group
-        return outcome
-
-    reconciler.reconcile_group = slowly  # type: ignore[method-assign]
-    return reconciler
 
 
 def test_a_record_is_not_started_without_the_time_to_finish_it(

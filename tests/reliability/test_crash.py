@@ -17,6 +17,7 @@ from tagpatch.reconciler.core import START_RESERVE_SECONDS, WINDOW_LEASE_SECONDS
 from tagpatch.reconciler.plan import ActionKind
 from tests.conftest import REPO_ROOT
 from tests.reliability.test_faults import tag_event
+from tests.support.clock import slow_reconciler
 
 Loader = Callable[[str], Any]
 
@@ -217,22 +218,6 @@ def test_a_deferred_event_whose_holder_died_is_retried_by_the_sweep(world: World
 
 
 # --- issue 12 #8: a scheduled run longer than the invocation -----------------------------------
-
-
-def slow_reconciler(world: World, seconds_per_group: float) -> Reconciler:
-    """A reconciler whose clock moves ``seconds_per_group`` for every group it reconciles."""
-    reconciler = world.make_reconciler()
-    start, elapsed = time.time(), [0.0]
-    reconciler.clock = lambda: start + elapsed[0]
-    reconcile_group = reconciler.reconcile_group
-
-    def slowly(*args: Any, **kwargs: Any) -> Any:
-        outcome = reconcile_group(*args, **kwargs)
-        elapsed[0] += seconds_per_group
-        return outcome
-
-    reconciler.reconcile_group = slowly  # type: ignore[method-assign]
-    return reconciler
 
 
 def test_a_full_reconcile_out_of_time_hands_the_rest_on_to_the_sweep(world: World) -> None:

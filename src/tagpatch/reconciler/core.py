@@ -276,15 +276,21 @@ class Reconciler:
     ) -> Outcome:
         """Converge ``group``. ``override_text``/``legacy_override_text``: its override at today's
         settings path and at its legacy one (:meth:`_legacy_slug`), if already read."""
-        work = partial(
-            self._reconcile_noted,
-            group,
-            verify=verify,
-            dry_run=dry_run,
-            override_text=override_text,
-            instance_count=instance_count,
-            legacy_override_text=legacy_override_text,
-        )
+
+        def work() -> Outcome:
+            notes: list[str] = []
+            outcome = self._reconcile_group(
+                group,
+                verify=verify,
+                dry_run=dry_run,
+                override_text=override_text,
+                instance_count=instance_count,
+                legacy_override_text=legacy_override_text,
+                notes=notes,
+            )
+            outcome.reasons += [note for note in notes if note not in outcome.reasons]
+            return outcome
+
         self._verify_windows = verify or dry_run
         try:
             if self._in_message:
@@ -293,29 +299,6 @@ class Reconciler:
                 return work()
         finally:
             self._verify_windows = True
-
-    def _reconcile_noted(
-        self,
-        group: str,
-        *,
-        verify: bool,
-        dry_run: bool,
-        override_text: str | None,
-        instance_count: int | None,
-        legacy_override_text: str | None,
-    ) -> Outcome:
-        notes: list[str] = []
-        outcome = self._reconcile_group(
-            group,
-            verify=verify,
-            dry_run=dry_run,
-            override_text=override_text,
-            instance_count=instance_count,
-            legacy_override_text=legacy_override_text,
-            notes=notes,
-        )
-        outcome.reasons += [note for note in notes if note not in outcome.reasons]
-        return outcome
 
     def _reconcile_group(
         self,
