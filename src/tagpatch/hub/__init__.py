@@ -1,0 +1,1 @@
+"""The organization hub: what member stacks forward, stored per (account, region, group)."""
