@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator.scenarios.aws import CallLog
+from tagpatch import __version__
 from tagpatch.adapters.member_events import (
     ACCOUNT_ENV,
     FAILED_METRIC,
@@ -26,7 +27,6 @@ from tagpatch.adapters.member_events import (
     entry_size,
     publish_built,
 )
-from tagpatch import __version__
 from tagpatch.models.member_events import (
     DETAIL_MODELS,
     ComplianceSnapshot,
