@@ -14,14 +14,16 @@ import pytest
 
 from benchmarks.hub_store import HISTORY_TABLE, HUB_ENV, STATE_TABLE, create_hub_tables, envelope, sqs_event
 from emulator.scenarios.aws import CallLog
+from tagpatch.adapters import hub_store
 from tagpatch.adapters.digest_topic import DigestTopic
-from tagpatch.adapters.hub_store import HubStore, to_dynamo
+from tagpatch.adapters.hub_store import CHUNK_CHARS, HubStore, to_dynamo
 from tagpatch.handlers import hub as hub_handler
 from tagpatch.handlers import hub_digest
 from tagpatch.hub.config import load_hub_digest_config, load_hub_store_config
 from tagpatch.hub.core import HubRecorder
-from tagpatch.hub.digest import WORST_GROUPS
+from tagpatch.hub.digest import WORST_GROUPS, compute, read_items, remembered
 from tagpatch.observability import metrics
+from tests.conftest import EVENTS_DIR
 
 NOW = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
 CHECK, DIGEST = {"action": "check"}, {"action": "digest"}
@@ -239,26 +241,41 @@ def test_a_failed_publish_releases_the_claim_so_the_retry_sends(org: Org) -> Non
     assert org.run(DIGEST)["sent"] is True
 
 
-def test_the_remembered_figures_of_8000_groups_are_chunked_below_the_item_limit(org: Org) -> None:
-    # 8,000 groups seeded straight into the state table (as the store would leave them)
-    items = []
-    for n in range(8_000):
-        account = f"{100000000000 + n // 40:012d}"
-        items.append(
-            {
-                "pk": f"{account}#eu-west-1",
-                "sk": f"group#a-rather-long-patch-group-name-{n:05d}",
-                "compliance": {
-                    "order": "2026-12-02T06:00:00Z#x",
-                    "at": "2026-12-02T06:00:00Z",
-                    "snapshotId": "s",
-                    "instances": 10,
-                    "compliant": 10 - n % 2,
-                    "nonCompliant": n % 2,
-                    "percent": 100.0 - 10 * (n % 2),
-                },
-            }
-        )
+def _group_item(n: int) -> dict[str, Any]:
+    account = f"{100000000000 + n // 40:012d}"
+    return {
+        "pk": f"{account}#eu-west-1",
+        "sk": f"group#a-rather-long-patch-group-name-{n:05d}",
+        "compliance": {
+            "order": "2026-12-02T06:00:00Z#x",
+            "at": "2026-12-02T06:00:00Z",
+            "snapshotId": "s",
+            "instances": 10,
+            "compliant": 10 - n % 2,
+            "nonCompliant": n % 2,
+            "percent": 100.0 - 10 * (n % 2),
+        },
+    }
+
+
+def test_the_figures_of_8000_groups_make_chunks_far_below_the_item_limit() -> None:
+    view = read_items([_group_item(n) for n in range(8_000)])
+    figures = remembered(compute(view, NOW, threshold=90, silent_after_hours=24))
+    text = json.dumps(figures, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+
+    chunks = -(-len(text) // CHUNK_CHARS)
+
+    assert chunks >= 2  # one item could not hold them
+    assert CHUNK_CHARS + 200 < 400 * 1024  # a chunk item: the data, its keys and names
+
+
+def test_the_remembered_figures_are_chunked_and_the_old_ones_deleted(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 400 groups seeded straight into the state table (as the store would leave them), chunks of
+    # 5,000 characters: the 8,000 groups' case scaled down twenty times
+    monkeypatch.setattr(hub_store, "CHUNK_CHARS", 5_000)
+    items = [_group_item(n) for n in range(400)]
     table = boto3.resource("dynamodb").Table(STATE_TABLE)
     with table.batch_writer() as writer:
         for item in items:
@@ -273,8 +290,8 @@ def test_the_remembered_figures_of_8000_groups_are_chunked_below_the_item_limit(
         i for i in boto3.client("dynamodb").scan(TableName=STATE_TABLE)["Items"] if i["pk"]["S"] == "#hub"
     ]
     chunks = [i for i in hub_items if i["sk"]["S"].startswith("digest#state#")]
-    assert len(chunks) >= 2  # 8,000 groups do not fit one 300,000-character chunk
-    assert all(len(json.dumps(chunk)) < 350_000 for chunk in chunks)
+    assert len(chunks) >= 2
+    assert all(len(chunk["data"]["S"]) <= 5_000 for chunk in chunks)
     assert {i["sk"]["S"].split("#")[2] for i in chunks} == {
         "slot-2026-12-03T07"
     }  # the old generation deleted
@@ -289,3 +306,21 @@ def test_the_remembered_figures_of_8000_groups_are_chunked_below_the_item_limit(
 def test_an_unknown_action_is_refused(org: Org) -> None:
     with pytest.raises(hub_digest.InvalidEvent):
         org.run({"action": "explode"})
+
+
+def test_the_lambda_entry_point_runs_the_sample_schedules(
+    org: Org, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    monkeypatch.setenv("TAGPATCH_HUB_STATE_TABLE", STATE_TABLE)
+    monkeypatch.setenv("TAGPATCH_HUB_TOPIC_ARN", org.topic_arn)
+    hub_digest.default_config.cache_clear()
+    org.send(_snapshot(A, "eu-west-1", "web", 10, 10, datetime.now(UTC)))
+    try:
+        check = hub_digest.handler(json.loads((EVENTS_DIR / "hub-check.json").read_text()), lambda_context)
+        digest = hub_digest.handler(json.loads((EVENTS_DIR / "hub-digest.json").read_text()), lambda_context)
+    finally:
+        hub_digest.default_config.cache_clear()
+
+    assert (check["percent"], check["members"], "sent" in check) == (100.0, 1, False)
+    assert digest["sent"] is True
+    assert len(org.digests()) == 1

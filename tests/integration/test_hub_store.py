@@ -29,6 +29,7 @@ from tagpatch.hub.core import HubRecorder
 from tagpatch.hub.records import GroupState, MemberState, order_of
 from tagpatch.hub.state import ComplianceState, apply_snapshot
 from tagpatch.observability import metrics
+from tests.conftest import EVENTS_DIR
 
 ACCOUNT, REGION = "111111111111", "eu-west-1"
 T0 = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
@@ -447,3 +448,59 @@ def test_a_denied_ou_lookup_is_logged_once_and_never_fails_an_event(
 def test_the_stored_percent_is_a_dynamodb_number(hub: Hub) -> None:
     hub_handler.handle(sqs_event([_event("Compliance Snapshot", 1, non_compliant=3)]), hub.recorder())
     assert hub.item(STATE_TABLE, f"{ACCOUNT}#{REGION}", "group#web")["compliance"]["percent"] == Decimal("70")
+
+
+def test_a_newest_event_with_an_older_one_in_its_batch_lowers_first_seen_once(hub: Hub) -> None:
+    hub_handler.handle(sqs_event([_event("Group Reconciled", 10)]), hub.recorder())
+    hub.log.reset()
+    metrics.clear_metrics()
+
+    hub_handler.handle(
+        sqs_event([_event("Group Reconciled", 5, group="db"), _event("Member Heartbeat", 20)]), hub.recorder()
+    )
+
+    member = hub.item(STATE_TABLE, f"{ACCOUNT}#{REGION}", "#member")
+    assert (member["firstSeenAt"], member["lastEventType"], member["groups"]) == (
+        "2026-12-02T00:05:00Z",
+        "Member Heartbeat",
+        2,
+    )
+    # the member's newest event, firstSeenAt lowered once, db's reconcile facet
+    assert hub.log.ops("dynamodb") == {"UpdateItem": 3}
+    assert _metric("HubEventsStored") == [2.0]
+
+
+def test_the_lambda_entry_point_stores_the_sample_with_the_deployed_environment(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    for name, value in HUB_ENV.items():
+        monkeypatch.setenv(name, value)
+    hub_handler.default_recorder.cache_clear()
+    sample = json.loads((EVENTS_DIR / "hub-queue-batch.json").read_text())
+
+    try:
+        answer = hub_handler.handler(sample, lambda_context)
+    finally:
+        hub_handler.default_recorder.cache_clear()
+
+    assert answer == {"batchItemFailures": []}
+    group = GroupState.from_item(hub.item(STATE_TABLE, "123456789012#eu-west-1", "group#web-prod"))
+    assert group.compliance is not None and group.compliance.non_compliant == 3
+
+
+def test_not_an_sqs_event_is_refused(hub: Hub) -> None:
+    with pytest.raises(hub_handler.InvalidEvent):
+        hub_handler.handle({"Records": [{"messageId": 1}]}, hub.recorder())
+
+
+def test_the_benchmark_measures_the_hub_and_its_floor_in_one_run() -> None:
+    from benchmarks.hub_store import measure, render
+
+    figures = measure(200)
+
+    assert figures["failures"] == 0
+    assert figures["floor"]["calls_per_event"] == 1.0
+    # a member write for its batch's newest event, a facet write, a history put; duplicates cost less
+    assert 1.0 < figures["hub"]["calls_per_event"] < 3.0
+    assert set(figures["hub"]["calls"]) <= {"UpdateItem", "PutItem"}
+    assert "floor: 1 conditional PutItem" in render(figures)

@@ -319,7 +319,7 @@ class HubRecorder:
         heartbeat = None
         if isinstance(fact.detail, MemberHeartbeat):
             heartbeat = (fact.detail.groups, dict(fact.detail.groups_by_status))
-        writes = 0
+        writes, written = 0, False
         if known is None or order > known.last_order:
             update = MemberUpdate(
                 account=fact.account,
@@ -336,16 +336,15 @@ class HubRecorder:
             written, known = self._store.update_member(update)
             writes += 1
             self._known.members[pk] = known
-            if written and known.first_seen <= first:
-                return True, writes + self._resolve_ou(fact, known)
-        # not the member's newest event: only its part of the older facts
         assert known is not None
-        news = order != known.last_order
+        # what an event older than the member's newest still tells: an earlier first event, a
+        # newer heartbeat (a member-only event older than the newest is news unless it is the newest)
+        news = written or order != known.last_order
         if first < known.first_seen:
             self._store.lower_first_seen(fact.account, fact.region, first)
             self._known.members[pk] = known = replace(known, first_seen=first)
             writes += 1
-        if heartbeat is not None:
+        if heartbeat is not None and not written:
             news = order != known.heartbeat_order
             if order > known.heartbeat_order:
                 self._store.update_heartbeat(fact.account, fact.region, order, *heartbeat)
