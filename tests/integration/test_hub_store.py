@@ -471,7 +471,7 @@ def test_a_newest_event_with_an_older_one_in_its_batch_lowers_first_seen_once(hu
 
 
 def test_the_lambda_entry_point_stores_the_sample_with_the_deployed_environment(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in HUB_ENV.items():
         monkeypatch.setenv(name, value)
@@ -486,6 +486,12 @@ def test_the_lambda_entry_point_stores_the_sample_with_the_deployed_environment(
     assert answer == {"batchItemFailures": []}
     group = GroupState.from_item(hub.item(STATE_TABLE, "123456789012#eu-west-1", "group#web-prod"))
     assert group.compliance is not None and group.compliance.non_compliant == 3
+    # the metrics: namespace TagPatchHub, no dimension (not even the service)
+    (emf,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert (directive["Namespace"], directive["Dimensions"]) == ("TagPatchHub", [[]])
+    assert (emf["HubEventsStored"], emf["HubEventsDuplicate"]) == ([1.0], [0.0])
+    assert "service" not in emf
 
 
 def test_not_an_sqs_event_is_refused(hub: Hub) -> None:

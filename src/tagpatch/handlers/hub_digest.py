@@ -3,7 +3,7 @@
 The two schedule rules pass a constant Input:
 
 * ``{"action": "check"}`` (HubCheckSchedule, hourly): one Scan of HubStateTable, then the metrics
-  (namespace TagPatchHub): OrgCompliancePercent, SilentMembers, GroupsBelowThreshold, Members,
+  (namespace TagPatchHub, no dimension): OrgCompliancePercent, SilentMembers, GroupsBelowThreshold, Members,
   Groups; the alarms watch them;
 * ``{"action": "digest"}`` (HubDigestSchedule): the same, then the organization digest
   (:mod:`tagpatch.hub.digest`) on HubTopic, and its figures remembered for the next one.
@@ -31,8 +31,9 @@ from tagpatch.adapters.digest_topic import DigestTopic
 from tagpatch.adapters.hub_store import HubStore
 from tagpatch.hub.config import HubDigestConfig, load_hub_digest_config
 from tagpatch.hub.digest import compute, read_items, remembered, render
+from tagpatch.hub.metrics import hub_metrics
 from tagpatch.hub.ports import DigestSink, HubState
-from tagpatch.observability import logger, metrics, trace_handler
+from tagpatch.observability import logger, trace_handler
 
 ACTIONS: Final = ("check", "digest")
 CLAIM_LEASE: Final = 300
@@ -72,7 +73,7 @@ def handle(
         view, at, threshold=config.compliance_threshold, silent_after_hours=config.silent_after_hours
     )
     for name, unit, value in figures.metrics():
-        metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
+        hub_metrics.add_metric(name=name, unit=MetricUnit[unit], value=value)
     summary: dict[str, Any] = {
         "action": action,
         "percent": figures.percent,
@@ -107,7 +108,7 @@ def handle(
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
+@hub_metrics.log_metrics
 @trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = default_config()
