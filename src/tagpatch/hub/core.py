@@ -97,6 +97,7 @@ __all__ = [
 
 SECONDS_PER_DAY: Final = 86_400
 OU_REFRESH: Final = timedelta(days=1)
+OU_RETRY: Final = timedelta(hours=1)  # after a lookup failed (not denied): no other try before
 RACE_ATTEMPTS: Final = 5
 MAX_TEXT: Final = 256
 
@@ -237,6 +238,7 @@ class _Known:
     facets: dict[tuple[str, str, str], str] = field(default_factory=dict)
     compliance: dict[tuple[str, str, str], ComplianceState] = field(default_factory=dict)
     ous: dict[str, tuple[str, str, datetime]] = field(default_factory=dict)
+    ou_failed: dict[str, datetime] = field(default_factory=dict)  # account -> when a lookup failed
     ou_denied: bool = False
 
 
@@ -360,6 +362,9 @@ class HubRecorder:
         if known.ou_checked_at and _parse(known.ou_checked_at) > now - OU_REFRESH:
             return 0
         cached = self._known.ous.get(fact.account)
+        failed = self._known.ou_failed.get(fact.account)
+        if failed is not None and failed > now - OU_RETRY:
+            return 0
         if cached is None or cached[2] <= now - OU_REFRESH:
             try:
                 ou_id, ou_name = self._organization.parent_ou(fact.account)
@@ -372,7 +377,8 @@ class HubRecorder:
                 )
                 return 0
             except Exception:
-                logger.exception("OU lookup failed; tried again later", extra={"account": fact.account})
+                self._known.ou_failed[fact.account] = now
+                logger.exception("OU lookup failed; tried again in an hour", extra={"account": fact.account})
                 return 0
             cached = (ou_id, ou_name, now)
             self._known.ous[fact.account] = cached
