@@ -510,3 +510,41 @@ def test_the_benchmark_measures_the_hub_and_its_floor_in_one_run() -> None:
     assert 1.0 < figures["hub"]["calls_per_event"] < 3.0
     assert set(figures["hub"]["calls"]) <= {"UpdateItem", "PutItem"}
     assert "floor: 1 conditional PutItem" in render(figures)
+
+
+def test_two_containers_at_once_leave_the_same_items(
+    in_order: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    # HubConcurrency 2: two containers store interleaved batches of the same (shuffled, repeated)
+    # events at the same time; DynamoDB's conditions, not the containers, keep them consistent
+    import random
+    import threading
+
+    from emulator.scenarios.aws import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()
+    for seed in range(5):
+        deliveries = FACTS * 2
+        random.Random(seed).shuffle(deliveries)
+        with mock_aws():
+            ddb = boto3.client("dynamodb")
+            create_hub_tables(ddb)
+            hub = Hub(ddb, CallLog())
+            answers: list[dict[str, Any]] = []
+
+            def container(
+                batches: list[list[dict[str, Any]]], hub: Hub = hub, answers: list[dict[str, Any]] = answers
+            ) -> None:
+                recorder = hub.recorder()
+                for batch in batches:
+                    answers.append(hub_handler.handle(sqs_event(batch), recorder))
+
+            batches = [deliveries[i : i + 3] for i in range(0, len(deliveries), 3)]
+            threads = [threading.Thread(target=container, args=(batches[n::2],)) for n in (0, 1)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+            assert all(answer == {"batchItemFailures": []} for answer in answers)
+            assert (hub.items(STATE_TABLE), hub.items(HISTORY_TABLE)) == in_order
