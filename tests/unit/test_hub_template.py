@@ -801,3 +801,33 @@ def test_samconfig_hub_environment_deploys_this_template_with_valid_examples(
             if "AllowedValues" in spec:
                 assert item in {str(v) for v in spec["AllowedValues"]}, name
     assert overrides["MemberRegions"].split(",") == ["eu-west-1", "us-east-1"]
+
+
+# --------------------------------------------------------------------------------------------
+# As the SAM transform makes it
+# --------------------------------------------------------------------------------------------
+def test_the_transform_adds_no_role_or_permission_of_its_own() -> None:
+    from emulator.template import load_sam, translate
+
+    sam_template = load_sam(HUB_TEMPLATE)
+    for resource in sam_template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = {"Bucket": "artifacts", "Key": "code.zip"}
+    pseudo = {"AWS::Region": "eu-west-1", "AWS::AccountId": "111122223333", "AWS::Partition": "aws"}
+    translated = translate(sam_template, {"OrganizationId": "o-a1b2c3d4e5"}, pseudo)
+    resources = translated["Resources"]
+
+    # Only the two roles of the template: SAM generated none (with a generated one an SQS event
+    # attaches AWSLambdaSQSQueueExecutionRole, receive and delete on every queue)
+    assert sorted(_of_type(resources, "AWS::IAM::Role")) == ["HubDigestRole", "HubStoreRole"]
+    assert "AWSLambdaSQSQueueExecutionRole" not in json.dumps(translated)
+    # The queue's mapping, as written; the schedules' two permissions and no other
+    (mapping,) = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    assert _props(mapping)["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "HubConcurrency"}}
+    assert _props(mapping)["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sorted(_of_type(resources, "AWS::Lambda::Permission")) == [
+        "HubCheckSchedulePermission",
+        "HubDigestSchedulePermission",
+    ]
+    (invoke_config,) = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    assert _props(invoke_config)["FunctionName"] == {"Ref": "HubDigestFunction"}
