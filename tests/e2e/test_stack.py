@@ -42,7 +42,8 @@ def stack() -> Iterator[Stack]:
 
 
 def _included(deployment: Deployment) -> set[str]:
-    conditions = {"HasAlertEmail": True}  # the stack is deployed with an AlertEmail
+    # the stack is deployed with an AlertEmail, and stand-alone (no hub bus to forward to)
+    conditions = {"HasAlertEmail": True, "ForwardToHub": False}
     return {
         logical_id
         for logical_id, spec in deployment.template["Resources"].items()

@@ -18,6 +18,7 @@ from emulator.scenarios.collector import (
     invocation,
     notifications_event,
 )
+from tagpatch import __version__
 from tagpatch.collector.core import StatusCollector
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
@@ -25,7 +26,7 @@ from tagpatch.handlers import reporter as reporter_handler
 from tagpatch.models.member_events import MemberEventDetail, Origin
 from tagpatch.reconciler.core import Outcome, Reconciler
 from tagpatch.reporter.compliance import GroupOutcome, GroupTotals
-from tagpatch.reporter.core import ComplianceReporter, RunResult
+from tagpatch.reporter.core import ComplianceReporter, PlanResult, RunResult
 
 ORIGIN = Origin("123456789012", "us-east-1", "tagpatch-test")
 
@@ -188,6 +189,7 @@ def test_the_reporter_publishes_each_group_recorded_now() -> None:
     assert detail == {
         "type": "Compliance Snapshot",
         "schemaVersion": "1",
+        "tagpatchVersion": __version__,
         "account": "123456789012",
         "region": "us-east-1",
         "stack": "tagpatch-test",
@@ -198,3 +200,48 @@ def test_the_reporter_publishes_each_group_recorded_now() -> None:
         "nonCompliantInstances": 1,
         "compliancePercent": 75.0,
     }
+
+
+class StubPlanner:
+    fans_out = True
+
+    def __init__(self, planned: PlanResult) -> None:
+        self.planned = planned
+
+    def plan(self, request: Any) -> PlanResult:
+        return self.planned
+
+
+SCHEDULED = {
+    "version": "0",
+    "id": "5c7e0f4e-0000-4000-8000-000000000001",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-12-02T02:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/tagpatch-reporter"],
+    "detail": {},
+}
+
+
+def test_a_planned_run_publishes_one_heartbeat_with_the_groups_per_status() -> None:
+    sink = RecordingSink()
+    planned = PlanResult(snapshot_id="s-1", source="scheduled", group_statuses={"converged": 2, "empty": 1})
+
+    reporter_handler.handle(SCHEDULED, cast(ComplianceReporter, StubPlanner(planned)), events=sink)
+
+    (detail,) = sink.details()
+    assert detail["type"] == "Member Heartbeat"
+    assert (detail["groups"], detail["groupsByStatus"]) == (3, {"converged": 2, "empty": 1})
+    assert detail["tagpatchVersion"] == __version__
+    assert "group" not in detail
+
+
+def test_a_redelivered_schedule_that_finds_the_run_planned_sends_no_second_heartbeat() -> None:
+    sink = RecordingSink()
+    replanned = PlanResult(snapshot_id="s-1", source="scheduled", replanned=True)
+
+    reporter_handler.handle(SCHEDULED, cast(ComplianceReporter, StubPlanner(replanned)), events=sink)
+
+    assert sink.details() == []

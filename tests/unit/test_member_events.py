@@ -4,6 +4,7 @@ adapter (batching, a failed entry retried once, failures logged and counted, nev
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator.scenarios.aws import CallLog
+from tagpatch import __version__
 from tagpatch.adapters.member_events import (
     ACCOUNT_ENV,
     FAILED_METRIC,
@@ -31,15 +33,17 @@ from tagpatch.models.member_events import (
     GroupReconciled,
     GroupRefused,
     MemberEventDetail,
+    MemberHeartbeat,
     NoEvents,
     Origin,
     compliance_event,
+    heartbeat_event,
     parse_detail,
     reconcile_event,
     run_result_event,
 )
 from tagpatch.observability import metrics
-from tests.conftest import EVENTS_DIR
+from tests.conftest import EVENTS_DIR, REPO_ROOT
 
 ORIGIN = Origin("123456789012", "us-east-1", "tagpatch-test")
 
@@ -58,6 +62,7 @@ def test_every_sample_is_a_valid_member_event(path: Any) -> None:
     assert event["source"] == "tagpatch"
     assert detail.detail() == event["detail"]
     assert detail.schema_version == "1"
+    assert detail.tagpatch_version == __version__ == event["detail"]["tagpatchVersion"]
     assert event["detail"]["account"] == event["account"]
     assert event["detail"]["region"] == event["region"]
 
@@ -72,6 +77,7 @@ def test_there_is_a_sample_of_every_detail_type() -> None:
             "Group Refused",
             "Run Result",
             "Compliance Snapshot",
+            "Member Heartbeat",
         }
     )
 
@@ -97,6 +103,7 @@ def test_a_converged_group_is_reconciled_with_its_windows() -> None:
     assert isinstance(detail, GroupReconciled)
     assert detail.detail() == {
         "schemaVersion": "1",
+        "tagpatchVersion": __version__,
         "account": "123456789012",
         "region": "us-east-1",
         "stack": "tagpatch-test",
@@ -144,6 +151,36 @@ def test_run_result_and_snapshot_figures() -> None:
     assert snapshot.detail()["nonCompliantInstances"] == 1
     assert snapshot.detail()["compliancePercent"] == 75.0
     assert empty.detail()["compliancePercent"] is None
+
+
+def test_the_version_is_the_release_pyproject_names() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert __version__ == pyproject["project"]["version"]
+
+
+def test_a_detail_of_a_member_older_than_tagpatch_version_reads_as_an_empty_version() -> None:
+    sample = json.loads((EVENTS_DIR / "member-run-result.json").read_text())["detail"]
+    old = {key: value for key, value in sample.items() if key != "tagpatchVersion"}
+
+    detail = parse_detail("Run Result", old)
+
+    assert detail.tagpatch_version == ""
+
+
+def test_a_heartbeat_names_no_group_and_counts_the_groups_per_status() -> None:
+    beat = heartbeat_event(ORIGIN, {"converged": 3, "refused": 1, "new": 0})
+
+    assert isinstance(beat, MemberHeartbeat)
+    assert beat.detail() == {
+        "schemaVersion": "1",
+        "tagpatchVersion": __version__,
+        "account": "123456789012",
+        "region": "us-east-1",
+        "stack": "tagpatch-test",
+        "groups": 4,
+        "groupsByStatus": {"converged": 3, "refused": 1},
+    }
+    assert "group" not in beat.detail()
 
 
 def test_an_account_that_is_not_one_is_refused() -> None:

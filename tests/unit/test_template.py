@@ -1298,7 +1298,7 @@ def test_member_events_are_put_by_the_three_functions_on_the_default_bus_as_tagp
     granted = [
         (name, statement)
         for name, statement in _identity_policy_statements(resources)
-        if "events:PutEvents" in _as_list(statement["Action"])
+        if "events:PutEvents" in _as_list(statement["Action"]) and name != "HubForwardRole"
     ]
 
     # Then the three functions' roles hold one each: that action alone, on the default bus only,
@@ -1328,3 +1328,111 @@ def test_publishing_member_events_is_a_parameter_that_reaches_every_function(
     assert _is_ref_to(variables[PUBLISH_ENV], "PublishEvents")
     assert variables[ACCOUNT_ENV] == {"Ref": "AWS::AccountId"}
     assert variables[STACK_ENV] == {"Ref": "AWS::StackName"}
+
+
+# --------------------------------------------------------------------------------------------
+# Forwarding to the organization hub (hub/template.yaml)
+# --------------------------------------------------------------------------------------------
+FORWARDING = (
+    "HubForwardRule",
+    "HubForwardRole",
+    "HubForwardDLQ",
+    "HubForwardDLQPolicy",
+    "HubForwardDLQAlarm",
+)
+
+
+def test_forwarding_exists_only_in_an_organization_deployment_that_publishes(
+    template: dict[str, Any],
+) -> None:
+    # Both switches: publishing events at all, and a hub bus to forward them to
+    assert template["Conditions"]["ForwardToHub"] == {
+        "Fn::And": [
+            {"Fn::Equals": [{"Ref": "PublishEvents"}, "true"]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "HubEventBusArn"}, ""]}]},
+        ]
+    }
+    conditional = {
+        name for name, res in template["Resources"].items() if res.get("Condition") == "ForwardToHub"
+    }
+    assert conditional == set(FORWARDING)
+    assert template["Outputs"]["HubForwardDLQUrl"]["Condition"] == "ForwardToHub"
+    parameter = template["Parameters"]["HubEventBusArn"]
+    assert parameter["Default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("arn:aws:events:eu-west-1:111122223333:event-bus/tagpatch-hub-bus", True),
+        ("arn:aws-us-gov:events:us-gov-west-1:111122223333:event-bus/hub", True),
+        ("arn:aws:events:eu-west-1:111122223333:rule/tagpatch-hub-bus", False),
+        ("arn:aws:sqs:eu-west-1:111122223333:event-bus/hub", False),
+        ("arn:aws:events:eu-west-1:1111:event-bus/hub", False),
+        ("tagpatch-hub-bus", False),
+    ],
+)
+def test_hub_event_bus_arn_pattern(template: dict[str, Any], value: str, accepted: bool) -> None:
+    pattern = template["Parameters"]["HubEventBusArn"]["AllowedPattern"]
+
+    assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_every_member_event_is_forwarded_to_the_hub_bus_with_the_role_and_a_dlq(resources: Resources) -> None:
+    rule = _props(resources["HubForwardRule"])
+
+    # Given the rule on the default bus (no EventBusName) for source tagpatch, as the event itself
+    assert "EventBusName" not in rule
+    assert rule["EventPattern"] == {"source": ["tagpatch"]}
+    assert rule["State"] == "ENABLED"
+    (target,) = rule["Targets"]
+    assert _is_ref_to(target["Arn"], "HubEventBusArn")
+    assert _is_getatt(target["RoleArn"], "HubForwardRole", "Arn")
+    assert _is_getatt(target["DeadLetterConfig"]["Arn"], "HubForwardDLQ", "Arn")
+    assert not {"Input", "InputPath", "InputTransformer"} & set(target)
+    # EventBridge takes no RetryPolicy for an event bus target: the default one (24 h, 185) applies
+    assert "RetryPolicy" not in target
+    assert "HubForwardDLQ" in _dead_letter_queues(resources)
+
+
+def test_every_sample_member_event_matches_the_forward_rule(template: dict[str, Any]) -> None:
+    pattern = EventPattern.load(json.dumps(_props(template["Resources"]["HubForwardRule"])["EventPattern"]))
+    samples = sorted(EVENTS_DIR.glob("member-*.json"))
+
+    assert samples
+    for path in samples:
+        assert pattern.matches_event(cast(Any, json.loads(path.read_text(encoding="utf-8")))), path.name
+    assert not pattern.matches_event(cast(Any, _load_event("reconciler-tag-added.json")))
+
+
+def test_forward_role_is_trusted_by_eventbridge_of_this_account_and_puts_on_the_hub_bus_only(
+    resources: Resources,
+) -> None:
+    role = _props(resources["HubForwardRole"])
+
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+    }
+    assert "ManagedPolicyArns" not in role
+    assert _role_grants(resources, "HubForwardRole") == {
+        "events:PutEvents": [json.dumps({"Ref": "HubEventBusArn"})]
+    }
+
+
+def test_forward_dlq_admits_only_the_forward_rule(resources: Resources) -> None:
+    policy = _props(resources["HubForwardDLQPolicy"])
+
+    assert policy["Queues"] == [{"Ref": "HubForwardDLQ"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert _is_getatt(statement["Resource"], "HubForwardDLQ", "Arn")
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["HubForwardRule", "Arn"]}}
+    }

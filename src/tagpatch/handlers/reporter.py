@@ -29,7 +29,7 @@ from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.member_events import default_sink, publish_built
 from tagpatch.adapters.patch_states import PatchStateGateway
 from tagpatch.adapters.report_queue import ReportQueue
-from tagpatch.models.member_events import ComplianceSnapshot, EventSink, compliance_event
+from tagpatch.models.member_events import ComplianceSnapshot, EventSink, compliance_event, heartbeat_event
 from tagpatch.models.reporter_events import (
     Invalid,
     OnDemandReport,
@@ -104,6 +104,7 @@ def handle(
         planned = reporter.plan(request)
         if planned.finished is not None:
             _emit_run_metrics(planned.finished)
+        _heartbeat(planned, events)
         return _plan_summary(planned)
     result = reporter.run(request, remaining_ms)
     _emit_metrics(result)
@@ -158,6 +159,14 @@ def _handle_messages(
     if failures:
         metrics.add_metric(name="ReportMessageFailures", unit=MetricUnit.Count, value=len(failures))
     return {"batchItemFailures": failures}
+
+
+def _heartbeat(planned: PlanResult, events: EventSink | None) -> None:
+    """The member's "Member Heartbeat", once per planned run (a redelivered schedule event that finds
+    the run planned lists no groups and sends none), best effort."""
+    statuses = planned.group_statuses
+    if statuses is not None:
+        publish_built(events, lambda sink: [heartbeat_event(sink.origin, statuses)])
 
 
 def _publish(result: RunResult, events: EventSink | None) -> None:

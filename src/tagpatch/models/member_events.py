@@ -1,10 +1,13 @@
 """The events a member stack publishes on its account's default EventBridge bus (docs/events.md).
 
 Source ``tagpatch``; one detail-type per kind of news: "Group Reconciled", "Group Refused",
-"Run Result", "Compliance Snapshot". Every detail carries ``schemaVersion`` (:data:`SCHEMA_VERSION`),
-``account``, ``region``, ``stack`` and ``group``, then its figures. An additive change (a new field)
-keeps the version; a breaking one (a field removed, renamed or retyped) bumps it. Consumers ignore
-fields they do not know (these models do: :class:`~tagpatch.models.base.Model` ignores them).
+"Run Result", "Compliance Snapshot", and "Member Heartbeat" (once per daily compliance run, so a
+healthy member with no news is not taken for a silent one). Every detail carries ``schemaVersion``
+(:data:`SCHEMA_VERSION`), ``tagpatchVersion`` (the member's TagPatch, :data:`tagpatch.__version__`),
+``account``, ``region`` and ``stack``; every one but the heartbeat also ``group``; then its figures.
+An additive change (a new field, a new detail-type) keeps the version; a breaking one (a field
+removed, renamed or retyped) bumps it. Consumers ignore fields they do not know (these models do:
+:class:`~tagpatch.models.base.Model` ignores them).
 
 :class:`EventSink` is the port the handlers publish through; the adapter is
 :mod:`tagpatch.adapters.member_events`. Publishing is best effort: a sink never raises.
@@ -19,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, StringConstraints
 
+from tagpatch import __version__
 from tagpatch.models.base import Model
 
 SOURCE = "tagpatch"
@@ -28,6 +32,7 @@ GROUP_RECONCILED = "Group Reconciled"
 GROUP_REFUSED = "Group Refused"
 RUN_RESULT = "Run Result"
 COMPLIANCE_SNAPSHOT = "Compliance Snapshot"
+MEMBER_HEARTBEAT = "Member Heartbeat"
 
 #: Reconciler outcomes published as "Group Reconciled" and as "Group Refused"; the others (a dry
 #: run, a deferred or handed-on group, a failure that SQS retries) are not news yet.
@@ -53,13 +58,21 @@ class MemberEventDetail(Model):
     detail_type: ClassVar[str]
 
     schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, alias="schemaVersion")
+    #: the member's TagPatch version (the builders below set :data:`tagpatch.__version__`); "" from a
+    #: member older than the field
+    tagpatch_version: str = Field(default="", alias="tagpatchVersion")
     account: Annotated[str, StringConstraints(pattern=r"^\d{12}\Z")]
     region: Text
     stack: Text
-    group: Text
 
     def detail(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+
+class GroupEventDetail(MemberEventDetail):
+    """The news of one group."""
+
+    group: Text
 
 
 class WindowRef(Model):
@@ -71,7 +84,7 @@ class WindowRef(Model):
     place: str = ""
 
 
-class GroupReconciled(MemberEventDetail):
+class GroupReconciled(GroupEventDetail):
     detail_type: ClassVar[str] = GROUP_RECONCILED
 
     status: Literal["converged", "unchanged"]
@@ -81,14 +94,14 @@ class GroupReconciled(MemberEventDetail):
     windows: list[WindowRef] = Field(default_factory=list)
 
 
-class GroupRefused(MemberEventDetail):
+class GroupRefused(GroupEventDetail):
     detail_type: ClassVar[str] = GROUP_REFUSED
 
     status: Literal["refused", "rejected", "unplaced"]
     reasons: list[str]
 
 
-class RunResult(MemberEventDetail):
+class RunResult(GroupEventDetail):
     detail_type: ClassVar[str] = RUN_RESULT
 
     command_id: Text = Field(alias="commandId")
@@ -98,7 +111,7 @@ class RunResult(MemberEventDetail):
     failed_instances: Count = Field(alias="failedInstances")
 
 
-class ComplianceSnapshot(MemberEventDetail):
+class ComplianceSnapshot(GroupEventDetail):
     detail_type: ClassVar[str] = COMPLIANCE_SNAPSHOT
 
     snapshot_id: Text = Field(alias="snapshotId")
@@ -108,8 +121,20 @@ class ComplianceSnapshot(MemberEventDetail):
     compliance_percent: float | None = Field(alias="compliancePercent")
 
 
+class MemberHeartbeat(MemberEventDetail):
+    """The member is alive: published once per daily compliance run, news or not."""
+
+    detail_type: ClassVar[str] = MEMBER_HEARTBEAT
+
+    #: groups the member manages (its groups table)
+    groups: Count
+    #: those groups per reconciler status (``converged``, ``refused``, ``empty``, ...)
+    groups_by_status: dict[str, Count] = Field(alias="groupsByStatus")
+
+
 DETAIL_MODELS: dict[str, type[MemberEventDetail]] = {
-    model.detail_type: model for model in (GroupReconciled, GroupRefused, RunResult, ComplianceSnapshot)
+    model.detail_type: model
+    for model in (GroupReconciled, GroupRefused, RunResult, ComplianceSnapshot, MemberHeartbeat)
 }
 
 
@@ -142,8 +167,29 @@ class NoEvents:
 
 
 # --- builders ------------------------------------------------------------------------------------
+def _origin(origin: Origin) -> dict[str, Any]:
+    return {
+        "tagpatchVersion": __version__,
+        "account": origin.account,
+        "region": origin.region,
+        "stack": origin.stack,
+    }
+
+
 def _where(origin: Origin, group: str) -> dict[str, Any]:
-    return {"account": origin.account, "region": origin.region, "stack": origin.stack, "group": group}
+    return {**_origin(origin), "group": group}
+
+
+def heartbeat_event(origin: Origin, statuses: Mapping[str, int]) -> MemberHeartbeat:
+    """The member's heartbeat: its managed groups, ``statuses`` counting them per status."""
+    counts = {status: count for status, count in sorted(statuses.items()) if count}
+    return MemberHeartbeat.model_validate(
+        {
+            **_origin(origin),
+            "groups": sum(counts.values()),
+            "groupsByStatus": counts,
+        }
+    )
 
 
 def reconcile_event(

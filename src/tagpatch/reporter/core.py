@@ -63,6 +63,7 @@ started (a worker's batch retries them).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -158,6 +159,9 @@ class PlanResult:
     replanned: bool = False  # the run was planned before (a redelivered event): its plan is resent
     digest_sent: bool = False  # the run's digest was already out: nothing sent
     finished: RunResult | None = None
+    #: the managed groups (the groups table) per reconciler status, as this plan listed them; None
+    #: when it listed none (a redelivered event finds the run planned)
+    group_statuses: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,7 @@ class ComplianceReporter:
         expires_at = self._expires_at(snapshot_time)
         result = RunResult(snapshot_id=snapshot_id, source=request.source)
 
-        names, managed, baselines, _ = self._list_groups(request.group)
+        names, managed, baselines, _, _ = self._list_groups(request.group)
         valid = [name for name in names if is_valid_patch_group(name)]
         latest, run_record = self._store.latest(valid, snapshot_id)
         run = _Run(snapshot_id, snapshot_time, request.source, expires_at, self._store.writer())
@@ -286,7 +290,7 @@ class ComplianceReporter:
         result = PlanResult(snapshot_id=snapshot_id, source=request.source)
         record = self._store.run_record(snapshot_id)
         if record is None:
-            names, managed, baselines, sizes = self._list_groups(None)
+            names, managed, baselines, sizes, result.group_statuses = self._list_groups(None)
             valid = [name for name in names if is_valid_patch_group(name)]
             result.refused = [name for name in names if name not in valid]
             bodies = [
@@ -483,17 +487,18 @@ class ComplianceReporter:
     # -----------------------------------------------------------------------------------------
     def _list_groups(
         self, only: str | None
-    ) -> tuple[list[str], set[str], dict[str, list[str]], dict[str, int]]:
-        """Group names (sorted, each once), the managed ones, each group's baselines and the
-        instance counts the groups table records (-1: unknown)."""
+    ) -> tuple[list[str], set[str], dict[str, list[str]], dict[str, int], dict[str, int]]:
+        """Group names (sorted, each once), the managed ones, each group's baselines, the
+        instance counts the groups table records (-1: unknown) and its groups per status."""
         registered = self._ssm.patch_groups()
         if only is not None:
             record = self._groups.get(only)
-            return [only], ({only} if record else set()), registered, {}
+            return [only], ({only} if record else set()), registered, {}, {}
         records = self._groups.all()
         managed = {record.group for record in records}
         sizes = {record.group: record.instance_count for record in records}
-        return sorted(managed | set(registered)), managed, registered, sizes
+        statuses = Counter(record.status for record in records)
+        return sorted(managed | set(registered)), managed, registered, sizes, dict(statuses)
 
     def _snapshot_groups(
         self,
