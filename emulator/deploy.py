@@ -492,7 +492,10 @@ class _Completer:
         if kind == "AWS::CloudFormation::StackSet" and attribute == "StackSetId":
             return pid
         if kind == "AWS::Events::Rule" and attribute == "Arn":
-            return self.client("events").describe_rule(Name=pid)["Arn"]
+            bus = self.template["Resources"][logical_id].get("Properties", {}).get("EventBusName", "default")
+            return self.client("events").describe_rule(Name=pid, EventBusName=self.resolver.resolve(bus))[
+                "Arn"
+            ]
         if kind == "AWS::Lambda::Function" and attribute == "Arn":
             return self.client("lambda").get_function_configuration(FunctionName=pid)["FunctionArn"]
         if kind == "AWS::IAM::Role" and attribute in {"Arn", "RoleId"}:

@@ -68,6 +68,16 @@ does. Outside :func:`activate`/:func:`deactivate` every patched method behaves a
   administrator's ``ListParents``, ``DescribeOrganizationalUnit``, ``ListAccounts``,
   ``ListAccountsForParent``, ``ListOrganizationalUnitsForParent``, ``ListChildren`` and
   ``DescribeAccount`` are answered from the management account's backend.
+* ``Ref`` of an ``AWS::Events::EventBus``: moto's bus has no physical id, so its CloudFormation
+  hands the bus *object* to whatever refers to it (a rule's ``EventBusName``), and fails. The bus's
+  physical id is its name (the ``Ref`` return value the CloudFormation reference documents,
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-eventbus.html).
+* Names CloudFormation generates (``<stack>-<logical id>-<random>``): moto never shortens them, so
+  a stack with a long name (a StackSet's instance is ``StackSet-<stack set>-<uuid>``) gets rule,
+  function and role names over their limit (64). While active, such a name is cut to the type's
+  limit by shortening the stack name and logical id, as CloudFormation does ("if you don't specify
+  a name, CloudFormation generates a unique physical ID", e.g. the rule's ``Name``:
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-rule.html).
 * SQS -> Lambda event source mappings. moto invokes a mapped function itself (through Docker,
   one message per invocation, ignoring partial batch responses) as soon as a message arrives.
   While active, moto leaves mapped queues alone and :mod:`emulator.flows` polls them the way
@@ -89,10 +99,11 @@ from urllib.parse import parse_qs
 
 import moto
 from moto import settings
+from moto.cloudformation import parsing as cfn_parsing
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
-from moto.events.models import EventPattern, Rule, events_backends
+from moto.events.models import EventBus, EventPattern, Rule, events_backends
 from moto.events.responses import EventsHandler
 from moto.iam.access_control import (
     IAMPolicy,
@@ -375,6 +386,29 @@ def _put_events(self: EventsHandler) -> Any:
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: The name limits of the generated names the stacks have (the types' Name properties).
+_NAME_LIMITS: Final = {
+    "AWS::Events::Rule": 64,
+    "AWS::Lambda::Function": 64,
+    "AWS::IAM::Role": 64,
+    "AWS::SQS::Queue": 80,
+    "AWS::SNS::Topic": 256,
+    "AWS::DynamoDB::Table": 255,
+}
+
+
+def _generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+    name = str(_ORIGINALS["cfn_generate_resource_name"](resource_type, stack_name, logical_id))
+    limit = _NAME_LIMITS.get(resource_type)
+    if not _STATE.active or limit is None or len(name) <= limit:
+        return name
+    suffix = name.rsplit("-", 1)[-1]
+    budget = limit - len(suffix) - 2  # two dashes
+    stack_part = stack_name[: max(budget - len(logical_id), budget // 2)].rstrip("-")
+    logical_part = logical_id[: budget - len(stack_part)]
+    return f"{stack_part}-{logical_part}-{suffix}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,6 +741,10 @@ def install() -> None:
         IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
         Queue.add_message = _queue_add_message  # type: ignore[method-assign]
         EventsHandler.test_event_pattern = _test_event_pattern  # type: ignore[method-assign,assignment]
+        _ORIGINALS["cfn_generate_resource_name"] = cfn_parsing.generate_resource_name
+        cfn_parsing.generate_resource_name = _generate_resource_name
+        if not hasattr(EventBus, "physical_resource_id"):
+            EventBus.physical_resource_id = property(lambda bus: bus.name)  # type: ignore[attr-defined]
         _ORIGINALS["events_put_events"] = EventsHandler.put_events
         EventsHandler.put_events = _put_events  # type: ignore[method-assign]
         for name in _ORG_READ_ONLY:

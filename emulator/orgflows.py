@@ -82,7 +82,9 @@ class OrgFlows:
 
     def forward(self, arrivals: Iterable[BusArrival] | None = None) -> list[BusDelivery]:
         """Deliver ``arrivals`` (default: every pending one), in order."""
-        results = [self._deliver(arrival) for arrival in (BUS_OUTBOX.take() if arrivals is None else arrivals)]
+        results = [
+            self._deliver(arrival) for arrival in (BUS_OUTBOX.take() if arrivals is None else arrivals)
+        ]
         self.delivered.extend(results)
         return results
 
@@ -148,4 +150,6 @@ def _identity_refusal(session: Credentials, bus_arn: str) -> str:
     JOURNAL.record(Access(session.principal, bus_policy.PUT_EVENTS, bus_arn, allowed))
     if allowed:
         return ""
-    return f"the role session {session.principal} may not {bus_policy.PUT_EVENTS} on {bus_arn} (identity policy)"
+    return (
+        f"the role session {session.principal} may not {bus_policy.PUT_EVENTS} on {bus_arn} (identity policy)"
+    )

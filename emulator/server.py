@@ -173,6 +173,20 @@ class Emulator:
             )
         return self._clients[key]
 
+    def boto3_session(self, credentials: Credentials | None = None) -> boto3.session.Session:
+        """A boto3 session in this account and region (admin credentials by default) whose every
+        client calls the emulator: for code that takes a session (``hub.package.package``)."""
+        creds = credentials or self.admin
+        botocore_session = self.new_botocore_session()
+        botocore_session.get_component("config_store").set_config_variable("endpoint_url", self.endpoint_url)
+        return boto3.session.Session(
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            region_name=self.region,
+            botocore_session=botocore_session,
+        )
+
     def new_botocore_session(self) -> botocore.session.Session:
         """A botocore session that shares this emulator's loaded service models."""
         session = botocore.session.Session()
