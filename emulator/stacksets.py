@@ -46,7 +46,8 @@ NOTES: Final = (
     "moto's CreateStackSet ignores AutoDeployment, CallAs, ManagedExecution and Capabilities: the "
     "emulator's StackSets driver keeps them from the AWS::CloudFormation::StackSet resource's properties",
     "stack instances are deployed by the driver (not moto's CreateStackInstances, which would look the "
-    "OUs up in the delegated administrator's empty Organizations backend and skip most resources): each one is "
+    "OUs up in the delegated administrator's empty Organizations backend and skip most resources): "
+    "each one is "
     "the stack set's template and parameters deployed like any stack, in the member account and region, "
     "signed as OrganizationAccountAccessRole (on AWS: the StackSets service-linked roles)",
     "automatic deployment runs when the driver syncs after an Organizations change (AWS reacts to the "
