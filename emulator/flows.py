@@ -671,20 +671,20 @@ class Flows:
         return sorted(ids)
 
     def _instance_role(self) -> Credentials:
-        """An instance profile role with the stack's InstanceOutputWritePolicy (README step 1)."""
+        """An instance profile role with the stack's InstanceOutputWritePolicy (README step 1); one
+        per region (IAM is global to the account: a stack per region has its own policy)."""
         if self._instance_credentials is None:
             iam = self.client("iam")
+            name = INSTANCE_ROLE if self.region == "us-east-1" else f"{INSTANCE_ROLE}-{self.region}"
             trust = {
                 "Version": "2012-10-17",
                 "Statement": [
                     {"Effect": "Allow", "Principal": {"Service": EC2_PRINCIPAL}, "Action": "sts:AssumeRole"}
                 ],
             }
-            arn = iam.create_role(RoleName=INSTANCE_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-                "Arn"
-            ]
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
             iam.attach_role_policy(
-                RoleName=INSTANCE_ROLE, PolicyArn=self.deployment.outputs["InstanceOutputWritePolicyArn"]
+                RoleName=name, PolicyArn=self.deployment.outputs["InstanceOutputWritePolicyArn"]
             )
             self._instance_credentials = self.emulator.assume_role_as_service(arn, EC2_PRINCIPAL, "ssm-agent")
         return self._instance_credentials

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from emulator.deploy import REPO_ROOT, Deployment, deploy
-from emulator.flows import BatchResult, Flows
+from emulator.fake_ssm import make_instance_patch_state
+from emulator.flows import BatchResult, Flows, WindowRun
+from emulator.moto_ext import JOURNAL
 from emulator.org import Organization, create_organization
 from emulator.orgflows import BusDelivery, OrgFlows
 from emulator.runtime import LambdaRuntime
@@ -41,6 +43,8 @@ WORKLOADS: Final = "Workloads"
 STAGING_PREFIX: Final = "tagpatch-org-staging"
 MEMBERS: Final = ("member-a", "member-b", "member-c")
 SPARE: Final = "spare"
+TAG_KEY: Final = "PatchGroup"
+RUN_NOTIFICATIONS: Final = {"notificationType": "Command"}
 
 
 @dataclass
@@ -153,3 +157,69 @@ def deploy_organization(
     timings["members"] = time.perf_counter() - started
     organization.timings = timings
     return organization
+
+
+@dataclass
+class MemberActivity:
+    """What :func:`drive_member` did in one member stack."""
+
+    stack: Stack
+    groups: dict[str, list[str]]  # group -> instance ids
+    runs: list[WindowRun] = field(default_factory=list)
+    failed_invocations: list[str] = field(default_factory=list)
+    published: int = 0  # events:PutEvents calls its functions made
+
+
+def drive_member(
+    stack: Stack,
+    groups: Mapping[str, int],
+    *,
+    failed: Mapping[str, int] | None = None,
+    missing: Mapping[str, int] | None = None,
+) -> MemberActivity:
+    """In one member, through its deployed wiring: launch ``groups`` (group -> instance count), tag
+    them (tag change events -> ReconcileQueue -> the reconciler: "Group Reconciled"), run each
+    group's window once with ``failed[group]`` instances failing (Run Command notifications -> the
+    collector: "Run Result"), report patch states with ``missing[group]`` instances missing patches
+    and run the compliance snapshot (the reporter: "Compliance Snapshot", "Member Heartbeat")."""
+    failed, missing = dict(failed or {}), dict(missing or {})
+    ec2 = stack.client("ec2")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    activity = MemberActivity(stack, {})
+    mark = JOURNAL.mark()
+    for group, count in groups.items():
+        response = ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, InstanceType="t3.micro")
+        activity.groups[group] = [instance["InstanceId"] for instance in response["Instances"]]
+        stack.flows.tag_instances(activity.groups[group], TAG_KEY, group)
+    invocations = [batch.invocation for batch in stack.flows.poll("ReconcilerFunction")]
+    # A run is published ("Run Result") when its Command-level notification ends it; the stack's
+    # default NotificationType is Invocation (no such notification), so each group's override
+    # asks for Command notifications (Parameter Store Change -> the reconciler updates the task).
+    prefix = stack.deployment.outputs["GroupSettingsPrefix"]
+    for group in activity.groups:
+        slug = stack.flows.group_record(group)["slug"]
+        stack.flows.put_group_settings(f"{prefix}{slug}", RUN_NOTIFICATIONS)
+    invocations += [batch.invocation for batch in stack.flows.poll("ReconcilerFunction")]
+    for group, ids in activity.groups.items():
+        outcomes = {instance: "Failed" for instance in ids[: failed.get(group, 0)]}
+        activity.runs.append(stack.flows.run_window(group, outcomes))
+    invocations += [batch.invocation for batch in stack.flows.poll("StatusCollectorFunction")]
+    states = [
+        make_instance_patch_state(
+            instance, group, **({"missing": 2, "security": 1} if index < missing.get(group, 0) else {})
+        )
+        for group, ids in activity.groups.items()
+        for index, instance in enumerate(ids)
+    ]
+    stack.flows.seed_patch_states(states)
+    for delivery in stack.flows.fire_schedule("ComplianceReporterFunction"):
+        if delivery.outcome is not None:
+            invocations += delivery.outcome.attempts
+    invocations += [batch.invocation for batch in stack.flows.poll("ComplianceReporterFunction")]
+    activity.failed_invocations = [f"{i.function}: {i.describe_error()}" for i in invocations if not i.ok]
+    activity.published = sum(
+        1
+        for access in JOURNAL.entries(since=mark)
+        if access.action == "events:PutEvents" and access.allowed and f":{stack.account}:" in access.principal
+    )
+    return activity
