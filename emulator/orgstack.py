@@ -205,9 +205,9 @@ def drive_member(
         activity.runs.append(stack.flows.run_window(group, outcomes))
     invocations += [batch.invocation for batch in stack.flows.poll("StatusCollectorFunction")]
     states = [
-        make_instance_patch_state(
-            instance, group, **({"missing": 2, "security": 1} if index < missing.get(group, 0) else {})
-        )
+        make_instance_patch_state(instance, group, missing=2, security=1)
+        if index < missing.get(group, 0)
+        else make_instance_patch_state(instance, group)
         for group, ids in activity.groups.items()
         for index, instance in enumerate(ids)
     ]
