@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import re
+import shlex
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -445,3 +446,48 @@ def test_help_names_the_org_options(command: list[str], capsys: pytest.CaptureFi
     text = capsys.readouterr().out
     assert "--member-region REGION" in text and "--ou OU" in text
     assert "5  nothing recorded yet" in text
+
+
+# --------------------------------------------------------------------------------------------
+# docs/cli.md shows what these commands print against this seeded hub
+# --------------------------------------------------------------------------------------------
+DOC_EXAMPLES = [
+    ["accounts"],
+    ["report", "--org", "--since", "2d"],
+    ["report", "--org", "--by", "group", "--since", "2d", "--format", "csv"],
+    ["report", "--org", "--account", A3, "--since", "1d", "--format", "json"],
+    ["runs", "--org"],
+    ["accounts", "--ou", "Dev", "--format", "csv"],
+    ["report", "--org", "--ou", "Finance"],
+]
+
+
+def doc_example(hub: Hub) -> str:
+    """The commands and what they print (stderr lines marked), as docs/cli.md shows them."""
+    blocks = []
+    for argv in DOC_EXAMPLES:
+        code, out, err, _ = hub.run("--stack", HUB, *argv)
+        lines = [f"$ tagpatch --stack {HUB} {shlex.join(argv)}"]
+        lines += [f"(stderr) {line}" for line in err.splitlines()]
+        lines += out.splitlines()
+        lines.append(f"(exit {code})")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_docs_example() -> str:
+    """``python -c "from tests.integration.test_cli_org import render_docs_example as r; print(r())"``"""
+    saved = org.clock
+    org.clock = lambda: NOW
+    try:
+        with mock_aws():
+            made = Hub()
+            seed(made)
+            return doc_example(made)
+    finally:
+        org.clock = saved
+
+
+def test_docs_show_what_the_commands_print_against_this_hub(hub: Hub) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert doc_example(hub) in docs, "regenerate docs/cli.md's organization example (render_docs_example)"

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TextIO
 
-from tagpatch.adapters.hub_reads import HubState, iso
+from tagpatch.adapters.hub_reads import HubState, days, iso
 from tagpatch.cli import views
 from tagpatch.cli.common import (
     EXIT_OK,
@@ -180,14 +180,14 @@ def latest_rows(
 
 
 def daily_series(
-    days: Iterable[tuple[date, Sequence[HistoryRow]]],
+    history: Iterable[tuple[date, Sequence[HistoryRow]]],
     filters: Filters,
     by: str,
     members: dict[tuple[str, str], MemberState],
 ) -> dict[str, list[views.Point]]:
     """Per row key, one point per day: the sum of each of its groups' last snapshot of that day."""
     series: dict[str, list[views.Point]] = {}
-    for day, snapshots in days:
+    for day, snapshots in history:
         last: dict[tuple[str, str, str], HistoryRow] = {}
         for row in snapshots:
             where = (row.account, row.region, row.group)
@@ -343,8 +343,9 @@ def cmd_report_org(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
         f"{since:%Y-%m-%d %H:%M} UTC..."
     )
     history = []
-    for day, snapshots in hub.history(SNAPSHOT, since, now):
-        ctx.progress(f"  {day.isoformat()}: {len(snapshots)} snapshots")
+    count = len(days(since, now))
+    for index, (day, snapshots) in enumerate(hub.history(SNAPSHOT, since, now), start=1):
+        ctx.progress(f"[{index}/{count}] {day.isoformat()}: {len(snapshots)} snapshots")
         history.append((day, snapshots))
     series = daily_series(history, filters, by, members)
     for key, row in rows.items():
