@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test calls collector-calls reporter-calls bench-report-scale demo operator chromium security bench bench-fleet clean distclean
+.PHONY: .venv lint format typecheck validate build unit test hub-package calls collector-calls reporter-calls bench-report-scale demo operator chromium security bench bench-fleet clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -25,23 +25,28 @@ $(VENV_STAMP): requirements-dev.txt pyproject.toml
 	touch $@
 
 lint: .venv
-	$(BIN)/ruff check src tests benchmarks emulator
-	$(BIN)/ruff format --check src tests benchmarks emulator
+	$(BIN)/ruff check src tests benchmarks emulator hub
+	$(BIN)/ruff format --check src tests benchmarks emulator hub
 
 # Rewrites files: run before committing, not in CI.
 format: .venv
-	$(BIN)/ruff check --fix src tests benchmarks emulator
-	$(BIN)/ruff format src tests benchmarks emulator
+	$(BIN)/ruff check --fix src tests benchmarks emulator hub
+	$(BIN)/ruff format src tests benchmarks emulator hub
 
 typecheck: .venv
 	$(BIN)/mypy
-	$(BIN)/mypy --strict --follow-imports=silent emulator tests/e2e
+	$(BIN)/mypy --strict --follow-imports=silent emulator tests/e2e hub
 
+# The member stack (template.yaml) and the organization hub (hub/template.yaml).
 validate: .venv
 	$(BIN)/sam validate --lint
+	$(BIN)/sam validate --lint -t hub/template.yaml
 
+# Neither needs python3.13 or Docker: src/ has no requirements.txt, so SAM only copies it. The hub
+# builds into its own directory so the member stack's .aws-sam/build stays what `sam deploy` uses.
 build: .venv
 	$(BIN)/sam build
+	$(BIN)/sam build -t hub/template.yaml --build-dir .aws-sam/hub-build
 
 unit: .venv
 	$(BIN)/pytest tests/unit
@@ -53,7 +58,8 @@ chromium:
 		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 # checkov in its own venv (its pins would fight aws-sam-cli's). Fails on any finding that is not
-# skipped in template.yaml with a justification (resource Metadata: checkov: skip: id + comment).
+# skipped in template.yaml or hub/template.yaml with a justification (resource Metadata: checkov:
+# skip: id + comment).
 SECURITY_VENV := .venv-security
 SECURITY_STAMP := $(SECURITY_VENV)/.stamp-checkov-3.3.30
 
@@ -63,8 +69,23 @@ $(SECURITY_STAMP):
 	touch $@
 
 security: $(SECURITY_STAMP)
-	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov -f template.yaml --framework cloudformation \
-		--compact --quiet --skip-download
+	BC_SKIP_MAPPING=TRUE $(SECURITY_VENV)/bin/checkov -f template.yaml -f hub/template.yaml \
+		--framework cloudformation --compact --quiet --skip-download
+
+# The member stack packaged for the hub's StackSet (hub/package.py): its code in one staging bucket
+# per member Region (<prefix>-<region>, readable by the organization only), the template translated
+# to plain CloudFormation in the hub Region's bucket. Prints the TemplateURL: the hub's
+# MemberTemplateUrl. Uses your AWS credentials, e.g.
+# `make hub-package HUB_BUCKET_PREFIX=acme-tagpatch HUB_REGIONS=eu-west-1,us-east-1 HUB_ORG_ID=o-...`.
+HUB_BUCKET_PREFIX ?=
+HUB_REGIONS ?=
+HUB_ORG_ID ?=
+HUB_PACKAGE_ARGS ?=
+hub-package: .venv
+	@test -n "$(HUB_BUCKET_PREFIX)" -a -n "$(HUB_REGIONS)" -a -n "$(HUB_ORG_ID)" || \
+		{ echo "set HUB_BUCKET_PREFIX, HUB_REGIONS and HUB_ORG_ID" >&2; exit 2; }
+	PYTHONPATH=src:. $(BIN)/python -m hub.package --bucket-prefix "$(HUB_BUCKET_PREFIX)" \
+		--regions "$(HUB_REGIONS)" --organization-id "$(HUB_ORG_ID)" $(HUB_PACKAGE_ARGS)
 
 # One worker per CPU (2 here): the suite is about 11 minutes on one, about half on two.
 PYTEST_WORKERS ?= auto

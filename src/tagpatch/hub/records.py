@@ -227,3 +227,21 @@ def is_member_item(item: Mapping[str, Any]) -> bool:
 
 def is_group_item(item: Mapping[str, Any]) -> bool:
     return str(item.get("sk", "")).startswith(GROUP_SK_PREFIX) and item.get("pk") != HUB_PK
+
+
+# --- added with the hub's writer (keys above unchanged) ------------------------------------------
+#: attributes the writer keeps for ordering (the readers need not know them)
+LAST_EVENT_ORDER: Final = "lastEventOrder"
+HEARTBEAT_ORDER: Final = "heartbeatOrder"
+FACET_ORDER: Final = "order"  # inside each facet map
+NC_RUN: Final = "ncRun"  # a group's unbroken run of non-compliant snapshots: their orders, sorted
+LAST_COMPLIANT_ORDER: Final = "lastCompliantOrder"
+#: the hub's own items (pk ``#hub``): the last digest's figures, in chunks of one generation, the
+#: pointer to that generation, and one claim per digest schedule event
+DIGEST_LAST_SK: Final = "digest#last"
+DIGEST_STATE_PREFIX: Final = "digest#state#"
+DIGEST_CLAIM_PREFIX: Final = "digest#claim#"
+
+
+def digest_state_sk(generation: str, chunk: int) -> str:
+    return f"{DIGEST_STATE_PREFIX}{generation}#{chunk:05d}"

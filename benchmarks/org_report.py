@@ -1,0 +1,520 @@
+"""``tagpatch report --org`` on an organization of 200 accounts x 2 regions x 20 groups (8,000 groups).
+
+Run with ``PYTHONPATH=src:. python -m benchmarks.org_report`` (``--accounts``, ``--regions``,
+``--groups``, ``--days`` for other sizes). Everything runs in-process against moto: a hub stack (its
+two tables made by CloudFormation, as :mod:`tagpatch.hub.records` lays them out, with the hub's
+Outputs) seeded straight with BatchWriteItem: one member item per account x region, one state item
+per group, and one snapshot per group per day in the history table (8,000 x 30 = 240,000 items).
+
+The CLI (json and table, ``--by account`` and ``--by group``) is timed against a floor measured in
+the same run: one paginated Scan of the state table and one paginated Query per day in range, each
+reading only the attributes the report needs, and nothing else (no parsing, no aggregation).
+API calls are counted with botocore's ``before-call`` event (one per request, retries excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeSerializer
+
+from tagpatch.adapters.hub_reads import HISTORY_ATTRIBUTES, STATE_ATTRIBUTES, days, iso
+from tagpatch.hub.records import (
+    MEMBER_SK,
+    SNAPSHOT,
+    group_sk,
+    history_pk,
+    history_sk,
+    member_pk,
+)
+
+HUB_STACK = "tagpatch-hub"
+REGIONS = ("eu-west-1", "us-east-1", "eu-central-1", "ap-southeast-2")
+GROUP_NAMES = ("web", "db", "batch", "cache", "api", "queue", "search", "auth", "etl", "ml")
+SEED_BUDGET_SECONDS = 120.0  # the brief's limit for seeding; fewer days are seeded beyond it
+_SERIALIZER = TypeSerializer()
+
+Item = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# A hub stack on moto and its items (shared with tests/integration/test_cli_org.py)
+# --------------------------------------------------------------------------------------------
+def hub_template() -> str:
+    """The hub's two tables as hub/template.yaml declares them (keys of records.py) and its Outputs."""
+
+    def table(ttl: bool) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if ttl:
+            properties["TimeToLiveSpecification"] = {"AttributeName": "expiresAt", "Enabled": True}
+        return {"Type": "AWS::DynamoDB::Table", "Properties": properties}
+
+    outputs = {
+        "HubStateTableName": {"Value": {"Ref": "HubStateTable"}},
+        "HubHistoryTableName": {"Value": {"Ref": "HubHistoryTable"}},
+        "HubEventBusArn": {"Value": "arn:aws:events:us-east-1:123456789012:event-bus/tagpatch-hub"},
+    }
+    return json.dumps(
+        {"Resources": {"HubStateTable": table(False), "HubHistoryTable": table(True)}, "Outputs": outputs}
+    )
+
+
+def create_hub_stack(cloudformation: Any, name: str = HUB_STACK) -> tuple[str, str]:
+    """A hub stack's tables, made by CloudFormation; their names (the stack's Outputs)."""
+    cloudformation.create_stack(StackName=name, TemplateBody=hub_template())
+    outputs = cloudformation.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
+    found = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+    return found["HubStateTableName"], found["HubHistoryTableName"]
+
+
+def _item(plain: dict[str, Any]) -> Item:
+    return {k: _SERIALIZER.serialize(v) for k, v in plain.items() if v is not None}
+
+
+def _percent(compliant: int, instances: int) -> Decimal | None:
+    return None if instances == 0 else (Decimal(compliant) * 100 / instances).quantize(Decimal("0.01"))
+
+
+def member_item(
+    account: str,
+    region: str,
+    *,
+    last_event_at: str,
+    version: str = "1.4.0",
+    ou_id: str = "",
+    ou_name: str = "",
+    groups: int | None = None,
+    last_event_type: str = "Compliance Snapshot",
+) -> Item:
+    return _item(
+        {
+            "pk": member_pk(account, region),
+            "sk": MEMBER_SK,
+            "stack": "tagpatch",
+            "version": version,
+            "schemaVersion": "1",
+            "firstSeenAt": "2026-10-01T00:00:00Z",
+            "lastEventAt": last_event_at,
+            "lastEventType": last_event_type,
+            "groups": groups,
+            "ouId": ou_id or None,
+            "ouName": ou_name or None,
+        }
+    )
+
+
+def group_item(
+    account: str,
+    region: str,
+    group: str,
+    *,
+    at: str,
+    instances: int,
+    compliant: int,
+    non_compliant_since: str = "",
+    run: dict[str, Any] | None = None,
+) -> Item:
+    compliance = {
+        "at": at,
+        "snapshotId": at,
+        "instances": instances,
+        "compliant": compliant,
+        "nonCompliant": instances - compliant,
+        "percent": _percent(compliant, instances),
+    }
+    return _item(
+        {
+            "pk": member_pk(account, region),
+            "sk": group_sk(group),
+            "compliance": {k: v for k, v in compliance.items() if v is not None},
+            "run": run,
+            "reconcile": {"at": at, "status": "unchanged", "reasons": []},
+            "nonCompliantSince": non_compliant_since or None,
+        }
+    )
+
+
+def run_facet(
+    at: str, command_id: str, status: str, failed: int, instances: dict[str, int]
+) -> dict[str, Any]:
+    return {"at": at, "commandId": command_id, "status": status, "failed": failed, "instances": instances}
+
+
+def snapshot_item(at: str, account: str, region: str, group: str, *, instances: int, compliant: int) -> Item:
+    return _item(
+        {
+            "pk": history_pk(SNAPSHOT, at),
+            "sk": history_sk(at, account, region, group, at),
+            "instances": instances,
+            "compliant": compliant,
+            "nonCompliant": instances - compliant,
+            "percent": _percent(compliant, instances),
+            "expiresAt": 2_000_000_000,
+        }
+    )
+
+
+def run_item(
+    at: str,
+    account: str,
+    region: str,
+    group: str,
+    *,
+    command_id: str,
+    status: str,
+    failed: int,
+    instances: int,
+) -> Item:
+    return _item(
+        {
+            "pk": history_pk("run", at),
+            "sk": history_sk(at, account, region, group, command_id),
+            "status": status,
+            "failed": failed,
+            "instances": {"Success": instances - failed, "Failed": failed}
+            if failed
+            else {"Success": instances},
+            "expiresAt": 2_000_000_000,
+        }
+    )
+
+
+def batch_write(dynamodb: Any, table: str, items: Sequence[Item]) -> int:
+    """Every item, 25 per BatchWriteItem, unprocessed ones sent again; the number of calls."""
+    calls = 0
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        while requests:
+            calls += 1
+            answer = dynamodb.batch_write_item(RequestItems={table: requests})
+            requests = answer.get("UnprocessedItems", {}).get(table, [])
+    return calls
+
+
+# --------------------------------------------------------------------------------------------
+# The organization
+# --------------------------------------------------------------------------------------------
+def account_id(index: int) -> str:
+    return f"{100000000000 + index:012d}"
+
+
+def group_name(index: int) -> str:
+    base = GROUP_NAMES[index % len(GROUP_NAMES)]
+    return base if index < len(GROUP_NAMES) else f"{base}-{index // len(GROUP_NAMES)}"
+
+
+@dataclass(frozen=True)
+class Organization:
+    accounts: int = 200
+    regions: int = 2
+    groups: int = 20
+    days: int = 30
+
+    @property
+    def group_count(self) -> int:
+        return self.accounts * self.regions * self.groups
+
+    def where(self) -> Iterator[tuple[int, str, str, int, str]]:
+        """(account index, account, region, group index, group) for every group."""
+        for a in range(self.accounts):
+            for region in REGIONS[: self.regions]:
+                for g in range(self.groups):
+                    yield a, account_id(a), region, g, group_name(g)
+
+
+def _size(a: int, g: int) -> int:
+    return 5 + (a * 7 + g * 3) % 20
+
+
+def _compliant(a: int, g: int, day: int, size: int) -> int:
+    """Deterministic: a few groups lag, most converge as the days pass."""
+    lag = (a + g + day) % 9
+    return size if lag > 2 else max(0, size - lag - 1)
+
+
+def seed(
+    dynamodb: Any, state_table: str, history_table: str, org: Organization, now: datetime
+) -> dict[str, Any]:
+    """The organization's items: members and groups in the state table, a snapshot per group per day."""
+    today = now.date()
+    started = time.perf_counter()
+    state: list[Item] = []
+    for a in range(org.accounts):
+        for r, region in enumerate(REGIONS[: org.regions]):
+            state.append(
+                member_item(
+                    account_id(a),
+                    region,
+                    last_event_at=iso(now - timedelta(minutes=10 + a + r)),
+                    ou_id=f"ou-root-{a % 4:08d}",
+                    ou_name=("Prod", "Dev", "Sandbox", "Shared")[a % 4],
+                    groups=org.groups,
+                )
+            )
+    at = iso(datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=6))
+    for a, account, region, g, group in org.where():
+        size = _size(a, g)
+        compliant = _compliant(a, g, 0, size)
+        run = run_facet(
+            at, f"cmd-{a}-{g}", "Success" if compliant == size else "Failed", size - compliant, {}
+        )
+        state.append(
+            group_item(
+                account,
+                region,
+                group,
+                at=at,
+                instances=size,
+                compliant=compliant,
+                non_compliant_since="" if compliant == size else at,
+                run=run,
+            )
+        )
+    calls = batch_write(dynamodb, state_table, state)
+    history_calls = 0
+    seeded_days = 0
+    for back in range(org.days):
+        day = today - timedelta(days=back)
+        day_at = iso(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=6))
+        items = []
+        for a, account, region, g, group in org.where():
+            size = _size(a, g)
+            items.append(
+                snapshot_item(
+                    day_at, account, region, group, instances=size, compliant=_compliant(a, g, back, size)
+                )
+            )
+        history_calls += batch_write(dynamodb, history_table, items)
+        seeded_days += 1
+        if time.perf_counter() - started > SEED_BUDGET_SECONDS and back < org.days - 1:
+            break  # moto too slow for all the days: fewer are measured, and the table says so
+    return {
+        "state_items": len(state),
+        "history_items": seeded_days * org.group_count,
+        "days_seeded": seeded_days,
+        "batch_write_calls": calls + history_calls,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+class CallCounter:
+    """API calls of every client made from sessions it is installed on (botocore ``before-call``)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, model: Any = None, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    def install(self, session: Any) -> None:
+        session.events.register("before-call", self)
+
+
+@contextlib.contextmanager
+def counted_sessions(counter: CallCounter) -> Iterator[None]:
+    """Every boto3.Session created inside counts its clients' calls in ``counter`` (the CLI's too)."""
+    original = boto3.Session.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        counter.install(self)
+
+    boto3.Session.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        boto3.Session.__init__ = original  # type: ignore[method-assign]
+
+
+def floor_read(
+    dynamodb: Any, state_table: str, history_table: str, since: datetime, now: datetime
+) -> Counter[str]:
+    """The least a report can do: one Scan and one Query per day, paginated, the needed attributes."""
+    calls: Counter[str] = Counter()
+    names = {f"#a{i}": n for i, n in enumerate(STATE_ATTRIBUTES)}
+    request: dict[str, Any] = {
+        "TableName": state_table,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    while True:
+        calls["Scan"] += 1
+        page = dynamodb.scan(**request)
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    wanted = HISTORY_ATTRIBUTES[SNAPSHOT]
+    for index, day in enumerate(days(since, now)):
+        names = {"#pk": "pk", **{f"#a{i}": n for i, n in enumerate(wanted)}}
+        values: dict[str, Any] = {":pk": {"S": f"{SNAPSHOT}#{day.isoformat()}"}}
+        condition = "#pk = :pk"
+        if index == 0:
+            names["#sk"] = "sk"
+            values[":since"] = {"S": iso(since)}
+            condition += " AND #sk >= :since"
+        request = {
+            "TableName": history_table,
+            "KeyConditionExpression": condition,
+            "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(wanted))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        while True:
+            calls["Query"] += 1
+            page = dynamodb.query(**request)
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return calls
+
+
+def measure(org: Organization | None = None, now: datetime | None = None) -> dict[str, Any]:
+    from moto import mock_aws
+
+    from tagpatch.cli import app, common
+    from tagpatch.cli import org as org_cli
+
+    org = org or Organization()
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    figures: dict[str, Any] = {"organization": org}
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        dynamodb = session.client("dynamodb")
+        state_table, history_table = create_hub_stack(session.client("cloudformation"))
+        figures["seed"] = seed(dynamodb, state_table, history_table, org, now)
+        oldest = now.date() - timedelta(days=figures["seed"]["days_seeded"] - 1)
+        since_arg = oldest.isoformat()  # from the oldest seeded day's midnight: every seeded day
+        since = common.parse_since(since_arg, now)
+        figures["since"] = since_arg
+        figures["days_read"] = len(days(since, now))
+        runs: list[dict[str, Any]] = []
+        saved_clock = org_cli.clock
+        org_cli.clock = lambda: now
+        try:
+            tick = time.perf_counter()
+            floor_calls = floor_read(dynamodb, state_table, history_table, since, now)
+            floor_seconds = time.perf_counter() - tick
+            for by in ("account", "group"):
+                for fmt in ("json", "table"):
+                    counter = CallCounter()
+                    out, err = io.StringIO(), io.StringIO()
+                    argv = ["--stack", HUB_STACK, "report", "--org", "--by", by, "--since", since_arg]
+                    with counted_sessions(counter):
+                        tick = time.perf_counter()
+                        code = app.main([*argv, "--format", fmt], out=out, err=err)
+                        seconds = time.perf_counter() - tick
+                    if code != 0:
+                        raise RuntimeError(
+                            f"report --org --by {by} --format {fmt} exited {code}: {err.getvalue()}"
+                        )
+                    calls = Counter({op: n for op, n in counter.calls.items() if op != "DescribeStacks"})
+                    runs.append(
+                        {
+                            "by": by,
+                            "format": fmt,
+                            "calls": dict(calls),
+                            "describe_stacks": counter.calls["DescribeStacks"],
+                            "seconds": seconds,
+                            "rows": _rows(out.getvalue(), fmt),
+                        }
+                    )
+        finally:
+            org_cli.clock = saved_clock
+    figures["floor"] = {"calls": dict(floor_calls), "seconds": floor_seconds}
+    figures["runs"] = runs
+    return figures
+
+
+def _rows(text: str, fmt: str) -> int:
+    return len(json.loads(text)["rows"]) if fmt == "json" else max(0, len(text.splitlines()) - 2)
+
+
+def rows(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per CLI run: its calls and wall time against the floor's."""
+    floor = figures["floor"]
+    floor_calls = sum(floor["calls"].values())
+    lines = []
+    for run in figures["runs"]:
+        calls = sum(run["calls"].values())
+        lines.append(
+            {
+                "measure": f"report --org --by {run['by']} --format {run['format']} ({run['rows']} rows)",
+                "calls": calls,
+                "floor_calls": floor_calls,
+                "calls_ratio": round(calls / floor_calls, 2) if floor_calls else None,
+                "seconds": round(run["seconds"], 2),
+                "floor_seconds": round(floor["seconds"], 2),
+                "wall_ratio": round(run["seconds"] / floor["seconds"], 2) if floor["seconds"] else None,
+            }
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--regions", type=int, default=2, choices=range(1, len(REGIONS) + 1))
+    parser.add_argument("--groups", type=int, default=20)
+    parser.add_argument("--days", type=int, default=30)
+    args = parser.parse_args(argv)
+    org = Organization(args.accounts, args.regions, args.groups, args.days)
+    figures = measure(org)
+    seeded = figures["seed"]
+    out(
+        f"report --org: {org.accounts} accounts x {org.regions} regions x {org.groups} groups = "
+        f"{org.group_count:,} groups; {seeded['days_seeded']} of {org.days} days of snapshots seeded "
+        f"({seeded['history_items']:,} history items, {seeded['state_items']:,} state items, "
+        f"{seeded['batch_write_calls']:,} BatchWriteItem in {seeded['seconds']:.1f} s; moto, in-process)"
+    )
+    if seeded["days_seeded"] < org.days:
+        out(f"NOTE: seeding stopped after {SEED_BUDGET_SECONDS:.0f} s: fewer days than asked are measured")
+    out(
+        f"--since {figures['since']}: {figures['days_read']} daily partitions read; floor = one paginated "
+        f"Scan (projected) + one paginated Query per day (projected): "
+        + ", ".join(f"{op} {n}" for op, n in sorted(figures["floor"]["calls"].items()))
+        + "\n"
+    )
+    out(f"{'measure':58} {'calls':>6} {'floor':>6} {'ratio':>6} {'wall s':>7} {'floor s':>7} {'ratio':>6}")
+    for line in rows(figures):
+        out(
+            f"{line['measure'][:58]:58} {line['calls']:>6} {line['floor_calls']:>6} "
+            f"{line['calls_ratio']!s:>6} "
+            f"{line['seconds']:>7} {line['floor_seconds']:>7} {line['wall_ratio']!s:>6}"
+        )
+    describe = {run["describe_stacks"] for run in figures["runs"]}
+    out(
+        f"\n(plus DescribeStacks per CLI run: {', '.join(map(str, sorted(describe)))}; "
+        "the floor knows the tables)"
+    )
+    figures["rows"] = rows(figures)
+    figures["organization"] = dataclasses.asdict(org)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
