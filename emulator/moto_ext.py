@@ -411,6 +411,20 @@ def _generate_resource_name(resource_type: str, stack_name: str, logical_id: str
     return f"{stack_part}-{logical_part}-{suffix}"
 
 
+@contextmanager
+def events_clock(offset_seconds: float) -> Iterator[None]:
+    """EventBridge's clock ``offset_seconds`` away inside (a member whose events happened a day
+    ago, to be silent now): the ``time`` moto gives a put event. Test and demo only."""
+    import moto.events.models as events_models  # noqa: PLC0415 - the module whose clock this is
+
+    saved: Callable[..., float] = getattr(events_models, "unix_time")  # noqa: B009 - not exported
+    setattr(events_models, "unix_time", lambda *args: saved(*args) + offset_seconds)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(events_models, "unix_time", saved)  # noqa: B010
+
+
 # --------------------------------------------------------------------------------------------
 # Organizations: StackSets' delegated administrator, read-only APIs for delegated administrators
 # --------------------------------------------------------------------------------------------

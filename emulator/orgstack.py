@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from botocore.exceptions import ClientError
 
 from emulator.deploy import REPO_ROOT, Deployment, deploy
 from emulator.fake_ssm import make_instance_patch_state
 from emulator.flows import BatchResult, Flows, WindowRun
-from emulator.moto_ext import JOURNAL
+from emulator.moto_ext import JOURNAL, events_clock
 from emulator.org import Organization, create_organization
 from emulator.orgflows import BusDelivery, OrgFlows
 from emulator.runtime import LambdaRuntime
@@ -81,6 +84,7 @@ class OrgStack:
     stacksets: StackSets
     packaged: Any  # hub.package.Packaged
     members: dict[tuple[str, str], Stack] = field(default_factory=dict)
+    others: dict[tuple[str, str], Stack] = field(default_factory=dict)  # stand-alone (the outsider's)
     timings: dict[str, float] = field(default_factory=dict)
     orgflows: OrgFlows = field(init=False)
 
@@ -90,7 +94,7 @@ class OrgStack:
     def flows_of(self, account: str, region: str) -> Flows | None:
         if (account, region) == (self.hub.account, self.hub.region):
             return self.hub.flows
-        member = self.members.get((account, region))
+        member = self.members.get((account, region)) or self.others.get((account, region))
         return member.flows if member is not None else None
 
     def member(self, account: str, region: str) -> Stack:
@@ -223,3 +227,110 @@ def drive_member(
         if access.action == "events:PutEvents" and access.allowed and f":{stack.account}:" in access.principal
     )
     return activity
+
+
+# --------------------------------------------------------------------------------------------
+# The organization scenario the demo prints and the end-to-end tests assert
+# --------------------------------------------------------------------------------------------
+
+#: How long ago the silent member's activity happened (more than SilentAfterHours, 24).
+SILENT_HOURS: Final = 26
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one member's fleet does: groups (name -> instances), failed runs, missing patches."""
+
+    groups: Mapping[str, int]
+    failed: Mapping[str, int] = field(default_factory=dict)
+    missing: Mapping[str, int] = field(default_factory=dict)
+
+
+#: Per member account (the same in each of its regions); the last member goes silent in its last region.
+PROFILES: Final = (
+    Profile({"web": 2, "db": 1}),
+    Profile({"web": 2, "db": 2}, failed={"db": 1}, missing={"web": 1, "db": 1}),
+    Profile({"batch": 2}, missing={"batch": 1}),
+)
+
+
+@dataclass
+class Scenario:
+    org: OrgStack
+    activities: list[MemberActivity] = field(default_factory=list)
+    silent: tuple[str, str] = ("", "")  # (account, region) whose events are SILENT_HOURS old
+    outsider: Stack | None = None
+    outsider_direct: str = ""  # what became of the outsider's own PutEvents on the hub bus
+    forwarded: list[BusDelivery] = field(default_factory=list)
+    hub_batches: list[BatchResult] = field(default_factory=list)
+    joined: SyncResult | None = None  # the spare account moved into the OU
+    left: SyncResult | None = None  # ... and out again
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def deploy_outsider(org: OrgStack, region: str = HUB_REGION) -> Stack:
+    """template.yaml deployed by the outsider account itself, forwarding to the hub's bus."""
+    view = org.org.view(org.org.outsider, region)
+    deployment = deploy(view, parameters={"HubEventBusArn": org.hub.deployment.outputs["HubEventBusArn"]})
+    stack = org.others[(view.account_id, view.region)] = stack_of(view, deployment)
+    return stack
+
+
+def outsider_put_events(org: OrgStack, region: str = HUB_REGION) -> str:
+    """The outsider's admin puts an event straight on the hub's bus: "" if it was taken."""
+    events = org.org.view(org.org.outsider, region).client("events")
+    entry = {
+        "Source": "tagpatch",
+        "DetailType": "Compliance Snapshot",
+        "Detail": "{}",
+        "EventBusName": org.hub.deployment.outputs["HubEventBusArn"],
+    }
+    try:
+        events.put_events(Entries=[entry])
+    except ClientError as error:
+        return f"{error.response['Error']['Code']}: {error.response['Error']['Message']}"
+    return ""
+
+
+def play(org: OrgStack, *, join_and_leave: bool = True) -> Scenario:
+    """Every member driven (one of them a day ago), an outsider trying to join in, the hub fed."""
+    scenario = Scenario(org)
+    started = time.perf_counter()
+    members = sorted(org.members, key=lambda key: (org.org.name_of(key[0]), key[1]))
+    scenario.silent = members[-1]
+    accounts = sorted({key[0] for key in members}, key=org.org.name_of)
+    for key in members:
+        profile = PROFILES[accounts.index(key[0]) % len(PROFILES)]
+        clock: AbstractContextManager[None] = (
+            events_clock(-SILENT_HOURS * 3600) if key == scenario.silent else nullcontext()
+        )
+        with clock:
+            activity = drive_member(
+                org.members[key], profile.groups, failed=profile.failed, missing=profile.missing
+            )
+        scenario.activities.append(activity)
+    scenario.timings["members driven"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    scenario.outsider = deploy_outsider(org)
+    drive_member(scenario.outsider, {"rogue": 1})
+    scenario.outsider_direct = outsider_put_events(org)
+    scenario.timings["outsider"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    scenario.forwarded = org.forward()
+    scenario.hub_batches = org.drain_hub()
+    scenario.timings["forwarded and stored"] = time.perf_counter() - started
+
+    if join_and_leave:
+        started = time.perf_counter()
+        org.org.move_account(SPARE, WORKLOADS)
+        scenario.joined = org.sync()
+        for instance in scenario.joined.created:
+            scenario.activities.append(
+                drive_member(org.members[(instance.account, instance.region)], {"web": 1})
+            )
+        scenario.forwarded += org.forward()
+        scenario.hub_batches += org.drain_hub()
+        scenario.timings["spare joined"] = time.perf_counter() - started
+    return scenario
