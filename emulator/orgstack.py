@@ -20,6 +20,8 @@ forward to the hub's bus.
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -334,3 +336,33 @@ def play(org: OrgStack, *, join_and_leave: bool = True) -> Scenario:
         scenario.hub_batches += org.drain_hub()
         scenario.timings["spare joined"] = time.perf_counter() - started
     return scenario
+
+
+def run_cli(view: Emulator, argv: Sequence[str], stack: str = HUB_STACK) -> tuple[int, str, str]:
+    """``tagpatch --endpoint-url <emulator> --stack <stack> <argv>`` as the admin of ``view``'s
+    account and region (the keys in the environment, as an operator's shell has them)."""
+    from tagpatch.cli.app import main as tagpatch  # noqa: PLC0415 - the operator's CLI, imported when run
+
+    creds = view.admin
+    environment = {
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "AWS_SESSION_TOKEN": creds.session_token or "",
+        "AWS_DEFAULT_REGION": view.region,
+        "AWS_REGION": view.region,
+    }
+    saved = {name: os.environ.get(name) for name in (*environment, "AWS_SECURITY_TOKEN")}
+    os.environ.pop("AWS_SECURITY_TOKEN", None)
+    os.environ.update(environment)
+    if not creds.session_token:
+        os.environ.pop("AWS_SESSION_TOKEN")
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = tagpatch(["--endpoint-url", view.endpoint_url, "--stack", stack, *argv], out=out, err=err)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return code, out.getvalue(), err.getvalue()
