@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -182,12 +183,14 @@ def drive_member(
     *,
     failed: Mapping[str, int] | None = None,
     missing: Mapping[str, int] | None = None,
+    snapshot_at: datetime | None = None,
 ) -> MemberActivity:
     """In one member, through its deployed wiring: launch ``groups`` (group -> instance count), tag
     them (tag change events -> ReconcileQueue -> the reconciler: "Group Reconciled"), run each
     group's window once with ``failed[group]`` instances failing (Run Command notifications -> the
     collector: "Run Result"), report patch states with ``missing[group]`` instances missing patches
-    and run the compliance snapshot (the reporter: "Compliance Snapshot", "Member Heartbeat")."""
+    and run the compliance snapshot at ``snapshot_at`` (default now; the reporter takes one snapshot
+    per minute: "Compliance Snapshot", "Member Heartbeat")."""
     failed, missing = dict(failed or {}), dict(missing or {})
     ec2 = stack.client("ec2")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -218,7 +221,7 @@ def drive_member(
         for index, instance in enumerate(ids)
     ]
     stack.flows.seed_patch_states(states)
-    for delivery in stack.flows.fire_schedule("ComplianceReporterFunction"):
+    for delivery in stack.flows.fire_schedule("ComplianceReporterFunction", at=snapshot_at):
         if delivery.outcome is not None:
             invocations += delivery.outcome.attempts
     invocations += [batch.invocation for batch in stack.flows.poll("ComplianceReporterFunction")]

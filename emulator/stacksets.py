@@ -183,6 +183,17 @@ class StackSets:
 
     def _delete(self, instance: StackInstance) -> None:
         view, deployment = instance.view, instance.deployment
+        iam = view.client("iam")
+        # What CloudFormation's IAM handlers do before deleting: a role's managed policies (attached
+        # through the API, moto's CloudFormation dropped them) detached; a managed policy of the
+        # stack detached from the roles outside it (the emulator's instance role, as an operator would).
+        for resource in deployment.of_type("AWS::IAM::Role"):
+            for policy in iam.list_attached_role_policies(RoleName=resource.physical_id)["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=resource.physical_id, PolicyArn=policy["PolicyArn"])
+        for resource in deployment.of_type("AWS::IAM::ManagedPolicy"):
+            entities = iam.list_entities_for_policy(PolicyArn=resource.physical_id)
+            for role in entities.get("PolicyRoles", []):
+                iam.detach_role_policy(RoleName=role["RoleName"], PolicyArn=resource.physical_id)
         for resource in deployment.resources.values():
             if resource.made_by != "api":
                 continue
