@@ -297,7 +297,7 @@ def outsider_put_events(org: OrgStack, region: str = HUB_REGION) -> str:
     return ""
 
 
-def play(org: OrgStack, *, join_and_leave: bool = True) -> Scenario:
+def play(org: OrgStack, *, join: bool = True) -> Scenario:
     """Every member driven (one of them a day ago), an outsider trying to join in, the hub fed."""
     scenario = Scenario(org)
     started = time.perf_counter()
@@ -327,7 +327,7 @@ def play(org: OrgStack, *, join_and_leave: bool = True) -> Scenario:
     scenario.hub_batches = org.drain_hub()
     scenario.timings["forwarded and stored"] = time.perf_counter() - started
 
-    if join_and_leave:
+    if join:
         started = time.perf_counter()
         org.org.move_account(SPARE, WORKLOADS)
         scenario.joined = org.sync()

@@ -43,7 +43,7 @@ _DESERIALIZER = TypeDeserializer()
 def scenario() -> Iterator[Scenario]:
     with Emulator() as emulator:
         organization = deploy_organization(emulator)
-        yield play(organization, join_and_leave=False)
+        yield play(organization, join=False)
 
 
 def _state(org: OrgStack) -> list[dict[str, Any]]:
