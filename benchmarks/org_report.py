@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> d
     if seeded["limited_by"]:
         budget = args.seed_budget if seeded["limited_by"] == "seeding budget" else args.read_budget
         out(
-            f"NOTE: {seeded['days_seeded']} days, not {org.days}: moto reads one day of {org.group_count:,} "
+            f"NOTE: {seeded['days_seeded']} day(s), not {org.days}: moto reads one day of {org.group_count:,} "
             f"snapshots in {seeded['one_day_read_seconds']} s, so {org.days} days would exceed the "
             f"{seeded['limited_by']} of {budget:.0f} s (--days/--seed-budget/--read-budget to change)"
         )
