@@ -174,6 +174,7 @@ def measure(events: int = 2_000, batch: int = 10) -> dict[str, Any]:
     from tagpatch.handlers.hub import handle
     from tagpatch.hub.config import load_hub_store_config
     from tagpatch.hub.core import HubRecorder
+    from tagpatch.observability import metrics
 
     bodies = workload(events)
     with _moto():
@@ -200,6 +201,7 @@ def measure(events: int = 2_000, batch: int = 10) -> dict[str, Any]:
         for start in range(0, len(bodies), batch):
             answer = handle(sqs_event(bodies[start : start + batch], start), recorder)
             failures += len(answer["batchItemFailures"])
+            metrics.clear_metrics()  # as each invocation flushes its own
         hub_seconds = time.perf_counter() - started
         hub_calls = log.ops("dynamodb")
 

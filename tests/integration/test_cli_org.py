@@ -491,3 +491,43 @@ def render_docs_example() -> str:
 def test_docs_show_what_the_commands_print_against_this_hub(hub: Hub) -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     assert doc_example(hub) in docs, "regenerate docs/cli.md's organization example (render_docs_example)"
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/org_report.py on a small organization
+# --------------------------------------------------------------------------------------------
+def test_the_benchmark_measures_the_cli_at_the_floors_calls() -> None:
+    from benchmarks import org_report
+
+    printed: list[str] = []
+    figures = org_report.main(
+        ["--accounts", "3", "--regions", "2", "--groups", "4", "--days", "3"], out=printed.append
+    )
+
+    # Then 3 days seeded (no budget reached), read with 1 Scan and 3 Queries by the floor and by each
+    # of the four CLI runs, which found 3 accounts or 4 groups
+    assert figures["seed"]["days_seeded"] == 3 and figures["seed"]["limited_by"] is None
+    assert figures["seed"]["history_items"] == 3 * 2 * 4 * 3
+    assert figures["floor"]["calls"] == {"Scan": 1, "Query": 3}
+    assert [(r["by"], r["format"], r["calls"], r["rows"]) for r in figures["runs"]] == [
+        ("account", "json", {"Scan": 1, "Query": 3}, 3),
+        ("account", "table", {"Scan": 1, "Query": 3}, 3),
+        ("group", "json", {"Scan": 1, "Query": 3}, 4),
+        ("group", "table", {"Scan": 1, "Query": 3}, 4),
+    ]
+    assert all(line["calls_ratio"] == 1.0 for line in figures["rows"])
+    assert any("report --org --by group --format table (4 rows)" in line for line in printed)
+
+
+def test_the_benchmark_seeds_fewer_days_when_reading_them_would_exceed_its_budget() -> None:
+    from benchmarks import org_report
+
+    printed: list[str] = []
+    figures = org_report.main(
+        ["--accounts", "2", "--regions", "1", "--groups", "2", "--days", "30", "--read-budget", "0"],
+        out=printed.append,
+    )
+    assert figures["seed"]["days_seeded"] == 1
+    assert figures["seed"]["limited_by"] == "read budget"
+    assert figures["floor"]["calls"] == {"Scan": 1, "Query": 1}
+    assert any(line.startswith("NOTE: 1 day(s), not 30") for line in printed)

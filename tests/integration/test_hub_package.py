@@ -6,9 +6,11 @@ translated template.yaml whose functions take their code from the bucket of thei
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -227,6 +229,59 @@ def test_the_template_url_points_at_the_hub_regions_bucket(packaged: Packaged) -
     assert packaged.template_url == (
         f"https://{PREFIX}-{HUB_REGION}.s3.{HUB_REGION}.amazonaws.com/{packaged.template_key}"
     )
+
+
+def _deploy(session: boto3.Session, packaged: Packaged, region: str, hub_bus: str) -> dict[str, str]:
+    """The packaged template as a stack instance would run it: CloudFormation, no transform."""
+    cloudformation = session.client("cloudformation", region_name=region)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not supported by moto", category=UserWarning)
+        warnings.filterwarnings("ignore", message="No Moto CloudFormation support", category=UserWarning)
+        cloudformation.create_stack(
+            StackName="tagpatch-member",
+            TemplateURL=packaged.template_url,
+            Parameters=[{"ParameterKey": "HubEventBusArn", "ParameterValue": hub_bus}],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        (stack,) = cloudformation.describe_stacks(StackName="tagpatch-member")["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        summaries = cloudformation.list_stack_resources(StackName="tagpatch-member")["StackResourceSummaries"]
+    return {s["LogicalResourceId"]: s["ResourceType"] for s in summaries if s.get("LogicalResourceId")}
+
+
+@pytest.mark.parametrize(
+    ("hub_bus", "forwarding"),
+    [("arn:aws:events:eu-west-1:111122223333:event-bus/tagpatch-hub-bus", True), ("", False)],
+)
+def test_a_member_region_deploys_the_template_with_its_own_regions_code(
+    session: boto3.Session, packaged: Packaged, hub_bus: str, forwarding: bool
+) -> None:
+    # Given the package, deployed in us-east-1 (not the hub's Region)
+    deployed = _deploy(session, packaged, "us-east-1", hub_bus)
+
+    # Then every function got the code of us-east-1's bucket (moto leaves CodeSha256 empty when
+    # the object is missing), and forwarding exists only with a hub bus to forward to
+    functions = session.client("lambda", region_name="us-east-1").list_functions()["Functions"]
+    sha = base64.b64encode(bytes.fromhex(packaged.code_sha256)).decode()
+    assert len(functions) == len(
+        [r for r in packaged.template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    )
+    assert {f["CodeSha256"] for f in functions} == {sha}
+    forward = {"HubForwardRule", "HubForwardRole", "HubForwardDLQ"}
+    assert (forward & set(deployed)) == (forward if forwarding else set())
+
+
+def test_a_region_without_its_staged_code_gets_functions_without_code(
+    session: boto3.Session, packaged: Packaged
+) -> None:
+    # The negative of the test above: the code is looked up in the stack's own Region's bucket
+    _s3(session, "us-east-1").delete_object(Bucket=packaged.buckets["us-east-1"], Key=packaged.code_key)
+
+    _deploy(session, packaged, "us-east-1", "")
+
+    functions = session.client("lambda", region_name="us-east-1").list_functions()["Functions"]
+    assert functions
+    assert {f["CodeSha256"] for f in functions} == {""}
 
 
 # --------------------------------------------------------------------------------------------

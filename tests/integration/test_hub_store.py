@@ -29,6 +29,7 @@ from tagpatch.hub.core import HubRecorder
 from tagpatch.hub.records import GroupState, MemberState, order_of
 from tagpatch.hub.state import ComplianceState, apply_snapshot
 from tagpatch.observability import metrics
+from tests.conftest import EVENTS_DIR
 
 ACCOUNT, REGION = "111111111111", "eu-west-1"
 T0 = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
@@ -447,3 +448,103 @@ def test_a_denied_ou_lookup_is_logged_once_and_never_fails_an_event(
 def test_the_stored_percent_is_a_dynamodb_number(hub: Hub) -> None:
     hub_handler.handle(sqs_event([_event("Compliance Snapshot", 1, non_compliant=3)]), hub.recorder())
     assert hub.item(STATE_TABLE, f"{ACCOUNT}#{REGION}", "group#web")["compliance"]["percent"] == Decimal("70")
+
+
+def test_a_newest_event_with_an_older_one_in_its_batch_lowers_first_seen_once(hub: Hub) -> None:
+    hub_handler.handle(sqs_event([_event("Group Reconciled", 10)]), hub.recorder())
+    hub.log.reset()
+    metrics.clear_metrics()
+
+    hub_handler.handle(
+        sqs_event([_event("Group Reconciled", 5, group="db"), _event("Member Heartbeat", 20)]), hub.recorder()
+    )
+
+    member = hub.item(STATE_TABLE, f"{ACCOUNT}#{REGION}", "#member")
+    assert (member["firstSeenAt"], member["lastEventType"], member["groups"]) == (
+        "2026-12-02T00:05:00Z",
+        "Member Heartbeat",
+        2,
+    )
+    # the member's newest event, firstSeenAt lowered once, db's reconcile facet
+    assert hub.log.ops("dynamodb") == {"UpdateItem": 3}
+    assert _metric("HubEventsStored") == [2.0]
+
+
+def test_the_lambda_entry_point_stores_the_sample_with_the_deployed_environment(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in HUB_ENV.items():
+        monkeypatch.setenv(name, value)
+    hub_handler.default_recorder.cache_clear()
+    sample = json.loads((EVENTS_DIR / "hub-queue-batch.json").read_text())
+
+    try:
+        answer = hub_handler.handler(sample, lambda_context)
+    finally:
+        hub_handler.default_recorder.cache_clear()
+
+    assert answer == {"batchItemFailures": []}
+    group = GroupState.from_item(hub.item(STATE_TABLE, "123456789012#eu-west-1", "group#web-prod"))
+    assert group.compliance is not None and group.compliance.non_compliant == 3
+    # the metrics: namespace TagPatchHub, no dimension (not even the service)
+    (emf,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert (directive["Namespace"], directive["Dimensions"]) == ("TagPatchHub", [[]])
+    assert (emf["HubEventsStored"], emf["HubEventsDuplicate"]) == ([1.0], [0.0])
+    assert "service" not in emf
+
+
+def test_not_an_sqs_event_is_refused(hub: Hub) -> None:
+    with pytest.raises(hub_handler.InvalidEvent):
+        hub_handler.handle({"Records": [{"messageId": 1}]}, hub.recorder())
+
+
+def test_the_benchmark_measures_the_hub_and_its_floor_in_one_run() -> None:
+    from benchmarks.hub_store import measure, render
+
+    figures = measure(200)
+
+    assert figures["failures"] == 0
+    assert figures["floor"]["calls_per_event"] == 1.0
+    # a member write for its batch's newest event, a facet write, a history put; duplicates cost less
+    assert 1.0 < figures["hub"]["calls_per_event"] < 3.0
+    assert set(figures["hub"]["calls"]) <= {"UpdateItem", "PutItem"}
+    assert "floor: 1 conditional PutItem" in render(figures)
+
+
+def test_two_containers_at_once_leave_the_same_items(
+    in_order: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    # HubConcurrency 2: two containers store interleaved batches of the same (shuffled, repeated)
+    # events at the same time; DynamoDB's conditions, not the containers, keep them consistent
+    import random
+    import threading
+
+    from emulator.scenarios.aws import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()
+    for seed in range(5):
+        deliveries = FACTS * 2
+        random.Random(seed).shuffle(deliveries)
+        with mock_aws():
+            ddb = boto3.client("dynamodb")
+            create_hub_tables(ddb)
+            hub = Hub(ddb, CallLog())
+            answers: list[dict[str, Any]] = []
+
+            def container(
+                batches: list[list[dict[str, Any]]], hub: Hub = hub, answers: list[dict[str, Any]] = answers
+            ) -> None:
+                recorder = hub.recorder()
+                for batch in batches:
+                    answers.append(hub_handler.handle(sqs_event(batch), recorder))
+
+            batches = [deliveries[i : i + 3] for i in range(0, len(deliveries), 3)]
+            threads = [threading.Thread(target=container, args=(batches[n::2],)) for n in (0, 1)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+            assert all(answer == {"batchItemFailures": []} for answer in answers)
+            assert (hub.items(STATE_TABLE), hub.items(HISTORY_TABLE)) == in_order

@@ -245,3 +245,20 @@ def test_a_redelivered_schedule_that_finds_the_run_planned_sends_no_second_heart
     reporter_handler.handle(SCHEDULED, cast(ComplianceReporter, StubPlanner(replanned)), events=sink)
 
     assert sink.details() == []
+
+
+def test_the_real_planner_counts_the_managed_groups_per_status_for_the_heartbeat(aws: None) -> None:
+    from emulator.scenarios.compliance import DAY1, ReporterWorld, scheduled_event
+
+    world = ReporterWorld(fanout=True)
+    world.manage("web", "db", "app")
+    world.register("web")
+    sink = RecordingSink()
+
+    reporter_handler.handle(scheduled_event(DAY1), world.reporter, events=sink)
+    reporter_handler.handle(scheduled_event(DAY1), world.reporter, events=sink)  # redelivered
+
+    (beat,) = sink.details()
+    assert beat["type"] == "Member Heartbeat"
+    assert beat["groups"] == 3
+    assert sum(beat["groupsByStatus"].values()) == 3

@@ -1,4 +1,4 @@
-"""Tooling stands on its own: nothing under emulator/ or benchmarks/ imports from tests/."""
+"""Tooling stands on its own: nothing under emulator/, benchmarks/ or hub/ imports from tests/."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLING = ("emulator", "benchmarks")
+TOOLING = ("emulator", "benchmarks", "hub")
 
 
 def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:

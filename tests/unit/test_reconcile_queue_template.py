@@ -118,6 +118,8 @@ def test_every_rule_target_queue_and_dlq_admits_its_rule(resources: Resources) -
     for rule_id, rule in _of_type(resources, "AWS::Events::Rule").items():
         for target in _props(rule)["Targets"]:
             for arn in (target["Arn"], target["DeadLetterConfig"]["Arn"]):
+                if "Fn::GetAtt" not in arn:
+                    continue  # HubForwardRule's target: the hub's bus (the HubEventBusArn parameter)
                 queue = arn["Fn::GetAtt"][0]
                 # Then a policy of that queue lets EventBridge send for this rule
                 admitted = [

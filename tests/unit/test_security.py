@@ -1,9 +1,10 @@
-"""Security rules over template.yaml that complement test_template.py and `make security` (checkov).
+"""Security rules over both templates (template.yaml, the member stack, and hub/template.yaml, the
+organization hub) that complement test_template.py, test_hub_template.py and `make security` (checkov).
 
-test_template.py already asserts encryption of every table, queue, topic and bucket, the TLS-only
-bucket policy and no wildcard action in identity policies. Here: no wildcard Allow action in ANY
-policy (resource and key policies too), and every checkov skip is a known check with a written
-justification next to the resource it exempts.
+Those already assert encryption of every table, queue, topic and bucket, the TLS-only bucket policy
+and no wildcard action in identity policies. Here, for each template: no wildcard Allow action in
+ANY policy (resource and key policies too, and both branches of a conditional statement), and every
+checkov skip is a known check with a written justification next to the resource it exempts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from tests.unit.test_hub_template import load_hub_template
 from tests.unit.test_template import Resources, _as_list, _load_template
+
+TEMPLATES = {"template.yaml": _load_template, "hub/template.yaml": load_hub_template}
 
 # The checkov findings the template answers with a justification instead of a change (see the
 # comments in template.yaml); any other finding fails `make security`.
@@ -30,16 +36,27 @@ JUSTIFIED_SKIPS = frozenset(
 )
 
 
-def _resources() -> Resources:
-    return dict(_load_template()["Resources"])
+def _resources(template: str) -> Resources:
+    return dict(TEMPLATES[template]()["Resources"])
+
+
+def _unconditional(statement: Any) -> Iterator[Any]:
+    """A statement, or both branches of ``Fn::If [condition, statement, other]`` (not NoValue)."""
+    if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+        for branch in statement["Fn::If"][1:]:
+            if branch != {"Ref": "AWS::NoValue"}:
+                yield from _unconditional(branch)
+    else:
+        yield statement
 
 
 def _statements(value: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every policy statement anywhere under ``value`` (identity, resource and key policies)."""
     if isinstance(value, dict):
         if "Statement" in value and isinstance(value["Statement"], list | dict):
-            for statement in _as_list(value["Statement"]):
-                yield where, statement
+            for listed in _as_list(value["Statement"]):
+                for statement in _unconditional(listed):
+                    yield where, statement
         for key, item in value.items():
             yield from _statements(item, f"{where}.{key}")
     elif isinstance(value, list):
@@ -63,11 +80,13 @@ def _is_key_policy_root_delegation(resources: Resources, where: str, statement: 
     )
 
 
-def test_no_policy_allows_a_wildcard_action() -> None:
-    resources = _resources()
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_no_policy_allows_a_wildcard_action(template: str) -> None:
+    resources = _resources(template)
     found = list(_statements(resources, ""))
     statements = [(where.lstrip("."), statement) for where, statement in found]
     assert len(statements) > 10
+    assert all(isinstance(statement, dict) and "Effect" in statement for _, statement in statements)
     for where, statement in statements:
         if statement.get("Effect") != "Allow" or _is_key_policy_root_delegation(resources, where, statement):
             continue
@@ -79,16 +98,22 @@ def test_no_policy_allows_a_wildcard_action() -> None:
 
 def test_every_checkov_skip_names_a_known_finding_and_says_why() -> None:
     skipped: set[str] = set()
-    for name, resource in _resources().items():
-        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
-            assert skip["id"] in JUSTIFIED_SKIPS, f"{name}: {skip['id']} is not a justified skip"
-            assert len(skip.get("comment", "")) >= 60, f"{name}: {skip['id']} needs its justification"
-            skipped.add(skip["id"])
+    for template in TEMPLATES:
+        for name, resource in _resources(template).items():
+            for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert skip["id"] in JUSTIFIED_SKIPS, (
+                    f"{template} {name}: {skip['id']} is not a justified skip"
+                )
+                assert len(skip.get("comment", "")) >= 60, (
+                    f"{template} {name}: {skip['id']} needs its justification"
+                )
+                skipped.add(skip["id"])
     assert skipped == JUSTIFIED_SKIPS
 
 
-def test_the_only_wildcard_key_policy_is_the_account_delegation() -> None:
-    resources = _resources()
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_the_only_wildcard_key_policy_is_the_account_delegation(template: str) -> None:
+    resources = _resources(template)
     keys = {name for name, res in resources.items() if res["Type"] == "AWS::KMS::Key"}
     delegations = [
         where
@@ -96,4 +121,21 @@ def test_the_only_wildcard_key_policy_is_the_account_delegation() -> None:
         if statement.get("Effect") == "Allow"
         and _is_key_policy_root_delegation(resources, where.lstrip("."), statement)
     ]
+    assert keys
     assert len(delegations) == len(keys)
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_allow_to_any_principal_is_scoped_by_a_condition(template: str) -> None:
+    # Principal "*" is the organization (aws:PrincipalOrgID) on the hub's bus, never anyone
+    resources = _resources(template)
+    for where, statement in _statements(resources, ""):
+        if statement.get("Effect") == "Allow" and statement.get("Principal") in ("*", {"AWS": "*"}):
+            assert statement.get("Condition"), where
+
+
+def test_conditional_statements_are_checked_too() -> None:
+    # The hub's Organizations grants sit under Fn::If ResolveOUs: the rules above see them
+    statements = [s for _, s in _statements(_resources("hub/template.yaml"), "")]
+    actions = {a for s in statements for a in _as_list(s.get("Action", []))}
+    assert {"organizations:ListParents", "organizations:DescribeOrganizationalUnit"} <= actions

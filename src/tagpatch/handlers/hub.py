@@ -26,7 +26,8 @@ from tagpatch.adapters.hub_organizations import OrganizationGateway
 from tagpatch.adapters.hub_store import HubStore
 from tagpatch.hub.config import load_hub_store_config
 from tagpatch.hub.core import DUPLICATE, UNSUPPORTED, Fact, HubRecorder, Rejected, parse_event
-from tagpatch.observability import logger, metrics, trace_handler
+from tagpatch.hub.metrics import hub_metrics
+from tagpatch.observability import logger, trace_handler
 
 STORED_METRIC = "HubEventsStored"
 DUPLICATE_METRIC = "HubEventsDuplicate"
@@ -100,13 +101,13 @@ def handle(event: dict[str, Any], recorder: HubRecorder) -> dict[str, Any]:
     with processor(records=ordered, handler=process):
         processor.process()
     for name in (STORED_METRIC, DUPLICATE_METRIC, REJECTED_METRIC, UNSUPPORTED_METRIC):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[name])
+        hub_metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[name])
     failures = [dict(item) for item in processor.response()["batchItemFailures"]]
     return {"batchItemFailures": failures}
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
+@hub_metrics.log_metrics
 @trace_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     set_time_left(context.get_remaining_time_in_millis() / 1000)

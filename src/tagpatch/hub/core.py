@@ -97,6 +97,7 @@ __all__ = [
 
 SECONDS_PER_DAY: Final = 86_400
 OU_REFRESH: Final = timedelta(days=1)
+OU_RETRY: Final = timedelta(hours=1)  # after a lookup failed (not denied): no other try before
 RACE_ATTEMPTS: Final = 5
 MAX_TEXT: Final = 256
 
@@ -237,6 +238,7 @@ class _Known:
     facets: dict[tuple[str, str, str], str] = field(default_factory=dict)
     compliance: dict[tuple[str, str, str], ComplianceState] = field(default_factory=dict)
     ous: dict[str, tuple[str, str, datetime]] = field(default_factory=dict)
+    ou_failed: dict[str, datetime] = field(default_factory=dict)  # account -> when a lookup failed
     ou_denied: bool = False
 
 
@@ -319,7 +321,7 @@ class HubRecorder:
         heartbeat = None
         if isinstance(fact.detail, MemberHeartbeat):
             heartbeat = (fact.detail.groups, dict(fact.detail.groups_by_status))
-        writes = 0
+        writes, written = 0, False
         if known is None or order > known.last_order:
             update = MemberUpdate(
                 account=fact.account,
@@ -336,16 +338,15 @@ class HubRecorder:
             written, known = self._store.update_member(update)
             writes += 1
             self._known.members[pk] = known
-            if written and known.first_seen <= first:
-                return True, writes + self._resolve_ou(fact, known)
-        # not the member's newest event: only its part of the older facts
         assert known is not None
-        news = order != known.last_order
+        # what an event older than the member's newest still tells: an earlier first event, a
+        # newer heartbeat (a member-only event older than the newest is news unless it is the newest)
+        news = written or order != known.last_order
         if first < known.first_seen:
             self._store.lower_first_seen(fact.account, fact.region, first)
             self._known.members[pk] = known = replace(known, first_seen=first)
             writes += 1
-        if heartbeat is not None:
+        if heartbeat is not None and not written:
             news = order != known.heartbeat_order
             if order > known.heartbeat_order:
                 self._store.update_heartbeat(fact.account, fact.region, order, *heartbeat)
@@ -361,6 +362,9 @@ class HubRecorder:
         if known.ou_checked_at and _parse(known.ou_checked_at) > now - OU_REFRESH:
             return 0
         cached = self._known.ous.get(fact.account)
+        failed = self._known.ou_failed.get(fact.account)
+        if failed is not None and failed > now - OU_RETRY:
+            return 0
         if cached is None or cached[2] <= now - OU_REFRESH:
             try:
                 ou_id, ou_name = self._organization.parent_ou(fact.account)
@@ -373,7 +377,8 @@ class HubRecorder:
                 )
                 return 0
             except Exception:
-                logger.exception("OU lookup failed; tried again later", extra={"account": fact.account})
+                self._known.ou_failed[fact.account] = now
+                logger.exception("OU lookup failed; tried again in an hour", extra={"account": fact.account})
                 return 0
             cached = (ou_id, ou_name, now)
             self._known.ous[fact.account] = cached
