@@ -42,6 +42,16 @@ from emulator.server import Credentials, TrustPolicyError
 
 EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
 
+#: What the emulator's cross-account delivery does differently from EventBridge (the demo prints them).
+NOTES: Final = (
+    "an event-bus target's event is delivered when the driver forwards (OrgFlows.forward), not as it is put; "
+    "a refused delivery goes to the target's DLQ at once (EventBridge retries for up to 24 hours first)",
+    "the forwarding role's policy is evaluated for events:PutEvents with the bus ARN as resource and "
+    "journaled as the role session's request; the request itself is not signed and sent",
+    "the hub bus policy is evaluated by the emulator (moto stores bus policies and never reads them), "
+    "with aws:PrincipalOrgID from moto's Organizations",
+)
+
 
 @dataclass
 class BusDelivery:
