@@ -29,6 +29,7 @@ Every difference from the real service is in :attr:`StackSets.notes` (the demo p
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -36,7 +37,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from samtranslator.yaml_helper import yaml_parse
 
-from emulator.deploy import Deployment, deploy_template
+from emulator.deploy import NOT_REPRODUCED, ApiChange, Deployment, deploy_template
 from emulator.org import Organization
 from emulator.server import Emulator
 
@@ -166,8 +167,6 @@ class StackSets:
 
     # -- internals ------------------------------------------------------------------------------
     def _deploy(self, name: str, account: str, region: str) -> StackInstance:
-        import time  # noqa: PLC0415 - only here
-
         stack_set = self.stack_sets[name]
         view = self.org.view(account, region)
         started = time.perf_counter()
@@ -176,6 +175,15 @@ class StackSets:
             stack_set.template,
             stack_name=f"StackSet-{name}-{uuid.uuid4()}",
             parameters=stack_set.parameters,
+        )
+        deployment.api_changes.append(
+            ApiChange(
+                name,
+                STACK_SET_TYPE,
+                NOT_REPRODUCED,
+                f"stack instance deployed by the emulator's StackSets driver for {stack_set.admin.account_id} "
+                f"(CreateStack of the stack set's template and parameters, not the StackSets service)",
+            )
         )
         instance = StackInstance(name, account, region, deployment, view, time.perf_counter() - started)
         self.instances[(name, account, region)] = instance
