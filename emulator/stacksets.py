@@ -181,7 +181,8 @@ class StackSets:
                 name,
                 STACK_SET_TYPE,
                 NOT_REPRODUCED,
-                f"stack instance deployed by the emulator's StackSets driver for {stack_set.admin.account_id} "
+                f"stack instance deployed by the emulator's StackSets driver for "
+                f"{stack_set.admin.account_id} "
                 f"(CreateStack of the stack set's template and parameters, not the StackSets service)",
             )
         )
