@@ -289,6 +289,26 @@ def test_a_member_that_went_silent_is_flagged_by_accounts(scenario: Scenario) ->
     assert row["secondsSinceLastEvent"] >= (SILENT_HOURS - 1) * 3600
 
 
+def test_the_hourly_check_counts_the_silent_member_in_its_metrics(scenario: Scenario) -> None:
+    # When HubCheckSchedule fires the digest function (metrics only)
+    org = scenario.org
+    (delivery,) = org.hub.flows.fire_schedule("HubDigestFunction", rule="HubCheckSchedule")
+    assert delivery.outcome is not None and delivery.outcome.ok
+
+    # Then its EMF metrics (namespace TagPatchHub, what SilentMembersAlarm watches) count one silent
+    # member among them all
+    metrics = [
+        json.loads(line)
+        for line in delivery.outcome.last.log_lines
+        if line.startswith("{") and '"_aws"' in line
+    ]
+    (figures,) = [m for m in metrics if "SilentMembers" in m]
+    namespaces = {d["Namespace"] for d in figures["_aws"]["CloudWatchMetrics"]}
+    assert namespaces == {"TagPatchHub"}
+    assert figures["SilentMembers"] in (1, [1])
+    assert figures["Members"] in (len(org.members), [len(org.members)])
+
+
 def test_report_and_runs_show_every_member_account(scenario: Scenario) -> None:
     org = scenario.org
     workloads = org.org.accounts_in([org.org.ous[WORKLOADS]])
