@@ -33,13 +33,13 @@ from emulator.flows import Email
 from emulator.orgflows import NOTES as DELIVERY_NOTES
 from emulator.orgstack import (
     HUB_STACK,
-    MEMBER_REGIONS,
     SILENT_HOURS,
     SPARE,
     WORKLOADS,
     OrgStack,
     Scenario,
     deploy_organization,
+    describe_deployment,
     play,
     run_cli,
 )
@@ -85,11 +85,7 @@ class OrgDemoResult:
 
 
 def _deployed(deployment: Deployment) -> str:
-    by_cfn = sum(1 for r in deployment.resources.values() if r.made_by == "cloudformation")
-    return (
-        f"{len(deployment.resources)} resources, {by_cfn} by CloudFormation, "
-        f"{len(deployment.changes(SKIPPED))} skipped by moto and made through their APIs"
-    )
+    return describe_deployment(deployment)
 
 
 def run(out: TextIO = sys.stdout, *, verbose: bool = False, progress: TextIO | None = None) -> OrgDemoResult:
@@ -116,73 +112,9 @@ def run(out: TextIO = sys.stdout, *, verbose: bool = False, progress: TextIO | N
 
 def _drive(printer: Printer, emulator: Emulator) -> OrgDemoResult:
     printer.step(f"moto server on {emulator.endpoint_url} (in this process); IAM enforced for every request")
-    org = deploy_organization(emulator)
-    o = org.org
-    names = ", ".join(
-        f"{name} {o.accounts[name]}" for name in o.accounts if name not in {"management", "hub"}
-    )
-    printer.step(
-        f"organization {o.id}: management {o.management}, hub {o.accounts['hub']} (OU Security, delegated "
-        f"administrator for StackSets), {names}; outsider {o.outsider} in no organization"
-        f" ({org.timings['organization']:.1f} s)"
-    )
-    printer.step(
-        f"hub/package.py: member code in {', '.join(sorted(org.packaged.buckets.values()))}; TemplateURL "
-        f"{org.packaged.template_url} ({org.timings['package']:.1f} s)"
-    )
-    hub = org.hub.deployment
-    printer.step(
-        f"hub/template.yaml deployed as stack {hub.stack_name} in {org.hub.account} {org.hub.region}: "
-        f"{_deployed(hub)} ({org.timings['hub']:.1f} s)"
-    )
-    instances = list(org.stacksets.instances.values())
-    average = sum(i.seconds for i in instances) / max(1, len(instances))
-    printer.step(
-        f"StackSets driver: MemberStackSet -> {len(instances)} stack instances ({len(instances) // 2} "
-        "accounts of "
-        f"{WORKLOADS} x {', '.join(MEMBER_REGIONS)}), {average:.1f} s each ({org.timings['members']:.1f} s)"
-    )
-    for instance in instances:
-        printer.detail(
-            f"{o.name_of(instance.account)} {instance.account} {instance.region}: "
-            f"{instance.deployment.stack_name} "
-            f"({_deployed(instance.deployment)}, {instance.seconds:.1f} s)"
-        )
+    org = deploy_organization(emulator, progress=printer)
     org.hub.flows.subscribe_inbox("HubTopic")
-
-    scenario = play(org)
-    for activity in scenario.activities:
-        stack = activity.stack
-        printer.detail(
-            f"{o.name_of(stack.account)} {stack.region}: groups "
-            + ", ".join(f"{g} x{len(ids)}" for g, ids in activity.groups.items())
-            + f"; {activity.published} PutEvents by its functions"
-            + (" (played a day ago: silent now)" if (stack.account, stack.region) == scenario.silent else "")
-        )
-    printer.step(
-        "members driven through their wiring: tag changes -> reconciler, a window run per group -> "
-        "collector, "
-        f"a compliance snapshot -> reporter ({scenario.timings['members driven']:.1f} s)"
-    )
-    refused = [d for d in scenario.forwarded if d.refused]
-    printer.step(
-        f"EventBridge: {len(scenario.forwarded)} member events through HubForwardRule; "
-        f"{len(scenario.forwarded) - len(refused)} put on the hub bus and sent to HubQueue, "
-        f"{len(refused)} refused "
-        f"(the outsider's, by the bus policy) -> its HubForwardDLQ"
-    )
-    batches = scenario.hub_batches
-    printer.step(
-        f"Lambda's poller drained HubQueue into HubStoreFunction: {len(batches)} batch(es), "
-        f"{sum(len(b.message_ids) for b in batches)} records, {sum(len(b.failed_ids) for b in batches)} "
-        "failed"
-    )
-    if scenario.joined is not None:
-        printer.step(
-            f"organizations:MoveAccount {SPARE} -> {WORKLOADS}; StackSets automatic deployment: "
-            f"{len(scenario.joined.created)} stack instances ({scenario.timings['spare joined']:.1f} s "
-            "with its events)"
-        )
+    scenario = play(org, progress=printer)
     result = OrgDemoResult(org, scenario)
     deliveries = org.hub.flows.fire_schedule("HubDigestFunction", rule="HubDigestSchedule")
     for delivery in deliveries:

@@ -27,11 +27,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from botocore.exceptions import ClientError
 
-from emulator.deploy import REPO_ROOT, Deployment, deploy
+from emulator.deploy import REPO_ROOT, SKIPPED, Deployment, deploy
 from emulator.fake_ssm import make_instance_patch_state
 from emulator.flows import BatchResult, Flows, WindowRun
 from emulator.moto_ext import JOURNAL, events_clock
@@ -51,6 +51,30 @@ MEMBERS: Final = ("member-a", "member-b", "member-c")
 SPARE: Final = "spare"
 TAG_KEY: Final = "PatchGroup"
 RUN_NOTIFICATIONS: Final = {"notificationType": "Command"}
+
+
+class Progress(Protocol):
+    """Where the steps are told (the demo's printer)."""
+
+    def step(self, text: str) -> None: ...
+
+    def detail(self, text: str) -> None: ...
+
+
+class _Silent:
+    def step(self, text: str) -> None:
+        pass
+
+    def detail(self, text: str) -> None:
+        pass
+
+
+def describe_deployment(deployment: Deployment) -> str:
+    by_cfn = sum(1 for r in deployment.resources.values() if r.made_by == "cloudformation")
+    return (
+        f"{len(deployment.resources)} resources, {by_cfn} by CloudFormation, "
+        f"{len(deployment.changes(SKIPPED))} skipped by moto and made through their APIs"
+    )
 
 
 @dataclass
@@ -130,8 +154,11 @@ def deploy_organization(
     members: Sequence[str] = MEMBERS,
     regions: Sequence[str] = MEMBER_REGIONS,
     hub_parameters: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> OrgStack:
-    """The organization, the hub and the members (see the module docstring)."""
+    """The organization, the hub and the members (see the module docstring); each step is told to
+    ``progress`` as it ends."""
+    say = progress or _Silent()
     from hub.package import package  # noqa: PLC0415 - hub/ is the templates' package, not the emulator's
 
     timings: dict[str, float] = {}
@@ -140,10 +167,21 @@ def deploy_organization(
     org = create_organization(emulator, ous=(WORKLOADS, "Security"), accounts=placement)
     hub_view = org.view("hub", HUB_REGION)
     timings["organization"] = time.perf_counter() - started
+    others = ", ".join(
+        f"{name} {org.accounts[name]}" for name in org.accounts if name not in {"management", "hub"}
+    )
+    say.step(
+        f"organization {org.id}: management {org.management}, hub {org.accounts['hub']} (OU Security, "
+        f"delegated administrator for StackSets), {others}; outsider {org.outsider} in no organization"
+    )
 
     started = time.perf_counter()
     packaged = package(hub_view.boto3_session(), STAGING_PREFIX, list(regions), org.id, hub_region=HUB_REGION)
     timings["package"] = time.perf_counter() - started
+    say.step(
+        f"hub/package.py as the hub: member code in {', '.join(sorted(packaged.buckets.values()))}; "
+        f"TemplateURL {packaged.template_url}"
+    )
 
     started = time.perf_counter()
     parameters = {
@@ -155,13 +193,27 @@ def deploy_organization(
     }
     hub_deployment = deploy(hub_view, template_path=HUB_TEMPLATE, stack_name=HUB_STACK, parameters=parameters)
     timings["hub"] = time.perf_counter() - started
+    say.step(
+        f"hub/template.yaml deployed as stack {HUB_STACK} in {hub_view.account_id} {HUB_REGION}: "
+        f"{describe_deployment(hub_deployment)}"
+    )
 
     stacksets = StackSets(org)
     stacksets.adopt(hub_view, hub_deployment)
     organization = OrgStack(emulator, org, stack_of(hub_view, hub_deployment), stacksets, packaged)
     started = time.perf_counter()
-    organization.sync()
+    synced = organization.sync()
     timings["members"] = time.perf_counter() - started
+    say.step(
+        f"StackSets driver: MemberStackSet -> {len(synced.created)} stack instances "
+        f"({WORKLOADS} x {', '.join(regions)})"
+    )
+    for instance in synced.created:
+        say.detail(
+            f"{org.name_of(instance.account)} {instance.account} {instance.region}: "
+            f"{instance.deployment.stack_name} ({describe_deployment(instance.deployment)}, "
+            f"{instance.seconds:.1f} s)"
+        )
     organization.timings = timings
     return organization
 
@@ -297,8 +349,10 @@ def outsider_put_events(org: OrgStack, region: str = HUB_REGION) -> str:
     return ""
 
 
-def play(org: OrgStack, *, join: bool = True) -> Scenario:
-    """Every member driven (one of them a day ago), an outsider trying to join in, the hub fed."""
+def play(org: OrgStack, *, join: bool = True, progress: Progress | None = None) -> Scenario:
+    """Every member driven (one of them a day ago), an outsider trying to join in, the hub fed;
+    each step told to ``progress`` as it ends."""
+    say = progress or _Silent()
     scenario = Scenario(org)
     started = time.perf_counter()
     members = sorted(org.members, key=lambda key: (org.org.name_of(key[0]), key[1]))
@@ -314,18 +368,44 @@ def play(org: OrgStack, *, join: bool = True) -> Scenario:
                 org.members[key], profile.groups, failed=profile.failed, missing=profile.missing
             )
         scenario.activities.append(activity)
+        say.detail(
+            f"{org.org.name_of(key[0])} {key[1]}: groups "
+            + ", ".join(f"{g} x{len(ids)}" for g, ids in activity.groups.items())
+            + f"; {activity.published} PutEvents by its functions"
+            + (" (played a day ago: silent now)" if key == scenario.silent else "")
+        )
     scenario.timings["members driven"] = time.perf_counter() - started
+    say.step(
+        "members driven through their wiring: tag changes -> reconciler, a window run per group -> "
+        "collector, a compliance snapshot -> reporter"
+    )
 
     started = time.perf_counter()
     scenario.outsider = deploy_outsider(org)
     drive_member(scenario.outsider, {"rogue": 1})
     scenario.outsider_direct = outsider_put_events(org)
     scenario.timings["outsider"] = time.perf_counter() - started
+    say.step(
+        f"outsider {org.org.outsider}: template.yaml deployed by itself with HubEventBusArn = the hub bus, "
+        f"driven; its own PutEvents on the hub bus: {scenario.outsider_direct.split(':', 1)[0] or 'taken'}"
+    )
 
     started = time.perf_counter()
     scenario.forwarded = org.forward()
     scenario.hub_batches = org.drain_hub()
     scenario.timings["forwarded and stored"] = time.perf_counter() - started
+    refused = [d for d in scenario.forwarded if d.refused]
+    say.step(
+        f"EventBridge: {len(scenario.forwarded)} member events through HubForwardRule; "
+        f"{len(scenario.forwarded) - len(refused)} put on the hub bus and sent to HubQueue, {len(refused)} "
+        "refused (the outsider's, by the bus policy) -> its HubForwardDLQ"
+    )
+    batches = scenario.hub_batches
+    say.step(
+        f"Lambda's poller drained HubQueue into HubStoreFunction: {len(batches)} batch(es), "
+        f"{sum(len(b.message_ids) for b in batches)} records, "
+        f"{sum(len(b.failed_ids) for b in batches)} failed"
+    )
 
     if join:
         started = time.perf_counter()
@@ -338,6 +418,10 @@ def play(org: OrgStack, *, join: bool = True) -> Scenario:
         scenario.forwarded += org.forward()
         scenario.hub_batches += org.drain_hub()
         scenario.timings["spare joined"] = time.perf_counter() - started
+        say.step(
+            f"organizations:MoveAccount {SPARE} -> {WORKLOADS}; StackSets automatic deployment: "
+            f"{len(scenario.joined.created)} stack instances, their events forwarded and stored"
+        )
     return scenario
 
 
