@@ -85,6 +85,11 @@ class Filters:
     def check_known(self, state: HubState) -> None:
         """NotFound naming the first filter that matches nothing in the whole organization."""
         ous = {m.ou_id for m in state.members} | {m.ou_name for m in state.members}
+        if self.ou is not None and not ous - {""}:
+            raise NotFound(
+                f"unknown OU {self.ou!r}: no member has an OU recorded (the hub resolves them when its "
+                "ResolveOrganizationalUnits parameter is true)"
+            )
         accounts = {m.account for m in state.members} | {g.account for g in state.groups}
         regions = {m.region for m in state.members} | {g.region for g in state.groups}
         groups = {g.group for g in state.groups}
