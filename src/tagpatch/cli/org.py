@@ -589,13 +589,16 @@ def cmd_accounts(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
 # --------------------------------------------------------------------------------------------
 # options
 # --------------------------------------------------------------------------------------------
-def add_filters(parser: argparse.ArgumentParser, *, group: bool = True) -> None:
-    parser.add_argument("--ou", help="members of this organizational unit only (its id ou-... or name)")
-    parser.add_argument("--account", help="this member account only (12 digits)")
+def add_filters(parser: argparse.ArgumentParser, *, group: bool = True, prefix: str = "") -> None:
+    """--ou, --account, --member-region and (``group``) --group; ``prefix`` starts each help."""
+    parser.add_argument(
+        "--ou", help=f"{prefix}members of this organizational unit only (its id ou-... or name)"
+    )
+    parser.add_argument("--account", help=f"{prefix}this member account only (12 digits)")
     parser.add_argument(
         "--member-region",
         metavar="REGION",
-        help="members in this region only (--region is the region of the hub stack)",
+        help=f"{prefix}members in this region only (--region is the region of the hub stack)",
     )
     if group:
         parser.add_argument("--group", help="this group only (its name, in every account)")
