@@ -338,11 +338,9 @@ def counted_sessions(counter: CallCounter) -> Iterator[None]:
         boto3.Session.__init__ = original  # type: ignore[method-assign]
 
 
-def floor_read(
-    dynamodb: Any, state_table: str, history_table: str, since: datetime, now: datetime
-) -> Counter[str]:
-    """The least a report can do: one Scan and one Query per day, paginated, the needed attributes."""
-    calls: Counter[str] = Counter()
+def floor_scan(dynamodb: Any, state_table: str) -> int:
+    """The state table in one paginated Scan of the attributes the report needs; the calls."""
+    calls = 0
     names = {f"#a{i}": n for i, n in enumerate(STATE_ATTRIBUTES)}
     request: dict[str, Any] = {
         "TableName": state_table,
@@ -350,33 +348,47 @@ def floor_read(
         "ExpressionAttributeNames": names,
     }
     while True:
-        calls["Scan"] += 1
+        calls += 1
         page = dynamodb.scan(**request)
         if "LastEvaluatedKey" not in page:
-            break
+            return calls
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def floor_query(dynamodb: Any, history_table: str, day: date, since: datetime | None) -> int:
+    """One day's snapshots in one paginated Query of the attributes the report needs; the calls."""
+    calls = 0
     wanted = HISTORY_ATTRIBUTES[SNAPSHOT]
+    names = {"#pk": "pk", **{f"#a{i}": n for i, n in enumerate(wanted)}}
+    values: dict[str, Any] = {":pk": {"S": f"{SNAPSHOT}#{day.isoformat()}"}}
+    condition = "#pk = :pk"
+    if since is not None:
+        names["#sk"] = "sk"
+        values[":since"] = {"S": iso(since)}
+        condition += " AND #sk >= :since"
+    request: dict[str, Any] = {
+        "TableName": history_table,
+        "KeyConditionExpression": condition,
+        "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(wanted))),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+    while True:
+        calls += 1
+        page = dynamodb.query(**request)
+        if "LastEvaluatedKey" not in page:
+            return calls
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def floor_read(
+    dynamodb: Any, state_table: str, history_table: str, since: datetime, now: datetime
+) -> Counter[str]:
+    """The least a report can do: one Scan and one Query per day, paginated, the needed attributes."""
+    calls: Counter[str] = Counter()
+    calls["Scan"] = floor_scan(dynamodb, state_table)
     for index, day in enumerate(days(since, now)):
-        names = {"#pk": "pk", **{f"#a{i}": n for i, n in enumerate(wanted)}}
-        values: dict[str, Any] = {":pk": {"S": f"{SNAPSHOT}#{day.isoformat()}"}}
-        condition = "#pk = :pk"
-        if index == 0:
-            names["#sk"] = "sk"
-            values[":since"] = {"S": iso(since)}
-            condition += " AND #sk >= :since"
-        request = {
-            "TableName": history_table,
-            "KeyConditionExpression": condition,
-            "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(wanted))),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        while True:
-            calls["Query"] += 1
-            page = dynamodb.query(**request)
-            if "LastEvaluatedKey" not in page:
-                break
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        calls["Query"] += floor_query(dynamodb, history_table, day, since if index == 0 else None)
     return calls
 
 
@@ -437,19 +449,20 @@ def measure(
         writes = seed_state(dynamodb, state_table, org, now)
         writes += seed_day(dynamodb, history_table, org, today, 0)
         seed_first = time.perf_counter() - tick
-        # one day's seeding and reading measured (the faster of two reads): how many days fit the budgets
-        reads = []
+        # seeding and reading measured on the state and one day: how many days fit the budgets
+        tick = time.perf_counter()
+        floor_scan(dynamodb, state_table)
+        scan_cost = time.perf_counter() - tick
+        probes = []
         for _ in range(2):
             tick = time.perf_counter()
-            floor_read(dynamodb, state_table, history_table, _start(today), now)
-            reads.append(time.perf_counter() - tick)
-        read_first = min(reads)
-        share = org.group_count / (org.group_count + _state_items(org))  # a day's part of the items
-        day_cost = read_first * share
+            floor_query(dynamodb, history_table, today, None)
+            probes.append(time.perf_counter() - tick)
+        day_cost = min(probes)
         passes = 2 + 4  # the floor twice, the CLI four times
-        seed_day_cost = seed_first * share
+        seed_day_cost = seed_first * org.group_count / (org.group_count + _state_items(org))
         fit_seed = 1 + int(max(0.0, seed_budget - seed_first) / max(seed_day_cost, 1e-3))
-        fit_read = max(1, int((read_budget / passes - (read_first - day_cost)) / max(day_cost, 1e-3)))
+        fit_read = max(1, int((read_budget / passes - scan_cost) / max(day_cost, 1e-3)))
         chosen = max(1, min(org.days, fit_seed, fit_read))
         for back in range(1, chosen):
             writes += seed_day(dynamodb, history_table, org, today - timedelta(days=back), back)

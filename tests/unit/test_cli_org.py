@@ -230,3 +230,9 @@ def test_html_page_escapes_its_title_and_cells() -> None:
     )
     assert "<title>Org &lt;x&gt;</title>" in page
     assert "<td>&lt;b&gt;</td>" in page and "<p>1 &lt; 2</p>" in page and "T&amp;T" in page
+
+
+def test_an_ou_filter_on_a_hub_without_ous_says_why() -> None:
+    state = HubState(members=[MemberState("111111111111", "eu-west-1")])
+    with pytest.raises(org.NotFound, match="no member has an OU recorded"):
+        org.Filters(ou="Prod").check_known(state)

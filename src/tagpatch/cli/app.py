@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--org", action="store_true", help="the organization's runs, from the hub stack")
     runs.add_argument("--group", help="one group only (with --org: that group in every account)")
     runs.add_argument("--since", default="7d", help="7d, 12h, 30m or an ISO date/time (default: 7d)")
-    org.add_filters(runs, group=False)
+    org.add_filters(runs, group=False, prefix="with --org: ")
     runs.set_defaults(run=cmd_runs)
 
     report = command(
@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(org.BY_ACCOUNT, org.BY_GROUP),
         help="with --org: one row and one series per account or per group name (default: account)",
     )
-    org.add_filters(report, group=False)
+    org.add_filters(report, group=False, prefix="with --org: ")
     report.add_argument(
         "--since",
         help=f"with --org: the series from 30d, 12h or an ISO date (default: {org.DEFAULT_REPORT_SINCE})",

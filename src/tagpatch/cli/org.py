@@ -85,6 +85,11 @@ class Filters:
     def check_known(self, state: HubState) -> None:
         """NotFound naming the first filter that matches nothing in the whole organization."""
         ous = {m.ou_id for m in state.members} | {m.ou_name for m in state.members}
+        if self.ou is not None and not ous - {""}:
+            raise NotFound(
+                f"unknown OU {self.ou!r}: no member has an OU recorded (the hub resolves them when its "
+                "ResolveOrganizationalUnits parameter is true)"
+            )
         accounts = {m.account for m in state.members} | {g.account for g in state.groups}
         regions = {m.region for m in state.members} | {g.region for g in state.groups}
         groups = {g.group for g in state.groups}
@@ -584,13 +589,16 @@ def cmd_accounts(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
 # --------------------------------------------------------------------------------------------
 # options
 # --------------------------------------------------------------------------------------------
-def add_filters(parser: argparse.ArgumentParser, *, group: bool = True) -> None:
-    parser.add_argument("--ou", help="members of this organizational unit only (its id ou-... or name)")
-    parser.add_argument("--account", help="this member account only (12 digits)")
+def add_filters(parser: argparse.ArgumentParser, *, group: bool = True, prefix: str = "") -> None:
+    """--ou, --account, --member-region and (``group``) --group; ``prefix`` starts each help."""
+    parser.add_argument(
+        "--ou", help=f"{prefix}members of this organizational unit only (its id ou-... or name)"
+    )
+    parser.add_argument("--account", help=f"{prefix}this member account only (12 digits)")
     parser.add_argument(
         "--member-region",
         metavar="REGION",
-        help="members in this region only (--region is the region of the hub stack)",
+        help=f"{prefix}members in this region only (--region is the region of the hub stack)",
     )
     if group:
         parser.add_argument("--group", help="this group only (its name, in every account)")
