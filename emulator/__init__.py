@@ -18,6 +18,17 @@ and the Lambda code has no branch for it. The parts:
 * :mod:`emulator.permissions` - granted versus used permissions per role;
 * :mod:`emulator.demo` - ``python -m emulator.demo``.
 
+Across accounts (issue 14, ``make demo-org``):
+
+* :meth:`emulator.server.Emulator.view` - the same server seen from another account and region;
+* :mod:`emulator.org` - an AWS Organization: OUs, accounts, a delegated administrator, an outsider;
+* :mod:`emulator.stacksets` - the StackSets service for service-managed stack sets (moto's does not
+  deploy our stacks);
+* :mod:`emulator.bus_policy` and :mod:`emulator.orgflows` - EventBridge between accounts: the
+  forwarding role, its policy and the receiving bus's resource policy (``aws:PrincipalOrgID``);
+* :mod:`emulator.orgstack` - the organization deployed (package, hub, members) and its scenario;
+* :mod:`emulator.demo_org` - ``python -m emulator.demo_org``.
+
 Shared with the tests and the benchmarks (which import nothing from ``tests/``):
 
 * :mod:`emulator.strict_validation` - every request checked against botocore's full model;

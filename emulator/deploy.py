@@ -40,6 +40,7 @@ from emulator.template import Resolver, UnsupportedIntrinsic, load_sam, paramete
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 TEMPLATE: Final = REPO_ROOT / "template.yaml"
+SOURCE: Final = REPO_ROOT / "src"
 STACK_NAME: Final = "tagpatch"
 SKIPPED: Final = "skipped resource"
 DROPPED: Final = "dropped property"
@@ -94,6 +95,8 @@ class Deployment:
     resources: dict[str, StackResource] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     api_changes: list[ApiChange] = field(default_factory=list)
+    #: the resolved template properties of every resource made through its API (logical id ->)
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def physical_id(self, logical_id: str) -> str:
         try:
@@ -153,7 +156,10 @@ def _upload(emulator: Emulator, bucket: str, key: str, body: bytes) -> None:
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError:
-        s3.create_bucket(Bucket=bucket)
+        if emulator.region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": emulator.region})
     s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
@@ -250,7 +256,41 @@ def _deploy(
     if edit is not None:
         edit(sam_template)
     values = parameter_values(sam_template, parameters)
-    pseudo = {
+    pseudo = _pseudo(emulator, stack_name)
+
+    uris = _code_uris(sam_template)
+    sources = {(template_path.parent / uri).resolve() for uri in uris}
+    if uris and sources != {SOURCE}:
+        raise DeployError(f"every function's CodeUri must be the repository's src/ (found {sorted(uris)})")
+    body, names = build_artifact(SOURCE)
+    sha = hashlib.sha256(body).hexdigest()
+    code = CodeArtifact(artifact_bucket(emulator), f"{stack_name}/{sha}.zip", sha, names)
+    _upload(emulator, code.bucket, code.key, body)
+    for function in _functions(sam_template):
+        function.setdefault("Properties", {})["CodeUri"] = f"s3://{code.bucket}/{code.key}"
+
+    template = translate(sam_template, values, pseudo)
+    return _create(emulator, template, stack_name, values, pseudo, code)
+
+
+def deploy_template(
+    emulator: Emulator, template: Mapping[str, Any], *, stack_name: str, parameters: Mapping[str, str]
+) -> Deployment:
+    """Deploy a plain CloudFormation ``template`` (no transform; functions' ``Code`` in S3), as
+    CloudFormation creates a stack from a template body: a StackSet's stack instance, for one."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SKIP_WARNING, category=UserWarning)
+        if template.get("Transform"):
+            raise DeployError("deploy_template takes a template without a transform (package it first)")
+        copied = json.loads(json.dumps(template))
+        values = parameter_values(copied, parameters)
+        pseudo = _pseudo(emulator, stack_name)
+        code = _packaged_code(emulator, copied, values, pseudo)
+        return _create(emulator, copied, stack_name, values, pseudo, code)
+
+
+def _pseudo(emulator: Emulator, stack_name: str) -> dict[str, str]:
+    return {
         "AWS::AccountId": emulator.account_id,
         "AWS::Region": emulator.region,
         "AWS::Partition": "aws",
@@ -258,27 +298,57 @@ def _deploy(
         "AWS::StackName": stack_name,
     }
 
-    source = (template_path.parent / "src").resolve()
-    uris = _code_uris(sam_template)
-    if uris and {(template_path.parent / uri).resolve() for uri in uris} != {source}:
-        raise DeployError(f"every function's CodeUri must be src/ (found {sorted(uris)})")
-    body, names = build_artifact(source)
-    sha = hashlib.sha256(body).hexdigest()
-    code = CodeArtifact(
-        f"tagpatch-emulator-artifacts-{emulator.account_id}", f"{stack_name}/{sha}.zip", sha, names
-    )
-    _upload(emulator, code.bucket, code.key, body)
-    for function in _functions(sam_template):
-        function.setdefault("Properties", {})["CodeUri"] = f"s3://{code.bucket}/{code.key}"
 
-    template = translate(sam_template, values, pseudo)
-    template_key = f"{stack_name}/{sha}-{uuid.uuid4().hex[:8]}.template.json"
-    _upload(emulator, code.bucket, template_key, json.dumps(template).encode("utf-8"))
+def artifact_bucket(emulator: Emulator) -> str:
+    """The emulator's own bucket of deploy artifacts in the account and region of ``emulator``."""
+    suffix = "" if emulator.region == "us-east-1" else f"-{emulator.region}"
+    return f"tagpatch-emulator-artifacts-{emulator.account_id}{suffix}"
+
+
+def _packaged_code(
+    emulator: Emulator, template: dict[str, Any], values: Mapping[str, str], pseudo: Mapping[str, str]
+) -> CodeArtifact:
+    """The one code object every function of a packaged template names (read as the deployer)."""
+
+    def unresolved(*_: Any) -> Any:
+        raise UnsupportedIntrinsic("a function's Code may refer to parameters and pseudo parameters only")
+
+    resolver = Resolver(template, values, pseudo, unresolved, unresolved)
+    locations = set()
+    for spec in template.get("Resources", {}).values():
+        if spec.get("Type") != "AWS::Lambda::Function":
+            continue
+        code = resolver.resolve(spec.get("Properties", {}).get("Code", {}))
+        if "S3Bucket" not in code:
+            raise DeployError(f"a packaged function's Code must be in S3 (found {sorted(code)})")
+        locations.add((str(code["S3Bucket"]), str(code["S3Key"])))
+    if not locations:
+        return CodeArtifact("", "", "", ())
+    if len(locations) > 1:
+        raise DeployError(f"the functions' code is in more than one object: {sorted(locations)}")
+    ((bucket, key),) = locations
+    body = emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        names = tuple(archive.namelist())
+    return CodeArtifact(bucket, key, hashlib.sha256(body).hexdigest(), names)
+
+
+def _create(  # noqa: PLR0917 - the parts of one stack, each made by the caller
+    emulator: Emulator,
+    template: dict[str, Any],
+    stack_name: str,
+    values: dict[str, str],
+    pseudo: dict[str, str],
+    code: CodeArtifact,
+) -> Deployment:
+    bucket = artifact_bucket(emulator)
+    template_key = f"{stack_name}/{uuid.uuid4().hex}.template.json"
+    _upload(emulator, bucket, template_key, json.dumps(template).encode("utf-8"))
 
     cloudformation = emulator.client("cloudformation")
     created = cloudformation.create_stack(
         StackName=stack_name,
-        TemplateURL=f"https://s3.amazonaws.com/{code.bucket}/{template_key}",
+        TemplateURL=f"https://s3.amazonaws.com/{bucket}/{template_key}",
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(values.items())],
         Capabilities=_CAPABILITIES,
     )
@@ -302,13 +372,27 @@ def _deploy(
                 "cloudformation",
             )
     _Completer(emulator, deployment).complete()
-    deployment.outputs = {
-        output["OutputKey"]: output["OutputValue"]
-        for output in cloudformation.describe_stacks(StackName=created["StackId"])["Stacks"][0].get(
-            "Outputs", []
-        )
-    }
+    deployment.outputs = _outputs(emulator, deployment)
     return deployment
+
+
+def _outputs(emulator: Emulator, deployment: Deployment) -> dict[str, str]:
+    """The stack's outputs: moto's, and those moto could not evaluate (an output that refers to a
+    resource it skipped) resolved from the template like the skipped resources."""
+    described = emulator.client("cloudformation").describe_stacks(StackName=deployment.stack_id)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) if o.get("OutputValue")}
+    completer = _Completer(emulator, deployment)
+    for key, spec in deployment.template.get("Outputs", {}).items():
+        if key in outputs:
+            continue
+        if spec.get("Condition") and not completer.resolver.condition(spec["Condition"]):
+            continue
+        value = completer.resolver.resolve(spec.get("Value"))
+        outputs[key] = ",".join(value) if isinstance(value, list) else str(value)
+        deployment.api_changes.append(
+            ApiChange(key, "Output", NORMALISED, "evaluated by the emulator (moto's CloudFormation did not)")
+        )
+    return outputs
 
 
 class _Completer:
@@ -331,6 +415,8 @@ class _Completer:
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::Scheduler::Schedule": self._schedule,
             "AWS::SSM::MaintenanceWindow": self._maintenance_window,
+            "AWS::Events::EventBusPolicy": self._event_bus_policy,
+            "AWS::CloudFormation::StackSet": self._stack_set,
         }
 
     def client(self, service: str) -> Any:
@@ -352,6 +438,7 @@ class _Completer:
         for logical_id in self._dependency_order(missing):
             spec = self.template["Resources"][logical_id]
             properties = self.resolver.resolve(spec.get("Properties", {}))
+            self.deployment.properties[logical_id] = properties
             physical_id, what = self._makers[spec["Type"]](logical_id, properties)
             self.deployment.resources[logical_id] = StackResource(
                 logical_id, spec["Type"], physical_id, "api"
@@ -399,8 +486,16 @@ class _Completer:
             return pid if attribute == "TopicArn" else pid.rsplit(":", 1)[-1]
         if kind == "AWS::S3::Bucket" and attribute in {"Arn", "DomainName"}:
             return f"arn:aws:s3:::{pid}" if attribute == "Arn" else f"{pid}.s3.amazonaws.com"
+        if kind == "AWS::Events::EventBus" and attribute in {"Arn", "Name"}:
+            bus = self.client("events").describe_event_bus(Name=pid.rsplit("/", 1)[-1])
+            return bus[attribute]
+        if kind == "AWS::CloudFormation::StackSet" and attribute == "StackSetId":
+            return pid
         if kind == "AWS::Events::Rule" and attribute == "Arn":
-            return self.client("events").describe_rule(Name=pid)["Arn"]
+            bus = self.template["Resources"][logical_id].get("Properties", {}).get("EventBusName", "default")
+            return self.client("events").describe_rule(Name=pid, EventBusName=self.resolver.resolve(bus))[
+                "Arn"
+            ]
         if kind == "AWS::Lambda::Function" and attribute == "Arn":
             return self.client("lambda").get_function_configuration(FunctionName=pid)["FunctionArn"]
         if kind == "AWS::IAM::Role" and attribute in {"Arn", "RoleId"}:
@@ -503,6 +598,54 @@ class _Completer:
             **api_params("ssm", "CreateMaintenanceWindow", props)
         )["WindowId"]
         return window_id, f"ssm:CreateMaintenanceWindow {props.get('Name')} ({props.get('Schedule')})"
+
+    def _event_bus_policy(self, logical_id: str, props: dict[str, Any]) -> tuple[str, str]:
+        """One statement of the bus's policy (``StatementId``), as the resource's handler adds it."""
+        bus = str(props.get("EventBusName") or "default")
+        sid = str(props["StatementId"])
+        statement = dict(props.get("Statement") or {})
+        if not statement:
+            statement = {
+                "Effect": "Allow",
+                "Principal": {"AWS": props["Principal"]},
+                "Action": props["Action"],
+            }
+            if props.get("Condition"):
+                condition = props["Condition"]
+                statement["Condition"] = {condition["Type"]: {condition["Key"]: condition["Value"]}}
+        statement["Sid"] = sid
+        if "Resource" not in statement:
+            statement["Resource"] = self.client("events").describe_event_bus(Name=bus)["Arn"]
+        events = self.client("events")
+        events.put_permission(
+            EventBusName=bus, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        )
+        return (
+            f"{bus}|{sid}",
+            f"events:PutPermission {sid} on event bus {bus} ({json.dumps(statement.get('Condition', {}))})",
+        )
+
+    def _stack_set(self, logical_id: str, props: dict[str, Any]) -> tuple[str, str]:
+        """``cloudformation:CreateStackSet`` with the resource's properties; its stack instances
+        (``StackInstancesGroup``) are the StackSets service's work: :mod:`emulator.stacksets`."""
+        params = api_params(
+            "cloudformation",
+            "CreateStackSet",
+            {k: v for k, v in props.items() if k != "Parameters"},
+            Parameters=[
+                {"ParameterKey": p["ParameterKey"], "ParameterValue": p["ParameterValue"]}
+                for p in props.get("Parameters", [])
+            ],
+        )
+        stack_set_id = self.client("cloudformation").create_stack_set(**params)["StackSetId"]
+        groups = props.get("StackInstancesGroup", [])
+        return (
+            str(stack_set_id),
+            f"cloudformation:CreateStackSet {props['StackSetName']} ({props.get('PermissionModel')}, "
+            f"AutoDeployment {json.dumps(props.get('AutoDeployment', {}))}, "
+            f"CallAs {props.get('CallAs', 'SELF')}); "
+            f"its {len(groups)} StackInstancesGroup(s) are deployed by emulator.stacksets",
+        )
 
     # -- dropped properties -----------------------------------------------------------------------
     def _included(self, resource_type: str) -> list[tuple[str, dict[str, Any]]]:

@@ -234,24 +234,24 @@ class Flows:
             "detail": detail,
         }
 
-    def _rules(self) -> list[dict[str, Any]]:
+    def _rules(self, bus: str = "default") -> list[dict[str, Any]]:
         events = self.client("events")
         rules: list[dict[str, Any]] = []
-        for page in events.get_paginator("list_rules").paginate(EventBusName="default"):
+        for page in events.get_paginator("list_rules").paginate(EventBusName=bus):
             rules.extend(page.get("Rules", []))
         return rules
 
-    def put_event(self, event: dict[str, Any]) -> list[RuleDelivery]:
-        """Deliver ``event`` as EventBridge would to every matching enabled rule's Lambda targets."""
+    def put_event(self, event: dict[str, Any], bus: str = "default") -> list[RuleDelivery]:
+        """Deliver ``event`` as EventBridge would to every matching enabled rule of ``bus`` (name)."""
         events = self.client("events")
         deliveries: list[RuleDelivery] = []
         body = json.dumps(event)
-        for rule in self._rules():
+        for rule in self._rules(bus):
             if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
                 continue
             if not events.test_event_pattern(EventPattern=rule["EventPattern"], Event=body)["Result"]:
                 continue
-            deliveries.extend(self._deliver(rule, event))
+            deliveries.extend(self._deliver(rule, event, bus=bus))
         return deliveries
 
     def fire_schedule(
@@ -277,10 +277,11 @@ class Flows:
         return deliveries
 
     def _deliver(
-        self, rule: dict[str, Any], event: dict[str, Any], only: str | None = None
+        self, rule: dict[str, Any], event: dict[str, Any], only: str | None = None, bus: str = "default"
     ) -> list[RuleDelivery]:
         deliveries = []
-        for target in self.client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+        targets = self.client("events").list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        for target in targets:
             arn = str(target["Arn"])
             if only is not None and arn != only:
                 continue
@@ -326,26 +327,34 @@ class Flows:
             delivery.message_id = self.client("sqs").send_message(QueueUrl=url, MessageBody=body)["MessageId"]
             return delivery
         delivery.refused = refusal
+        delivery.dead_letter = self.dead_letter(str(rule["Arn"]), target, event, refusal)
+        return delivery
+
+    def dead_letter(self, rule_arn: str, target: Mapping[str, Any], event: dict[str, Any], error: str) -> str:
+        """EventBridge's dead-letter queue of a target it could not deliver to: the event with
+        ``RULE_ARN``/``TARGET_ARN``/``ERROR_CODE``/``ERROR_MESSAGE`` attributes, if the queue's policy
+        admits the rule ("Using dead-letter queues to process undelivered events",
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html). The queue's
+        logical id, or "" (no DLQ, or its policy refuses: the event is lost, as on AWS)."""
         dlq_arn = str(target.get("DeadLetterConfig", {}).get("Arn", ""))
         dlq = self._stack_queue(dlq_arn) if dlq_arn else None
         if dlq is None:
-            return delivery
+            return ""
         dlq_url = self.deployment.physical_id(dlq)
-        if self._queue_refusal(dlq_url, dlq_arn, str(rule["Arn"])):
-            return delivery  # lost, as on AWS: EventBridge may not write to the DLQ either
+        if self._queue_refusal(dlq_url, dlq_arn, rule_arn):
+            return ""
         attributes = {
-            "RULE_ARN": str(rule["Arn"]),
+            "RULE_ARN": rule_arn,
             "TARGET_ARN": str(target["Arn"]),
             "ERROR_CODE": "NO_PERMISSIONS",
-            "ERROR_MESSAGE": refusal[:1000],
+            "ERROR_MESSAGE": error[:1000],
         }
         self.client("sqs").send_message(
             QueueUrl=dlq_url,
             MessageBody=json.dumps(event),
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
         )
-        delivery.dead_letter = dlq
-        return delivery
+        return dlq
 
     def _queue_refusal(self, url: str, queue_arn: str, rule_arn: str) -> str:
         """Why the queue's policy does not let ``events.amazonaws.com`` send for the rule ('' if it
@@ -662,20 +671,20 @@ class Flows:
         return sorted(ids)
 
     def _instance_role(self) -> Credentials:
-        """An instance profile role with the stack's InstanceOutputWritePolicy (README step 1)."""
+        """An instance profile role with the stack's InstanceOutputWritePolicy (README step 1); one
+        per region (IAM is global to the account: a stack per region has its own policy)."""
         if self._instance_credentials is None:
             iam = self.client("iam")
+            name = INSTANCE_ROLE if self.region == "us-east-1" else f"{INSTANCE_ROLE}-{self.region}"
             trust = {
                 "Version": "2012-10-17",
                 "Statement": [
                     {"Effect": "Allow", "Principal": {"Service": EC2_PRINCIPAL}, "Action": "sts:AssumeRole"}
                 ],
             }
-            arn = iam.create_role(RoleName=INSTANCE_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-                "Arn"
-            ]
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
             iam.attach_role_policy(
-                RoleName=INSTANCE_ROLE, PolicyArn=self.deployment.outputs["InstanceOutputWritePolicyArn"]
+                RoleName=name, PolicyArn=self.deployment.outputs["InstanceOutputWritePolicyArn"]
             )
             self._instance_credentials = self.emulator.assume_role_as_service(arn, EC2_PRINCIPAL, "ssm-agent")
         return self._instance_credentials

@@ -50,6 +50,34 @@ does. Outside :func:`activate`/:func:`deactivate` every patched method behaves a
   ``AuthorizationError``.
 * :data:`JOURNAL` - every authorisation decision (principal, action, resource, allowed), which
   :mod:`emulator.permissions` compares with what each role grants.
+* Event-bus targets of rules (another account's bus, as a member's rule forwards to the hub):
+  moto re-puts the event on the target bus as a new event (new id, time, account), asking neither
+  the target's ``RoleArn`` nor the receiving bus's policy. While active, the matched event is kept
+  in :data:`BUS_OUTBOX` instead, for :mod:`emulator.orgflows` to deliver as EventBridge does.
+* ``PutEvents`` on an event bus ARN of another account: moto looks the bus up in the *caller's*
+  account. While active, the receiving bus's resource policy is evaluated
+  (:mod:`emulator.bus_policy`): refused -> ``AccessDeniedException``; admitted -> the event joins
+  :data:`BUS_OUTBOX` for the receiving bus's rules.
+* Organizations: moto lets only ``ssm.amazonaws.com`` and a few others have a delegated
+  administrator; while active, StackSets' ``member.org.stacksets.cloudformation.amazonaws.com``
+  can be registered too. The Organizations API reference says of ``ListParents``,
+  ``DescribeOrganizationalUnit`` and the other read-only operations "This operation can be called
+  only from the organization's management account or by a member account that is a delegated
+  administrator" (https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListParents.html);
+  moto answers them only in the management account. While active, a registered delegated
+  administrator's ``ListParents``, ``DescribeOrganizationalUnit``, ``ListAccounts``,
+  ``ListAccountsForParent``, ``ListOrganizationalUnitsForParent``, ``ListChildren`` and
+  ``DescribeAccount`` are answered from the management account's backend.
+* ``Ref`` of an ``AWS::Events::EventBus``: moto's bus has no physical id, so its CloudFormation
+  hands the bus *object* to whatever refers to it (a rule's ``EventBusName``), and fails. The bus's
+  physical id is its name (the ``Ref`` return value the CloudFormation reference documents,
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-eventbus.html).
+* Names CloudFormation generates (``<stack>-<logical id>-<random>``): moto never shortens them, so
+  a stack with a long name (a StackSet's instance is ``StackSet-<stack set>-<uuid>``) gets rule,
+  function and role names over their limit (64). While active, such a name is cut to the type's
+  limit by shortening the stack name and logical id, as CloudFormation does ("if you don't specify
+  a name, CloudFormation generates a unique physical ID", e.g. the rule's ``Name``:
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-rule.html).
 * SQS -> Lambda event source mappings. moto invokes a mapped function itself (through Docker,
   one message per invocation, ignoring partial batch responses) as soon as a message arrives.
   While active, moto leaves mapped queues alone and :mod:`emulator.flows` polls them the way
@@ -61,27 +89,49 @@ from __future__ import annotations
 import fnmatch
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 import moto
 from moto import settings
+from moto.cloudformation import parsing as cfn_parsing
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError, JsonRESTError
-from moto.events.models import EventPattern, Rule
+from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+from moto.events.models import EventBus, EventPattern, Rule, events_backends
 from moto.events.responses import EventsHandler
-from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, IAMRequestBase, PermissionResult
+from moto.iam.access_control import (
+    IAMPolicy,
+    IAMPolicyStatement,
+    IAMRequestBase,
+    PermissionResult,
+    create_access_key,
+)
+from moto.iam.models import get_account_id_from
 from moto.kms.models import kms_backends
+from moto.organizations.models import FakeDelegatedAdministrator, OrganizationsBackend, organizations_backends
 from moto.s3.responses import ACTION_MAP as S3_ACTION_MAP
 from moto.sns.models import sns_backends
 from moto.sqs.models import Queue
 
-from emulator import topic_policy
+from emulator import bus_policy, topic_policy
 
-__all__ = ["JOURNAL", "Access", "AccessJournal", "activate", "deactivate", "install", "is_active"]
+__all__ = [
+    "BUS_OUTBOX",
+    "JOURNAL",
+    "Access",
+    "AccessJournal",
+    "BusArrival",
+    "activate",
+    "deactivate",
+    "install",
+    "is_active",
+]
 
 #: The moto release these patches were written against (they reach into its internals).
 MOTO_VERSION: Final = "5.2.5"
@@ -149,6 +199,49 @@ class AccessJournal:
 JOURNAL: Final = AccessJournal()
 
 
+@dataclass(frozen=True)
+class BusArrival:
+    """An event on its way to an event bus: a rule's event-bus target, or a cross-account PutEvents.
+
+    ``event`` is the event as EventBridge delivers it (its own id, time in ISO form, the sender's
+    account and region); ``rule_arn``/``target`` are the forwarding rule and its target (``RoleArn``,
+    ``DeadLetterConfig``), empty for a direct PutEvents whose ``sender`` the bus policy admitted.
+    """
+
+    bus_arn: str
+    event: dict[str, Any]
+    rule_arn: str = ""
+    target: dict[str, Any] | None = None
+    sender: str = ""
+
+
+class BusOutbox:
+    """The events waiting for :mod:`emulator.orgflows` (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._arrivals: list[BusArrival] = []
+
+    def add(self, arrival: BusArrival) -> None:
+        with self._lock:
+            self._arrivals.append(arrival)
+
+    def take(self) -> list[BusArrival]:
+        with self._lock:
+            taken, self._arrivals = self._arrivals, []
+        return taken
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._arrivals)
+
+    def clear(self) -> None:
+        self.take()
+
+
+BUS_OUTBOX: Final = BusOutbox()
+
+
 class _JsonAccessDenied(JsonRESTError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__("AccessDeniedException", message)
@@ -173,6 +266,7 @@ class _State:
         self.active = False
         self.saved_auth: tuple[float, int] | None = None
         self.queue_lock = threading.Lock()
+        self.targets_lock = threading.Lock()
 
 
 _STATE: Final = _State()
@@ -188,11 +282,186 @@ def is_active() -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_bus_arn(arn: str) -> bool:
+    parts = arn.split(":", 5)
+    return len(parts) == 6 and parts[2] == "events" and parts[5].startswith("event-bus/")
+
+
+def _iso_time(value: Any) -> str:
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+        return str(iso_8601_datetime_without_milliseconds(utcfromtimestamp(float(value))))  # type: ignore[arg-type]
+    return str(value)
+
+
 def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
-    """A scheduled rule (no ``EventPattern``) gets no put events, as in AWS."""
-    if _STATE.active and not self.event_pattern._pattern:
+    """A scheduled rule (no ``EventPattern``) gets no put events, as in AWS; an event-bus target's
+    event goes to :data:`BUS_OUTBOX`."""
+    if not _STATE.active:
+        _ORIGINALS["rule_send_to_targets"](self, original_event, transform_input)
         return
-    _ORIGINALS["rule_send_to_targets"](self, original_event, transform_input)
+    if not self.event_pattern._pattern:
+        return
+    buses = [target for target in self.targets if _is_bus_arn(str(target.get("Arn", "")))]
+    if buses and self.event_pattern.matches_event(original_event):
+        event = {k: v for k, v in dict(original_event).items() if k != "ingestion-time"}
+        event["time"] = _iso_time(event.get("time"))
+        for target in buses:
+            BUS_OUTBOX.add(
+                BusArrival(str(target["Arn"]), json.loads(json.dumps(event)), self.arn, dict(target))
+            )
+    if len(buses) == len(self.targets):
+        return
+    with _STATE.targets_lock:
+        every = self.targets
+        self.targets = [target for target in every if target not in buses]
+        try:
+            _ORIGINALS["rule_send_to_targets"](self, original_event, transform_input)
+        finally:
+            self.targets = every
+
+
+def _caller_arn(handler: Any) -> tuple[str, str]:
+    """(principal ARN, account) of the request ``handler`` answers."""
+    authorization = str(handler.headers.get("Authorization") or "")
+    key = authorization.split("Credential=", 1)[-1].split("/", 1)[0] if "Credential=" in authorization else ""
+    account = get_account_id_from(key)
+    principal = create_access_key(account, "aws", key, dict(handler.headers)).arn
+    return str(principal), account
+
+
+def _put_events(self: EventsHandler) -> Any:
+    """PutEvents: an entry for another account's bus ARN is admitted (or refused) by that bus's policy."""
+    original = _ORIGINALS["events_put_events"]
+    entries = self._get_param("Entries") or []
+    foreign = [
+        entry
+        for entry in entries
+        if _is_bus_arn(str(entry.get("EventBusName") or ""))
+        and str(entry["EventBusName"]).split(":")[4] != self.current_account
+    ]
+    if not _STATE.active or not foreign:
+        return original(self)
+    caller, account = _caller_arn(self)
+    results: list[dict[str, Any]] = []
+    for entry in entries:
+        bus_arn = str(entry.get("EventBusName") or "")
+        if entry not in foreign:
+            results.extend(self.events_backend.put_events([entry]))
+            continue
+        _, _, _, region, owner, resource = bus_arn.split(":", 5)
+        bus = events_backends[owner][region].event_buses.get(resource.removeprefix("event-bus/"))
+        refused = bus_policy.refusal(
+            bus.policy if bus is not None else None, bus_arn=bus_arn, caller_arn=caller, account_id=account
+        )
+        if bus is None:
+            refused = f"event bus {bus_arn} does not exist"
+        JOURNAL.record(
+            Access(caller, bus_policy.PUT_EVENTS, bus_arn, allowed=not refused, implied_by="bus policy")
+        )
+        if refused:
+            raise _JsonAccessDenied(
+                f"User: {caller} is not authorized to perform: {bus_policy.PUT_EVENTS} "
+                f"on resource: {bus_arn} "
+                f"because no resource-based policy allows the {bus_policy.PUT_EVENTS} action ({refused})",
+                400,
+            )
+        event_id = str(uuid.uuid4())
+        when = entry.get("Time")
+        event = {
+            "version": "0",
+            "id": event_id,
+            "detail-type": entry.get("DetailType"),
+            "source": entry.get("Source"),
+            "account": account,
+            "time": _iso_time(when) if when is not None else _now_iso(),
+            "region": self.region,
+            "resources": entry.get("Resources", []),
+            "detail": json.loads(entry.get("Detail") or "{}"),
+        }
+        BUS_OUTBOX.add(BusArrival(bus_arn, event, sender=caller))
+        results.append({"EventId": event_id})
+    failed = sum(1 for result in results if "ErrorCode" in result)
+    return json.dumps({"FailedEntryCount": failed, "Entries": results})
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: The name limits of the generated names the stacks have (the types' Name properties).
+_NAME_LIMITS: Final = {
+    "AWS::Events::Rule": 64,
+    "AWS::Lambda::Function": 64,
+    "AWS::IAM::Role": 64,
+    "AWS::SQS::Queue": 80,
+    "AWS::SNS::Topic": 256,
+    "AWS::DynamoDB::Table": 255,
+}
+
+
+def _generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+    name = str(_ORIGINALS["cfn_generate_resource_name"](resource_type, stack_name, logical_id))
+    limit = _NAME_LIMITS.get(resource_type)
+    if not _STATE.active or limit is None or len(name) <= limit:
+        return name
+    suffix = name.rsplit("-", 1)[-1]
+    budget = limit - len(suffix) - 2  # two dashes
+    stack_part = stack_name[: max(budget - len(logical_id), budget // 2)].rstrip("-")
+    logical_part = logical_id[: budget - len(stack_part)]
+    return f"{stack_part}-{logical_part}-{suffix}"
+
+
+@contextmanager
+def events_clock(offset_seconds: float) -> Iterator[None]:
+    """EventBridge's clock ``offset_seconds`` away inside (a member whose events happened a day
+    ago, to be silent now): the ``time`` moto gives a put event. Test and demo only."""
+    import moto.events.models as events_models  # noqa: PLC0415 - the module whose clock this is
+
+    saved: Callable[..., float] = getattr(events_models, "unix_time")  # noqa: B009 - not exported
+    setattr(events_models, "unix_time", lambda *args: saved(*args) + offset_seconds)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(events_models, "unix_time", saved)  # noqa: B010
+
+
+# --------------------------------------------------------------------------------------------
+# Organizations: StackSets' delegated administrator, read-only APIs for delegated administrators
+# --------------------------------------------------------------------------------------------
+
+_STACKSETS_PRINCIPAL: Final = "member.org.stacksets.cloudformation.amazonaws.com"
+_ORG_READ_ONLY: Final = (
+    "list_parents",
+    "describe_organizational_unit",
+    "list_accounts",
+    "list_accounts_for_parent",
+    "list_organizational_units_for_parent",
+    "list_children",
+    "describe_account",
+)
+
+
+def _management_backend(backend: OrganizationsBackend) -> OrganizationsBackend | None:
+    """The management account's backend, if ``backend``'s account is a delegated administrator."""
+    if backend.org is not None:
+        return None
+    master = organizations_backends.master_accounts.get(backend.account_id)
+    if master is None:
+        return None
+    management = organizations_backends[master[0]][master[1]]
+    if not any(admin.account.id == backend.account_id for admin in management.admins):
+        return None
+    return management
+
+
+def _read_only(name: str) -> Callable[..., Any]:
+    def method(self: OrganizationsBackend, *args: Any, **kwargs: Any) -> Any:
+        management = _management_backend(self) if _STATE.active else None
+        target = management if management is not None else self
+        return _ORIGINALS[f"org_{name}"](target, *args, **kwargs)
+
+    method.__name__ = name
+    return method
 
 
 def _test_event_pattern(self: EventsHandler) -> tuple[str, dict[str, Any]]:
@@ -486,6 +755,15 @@ def install() -> None:
         IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
         Queue.add_message = _queue_add_message  # type: ignore[method-assign]
         EventsHandler.test_event_pattern = _test_event_pattern  # type: ignore[method-assign,assignment]
+        _ORIGINALS["cfn_generate_resource_name"] = cfn_parsing.generate_resource_name
+        cfn_parsing.generate_resource_name = _generate_resource_name
+        if not hasattr(EventBus, "physical_resource_id"):
+            EventBus.physical_resource_id = property(lambda bus: bus.name)  # type: ignore[attr-defined]
+        _ORIGINALS["events_put_events"] = EventsHandler.put_events
+        EventsHandler.put_events = _put_events  # type: ignore[method-assign]
+        for name in _ORG_READ_ONLY:
+            _ORIGINALS[f"org_{name}"] = getattr(OrganizationsBackend, name)
+            setattr(OrganizationsBackend, name, _read_only(name))
         _STATE.installed = True
 
 
@@ -497,6 +775,9 @@ def activate(*, enforce_iam: bool) -> None:
         _STATE.saved_auth = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0 if enforce_iam else float("inf")
         ActionAuthenticatorMixin.request_count = 0
+        if _STACKSETS_PRINCIPAL not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+            FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(_STACKSETS_PRINCIPAL)
+        BUS_OUTBOX.clear()
 
 
 def deactivate() -> None:
@@ -505,6 +786,9 @@ def deactivate() -> None:
             settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = _STATE.saved_auth
             _STATE.saved_auth = None
         _STATE.active = False
+        if _STACKSETS_PRINCIPAL in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+            FakeDelegatedAdministrator.SUPPORTED_SERVICES.remove(_STACKSETS_PRINCIPAL)
+        BUS_OUTBOX.clear()
 
 
 @contextmanager

@@ -173,12 +173,37 @@ class Emulator:
             )
         return self._clients[key]
 
+    def boto3_session(self, credentials: Credentials | None = None) -> boto3.session.Session:
+        """A boto3 session in this account and region (admin credentials by default) whose every
+        client calls the emulator: for code that takes a session (``hub.package.package``)."""
+        creds = credentials or self.admin
+        botocore_session = self.new_botocore_session()
+        botocore_session.get_component("config_store").set_config_variable("endpoint_url", self.endpoint_url)
+        return boto3.session.Session(
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            aws_session_token=creds.session_token,
+            region_name=self.region,
+            botocore_session=botocore_session,
+        )
+
     def new_botocore_session(self) -> botocore.session.Session:
         """A botocore session that shares this emulator's loaded service models."""
         session = botocore.session.Session()
         # Share the loaded service models: creating a client is then cheap.
         session.register_component("data_loader", self._session.get_component("data_loader"))
         return session
+
+    # -- other accounts ---------------------------------------------------------------------------
+    def view(self, account_id: str, region: str, admin: Credentials) -> AccountView:
+        """This emulator as seen from ``account_id`` in ``region``, signing as ``admin``.
+
+        The same server: moto keeps accounts apart by the access key's account (an IAM user's,
+        or an assumed-role session's role account), so :func:`emulator.deploy.deploy`,
+        :class:`emulator.runtime.LambdaRuntime` and :class:`emulator.flows.Flows` work unchanged
+        with a view in place of the emulator.
+        """
+        return AccountView(self, account_id, region, admin)
 
     # -- roles ----------------------------------------------------------------------------------
     def assume_role_as_service(
@@ -255,3 +280,22 @@ def trusts_service(document: dict[str, Any], service: str, context: dict[str, st
             return False
         allowed = True
     return allowed
+
+
+class AccountView(Emulator):
+    """One account and region of a running :class:`Emulator` (see :meth:`Emulator.view`)."""
+
+    def __init__(self, parent: Emulator, account_id: str, region: str, admin: Credentials) -> None:
+        root: Emulator = parent.root if isinstance(parent, AccountView) else parent
+        super().__init__(region=region, enforce_iam=root.enforce_iam)
+        self.root: Emulator = root
+        self.account_id = account_id
+        self._endpoint = root.endpoint_url
+        self._admin = admin
+        self._session = root._session
+
+    def start(self) -> Emulator:
+        raise RuntimeError("an account view shares its emulator's server: start the emulator")
+
+    def stop(self) -> None:
+        self._clients.clear()

@@ -10,10 +10,9 @@ import argparse
 import io
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,12 +26,23 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from tagpatch.adapters.commands import CommandStatusTable
-from tagpatch.adapters.compliance_store import ComplianceStore
 from tagpatch.adapters.ec2 import Ec2Gateway
 from tagpatch.adapters.groups import GroupsRepository
 from tagpatch.adapters.ssm import SsmGateway
-from tagpatch.cli import views
+from tagpatch.cli import org, views
+from tagpatch.cli.common import (
+    EXIT_EMPTY,
+    EXIT_FAILED,
+    EXIT_NO_CREDENTIALS,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    FAILED_STATUSES,
+    Context,
+    NotFound,
+    NothingRecorded,
+    parse_since,
+)
 from tagpatch.cli.stack import DEFAULT_STACK, Stack, StackNotFound, open_stack
 from tagpatch.models.environment import ConfigError
 from tagpatch.models.records import GroupRecord
@@ -41,19 +51,12 @@ from tagpatch.reconciler.config import load_reconciler_config
 from tagpatch.reconciler.core import Outcome, Reconciler
 from tagpatch.reconciler.starts import DEFAULT_CONCURRENT_LIMIT, WindowStart, collisions_by_window
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NO_CREDENTIALS = 3
-EXIT_NOT_FOUND = 4
-EXIT_EMPTY = 5
-
 EPILOG = """exit codes:
   0  ok
   1  failures (a group failed to reconcile, an AWS error)
   2  usage error
   3  no AWS credentials (or an unknown profile / no region)
-  4  stack or group not found
+  4  stack, group, account, OU or region not found; a stack that is not a hub (--org, accounts)
   5  nothing recorded yet (empty tables)
 
 AWS settings: --profile/AWS_PROFILE, --region/AWS_REGION (else AWS_DEFAULT_REGION or the
@@ -63,55 +66,6 @@ NO_REGION = (
     "no AWS region: pass --region (e.g. --region eu-west-1), set AWS_REGION, "
     "or run `aws configure` to give your profile one"
 )
-
-_DURATION = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-FAILED_STATUSES = frozenset({"Failed", "TimedOut", "Cancelled", "DeliveryTimedOut", "ExecutionTimedOut"})
-
-
-class NotFound(LookupError):
-    """An unknown group."""
-
-
-class NothingRecorded(LookupError):
-    """The tables hold nothing for the request yet."""
-
-
-class Context:
-    def __init__(self, stack: Stack, err: TextIO) -> None:
-        self.stack = stack
-        self.err = err
-
-    def progress(self, message: str) -> None:
-        print(message, file=self.err, flush=True)
-
-    def groups(self) -> GroupsRepository:
-        return GroupsRepository(self.stack.output("GroupsTableName"), self.stack.client("dynamodb"))
-
-    def commands(self) -> CommandStatusTable:
-        return CommandStatusTable(self.stack.output("CommandStatusTableName"), self.stack.client("dynamodb"))
-
-    def compliance(self) -> ComplianceStore:
-        return ComplianceStore(self.stack.output("ComplianceTableName"), self.stack.client("dynamodb"))
-
-    def records(self, group: str | None) -> list[GroupRecord]:
-        """The managed groups (one if ``group``), by name; NotFound/NothingRecorded when there are none."""
-        return self.select(self.all_records(), group)
-
-    def all_records(self) -> list[GroupRecord]:
-        self.progress("reading the groups table...")
-        return sorted(self.groups().all(), key=lambda record: record.group)
-
-    @staticmethod
-    def select(records: list[GroupRecord], group: str | None) -> list[GroupRecord]:
-        if group is not None:
-            records = [record for record in records if group in (record.group, record.slug)]
-            if not records:
-                raise NotFound(f"unknown group {group!r}: not in the groups table (see `tagpatch groups`)")
-        if not records:
-            raise NothingRecorded("no groups recorded yet: tag instances, or run `tagpatch reconcile`")
-        return records
-
 
 # --------------------------------------------------------------------------------------------
 # groups
@@ -222,20 +176,6 @@ def cmd_groups(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
 # runs
 # --------------------------------------------------------------------------------------------
 RUNS_HEADER = ("TIME", "GROUP", "COMMAND", "INSTANCE", "STATUS")
-
-
-def parse_since(value: str, now: datetime) -> datetime:
-    """``7d``, ``12h``, ``30m`` ago, or an ISO 8601 date/time (UTC when no zone is given)."""
-    match = _DURATION.match(value.strip())
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"invalid --since {value!r}: use 7d, 12h, 30m or an ISO date such as 2025-06-01"
-        ) from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def cmd_runs(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
@@ -417,13 +357,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups.set_defaults(run=cmd_groups)
 
-    runs = command("runs", "Recent Run Command results per instance, failures first.")
-    runs.add_argument("--group", help="one group only")
+    runs = command(
+        "runs",
+        "Recent Run Command results per instance, failures first; with --org (against a hub stack) "
+        "every member's runs, one line per run.",
+    )
+    runs.add_argument("--org", action="store_true", help="the organization's runs, from the hub stack")
+    runs.add_argument("--group", help="one group only (with --org: that group in every account)")
     runs.add_argument("--since", default="7d", help="7d, 12h, 30m or an ISO date/time (default: 7d)")
+    org.add_filters(runs, group=False, prefix="with --org: ")
     runs.set_defaults(run=cmd_runs)
 
-    report = command("report", "Latest compliance snapshot and trend per group.")
-    report.add_argument("--group", help="one group only")
+    report = command(
+        "report",
+        "Latest compliance snapshot and trend per group; with --org (against a hub stack) per "
+        "account or per group across accounts, one point per day.",
+    )
+    report.add_argument(
+        "--org", action="store_true", help="the organization's compliance, from the hub stack"
+    )
+    report.add_argument("--group", help="one group only (with --org: that group in every account)")
+    report.add_argument(
+        "--by",
+        choices=(org.BY_ACCOUNT, org.BY_GROUP),
+        help="with --org: one row and one series per account or per group name (default: account)",
+    )
+    org.add_filters(report, group=False, prefix="with --org: ")
+    report.add_argument(
+        "--since",
+        help=f"with --org: the series from 30d, 12h or an ISO date (default: {org.DEFAULT_REPORT_SINCE})",
+    )
     report.add_argument(
         "--format",
         choices=("table", "csv", "json", "html"),
@@ -433,6 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--output", "-o", help="write to this file instead of stdout")
     report.set_defaults(run=cmd_report)
+
+    accounts = command(
+        "accounts",
+        "Every member of the organization (against a hub stack): region, OU, TagPatch version, last "
+        "event and how long ago, silent flag, groups, compliance %.",
+    )
+    org.add_filters(accounts)
+    accounts.add_argument(
+        "--silent-after",
+        type=org.silent_after,
+        default=org.silent_after(org.DEFAULT_SILENT_AFTER),
+        help=f"flag a member with no event for longer than this (default: {org.DEFAULT_SILENT_AFTER})",
+    )
+    accounts.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    accounts.add_argument("--output", "-o", help="write to this file instead of stdout")
+    accounts.set_defaults(run=org.cmd_accounts)
 
     reconcile = command("reconcile", "Apply (or with --dry-run show) what the reconciler would change.")
     reconcile.add_argument("--group", help="one group (default: every group, as the scheduled reconcile)")
@@ -445,12 +424,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    if args.command == "runs":
+    misuse = org.check_org_options(args)
+    if misuse:
+        print(f"tagpatch {args.command}: error: {misuse}", file=err)
+        return EXIT_USAGE
+    if args.command in ("runs", "report") and getattr(args, "since", None) is not None:
         try:
             parse_since(args.since, datetime.now(UTC))
         except argparse.ArgumentTypeError as error:
-            print(f"tagpatch runs: error: {error}", file=err)
+            print(f"tagpatch {args.command}: error: {error}", file=err)
             return EXIT_USAGE
+    if getattr(args, "org", False):
+        args.run = org.cmd_runs_org if args.command == "runs" else org.cmd_report_org
     saved_level = logger.log_level
     if not args.verbose:
         logger.setLevel(logging.CRITICAL)  # the reconciler's JSON logs stay off the output

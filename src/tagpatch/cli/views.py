@@ -160,8 +160,13 @@ def _moment(snapshot_id: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def compliance_chart(trends: Sequence[GroupTrend]) -> str:
-    """An inline SVG: one line (``path.series``) per group of compliance % over snapshot time."""
+LEGEND_STEP = 130  # px per legend entry; entries wrap onto further rows under the chart
+LEGEND_ROW = 16
+
+
+def compliance_chart(trends: Sequence[GroupTrend], *, series: str = "group") -> str:
+    """An inline SVG: one line (``path.series``, ``data-<series>`` its name) per trend of compliance %
+    over time (a snapshot id or a day, ISO 8601); the legend wraps onto as many rows as it needs."""
     moments = sorted(
         {
             moment
@@ -182,10 +187,13 @@ def compliance_chart(trends: Sequence[GroupTrend]) -> str:
     def y(percent: Decimal) -> float:
         return CHART_MARGIN + (1 - float(percent) / 100) * inner_h
 
+    per_row = max(1, (CHART_WIDTH - CHART_MARGIN) // LEGEND_STEP)
+    drawn = sum(1 for trend in trends if any(p.compliance_percent is not None for p in trend.points))
+    height = CHART_HEIGHT + LEGEND_ROW * max(0, (drawn - 1) // per_row)
     parts = [
         f'<svg id="compliance-chart" xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" '
-        f'height="{CHART_HEIGHT}" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
-        'aria-label="Compliance % over time per group">'
+        f'height="{height}" viewBox="0 0 {CHART_WIDTH} {height}" role="img" '
+        f'aria-label="Compliance % over time per {html.escape(series, quote=True)}">'
     ]
     for percent in (0, 25, 50, 75, 100):
         level = y(Decimal(percent))
@@ -194,8 +202,9 @@ def compliance_chart(trends: Sequence[GroupTrend]) -> str:
             f'y2="{level:.1f}"/><text class="axis" x="{CHART_MARGIN - 6}" y="{level + 4:.1f}" '
             f'text-anchor="end">{percent}%</text>'
         )
-    for index, trend in enumerate(trends):
-        colour = COLOURS[index % len(COLOURS)]
+    attribute = "data-" + "".join(c for c in series.lower() if c.isalnum() or c == "-")
+    index = 0
+    for trend in trends:
         points = [
             (x(m), y(p.compliance_percent))
             for p in trend.points
@@ -203,20 +212,23 @@ def compliance_chart(trends: Sequence[GroupTrend]) -> str:
         ]
         if not points:
             continue
+        colour = COLOURS[index % len(COLOURS)]
         steps = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(points))
-        group = html.escape(trend.group, quote=True)
+        name = html.escape(trend.group, quote=True)
         parts.append(
-            f'<path class="series" data-group="{group}" d="{steps}" fill="none" stroke="{colour}" '
+            f'<path class="series" {attribute}="{name}" d="{steps}" fill="none" stroke="{colour}" '
             'stroke-width="2"/>'
         )
         parts.extend(
-            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{group}</title></circle>'
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{name}</title></circle>'
             for px, py in points
         )
+        row, column = divmod(index, per_row)
         parts.append(
-            f'<text class="legend" x="{CHART_MARGIN + 8 + 130 * index}" y="{CHART_HEIGHT - 10}" '
-            f'fill="{colour}">&#9632; {group}</text>'
+            f'<text class="legend" x="{CHART_MARGIN + 8 + LEGEND_STEP * column}" '
+            f'y="{CHART_HEIGHT - 10 + LEGEND_ROW * row}" fill="{colour}">&#9632; {name}</text>'
         )
+        index += 1
     if moments:
         for moment, anchor in ((low, "start"), (high, "end")):
             label = datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%d %H:%M")
@@ -241,9 +253,8 @@ svg .legend { font-size: 12px; font-weight: bold; }
 """
 
 
-def report_html(trends: Sequence[GroupTrend], *, stack: str, generated_at: str) -> str:
-    """One self-contained page: inline CSS, the inline SVG chart and the latest snapshot table."""
-    header = "".join(f"<th>{html.escape(name)}</th>" for name in REPORT_HEADER)
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
     body = "".join(
         "<tr>"
         + "".join(
@@ -253,15 +264,44 @@ def report_html(trends: Sequence[GroupTrend], *, stack: str, generated_at: str) 
             for cell in row
         )
         + "</tr>"
-        for row in report_rows(trends)
+        for row in rows
     )
-    title = f"TagPatch compliance - {html.escape(stack)}"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_page(
+    title: str,
+    *,
+    generated_at: str,
+    trends: Sequence[GroupTrend],
+    series: str,
+    table_title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    notes: Sequence[str] = (),
+) -> str:
+    """One self-contained page: inline CSS, the inline SVG chart of ``trends`` and a table."""
+    title = html.escape(title)
+    lines = "".join(f"<p>{html.escape(note)}</p>" for note in notes)
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_STYLE}</style></head><body>"
-        f"<h1>{title}</h1><p>Generated {html.escape(generated_at)}.</p>"
-        f"<h2>Compliance % over time</h2>{compliance_chart(trends)}"
-        f"<h2>Latest snapshot</h2><table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+        f"<h1>{title}</h1><p>Generated {html.escape(generated_at)}.</p>{lines}"
+        f"<h2>Compliance % over time</h2>{compliance_chart(trends, series=series)}"
+        f"<h2>{html.escape(table_title)}</h2>{_html_table(header, rows)}"
         "</body></html>\n"
+    )
+
+
+def report_html(trends: Sequence[GroupTrend], *, stack: str, generated_at: str) -> str:
+    """One self-contained page: inline CSS, the inline SVG chart and the latest snapshot table."""
+    return html_page(
+        f"TagPatch compliance - {stack}",
+        generated_at=generated_at,
+        trends=trends,
+        series="group",
+        table_title="Latest snapshot",
+        header=REPORT_HEADER,
+        rows=report_rows(trends),
     )
