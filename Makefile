@@ -13,7 +13,7 @@ VENV_STAMP := $(VENV)/.stamp-requirements-dev
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: .venv lint format typecheck validate build unit test hub-package calls collector-calls reporter-calls bench-report-scale demo demo-org operator chromium security bench bench-fleet clean distclean
+.PHONY: .venv lint format typecheck validate build unit test hub-package calls collector-calls reporter-calls bench-report-scale demo demo-org operator chromium security bench bench-fleet bench-org clean distclean
 
 .venv: $(VENV_STAMP)
 
@@ -132,6 +132,11 @@ bench: .venv
 # workers), each figure against its floor; prints a table (about 2 minutes of CPU on moto).
 bench-fleet: .venv
 	PYTHONPATH=src:. $(BIN)/python -m benchmarks.fleet_scale
+
+# `tagpatch report --org` on 200 accounts x 2 regions x 20 groups with 30 days of history, against its
+# floor (about 17 minutes on moto; `make bench` reads 7 days).
+bench-org: .venv
+	PYTHONPATH=src:. $(BIN)/python -m benchmarks.org_report
 
 clean:
 	rm -rf .aws-sam .coverage coverage.xml htmlcov .mypy_cache .ruff_cache .pytest_cache
