@@ -27,14 +27,26 @@ Alerts (storm control; composition and the gate are :mod:`tagpatch.collector.ale
     A command with any number of failing instances therefore produces at most
     ``max_alerts_per_command + 1`` messages, while the table keeps every instance's record.
 
-Run Result (member event)
-    When a Command notification moves the command item to a terminal status (the conditional write
-    applied: a duplicate or an older status changes nothing), the batch publishes one "Run Result"
-    through the ``events`` port, with the instance counts as the item holds them then. That write
-    happens once per terminal status, so the event is at most once per command, best effort: it is
-    published before the alert, not again on redelivery, and lost if the invocation dies between
-    the write and the publish. With ``NotificationType=Invocation`` no Command notification
-    arrives and no Run Result is published.
+Run Result (member event; only with an enabled ``events`` port)
+    One "Run Result" per command that ended, published before the command's alert, with the
+    instance counts as the command item holds them then:
+
+    * Invocation notifications (the stack's default): when a batch leaves a command whose recorded
+      invocations are all terminal and whose Run Result is not sent, one ``CommandLookup.progress``
+      (ListCommands) asks SSM: a terminal status whose targets (or completed invocations) the
+      recorded terminal invocations cover publishes, with SSM's status. Otherwise (SSM lags, or
+      notifications are on their way) a delayed flush with ``check: "run-result"`` asks again in
+      :data:`RESULT_CHECK_DELAY` s, one due at a time, at most :data:`MAX_RESULT_CHECKS` times;
+      then what is recorded makes it (:func:`recorded_status`), logged. No lookup while an
+      invocation runs, at most one per command per batch, none once the Run Result is sent.
+    * Command notifications: a terminal status on the command item publishes, with that status.
+
+    Exactly once: :meth:`CommandStore.claim_run_result` claims it on the command item (a marker and
+    a :data:`RUN_RESULT_LEASE` lease), the publish follows, :meth:`CommandStore.commit_run_result`
+    marks it sent. Duplicates, two concurrent batches and both notification types end in one
+    event; a redelivered terminal notification re-reads the item, so a container that died after
+    its claim leaves a lapsing lease and the redelivery publishes (possibly a repeat, logged). The
+    sink never raises (best effort).
 """
 
 from __future__ import annotations
