@@ -212,6 +212,12 @@ def test_redelivered_and_duplicate_invocations_are_still_one_run_result(world: C
     # When the batch is redelivered, to this container and to a new one, and a late InProgress comes
     world.log.reset()
     collector_handler.handle(ends, collector)
+    # (three no-op record writes and the merge a repeated failure makes; it says the Run Result was sent)
+    assert world.log.ops("dynamodb") == {"UpdateItem": 4}
+    world.log.reset()
+    collector_handler.handle(notifications_event(invocation(command, instance_id(1), "Success")), collector)
+    # (a repeated Success: its no-op write and one consistent read of the command item)
+    assert world.log.ops("dynamodb") == {"UpdateItem": 1, "GetItem": 1}
     collector_handler.handle(ends, _collector(world, sink))
     collector_handler.handle(
         notifications_event(invocation(command, instance_id(1), "InProgress")), collector
