@@ -426,8 +426,10 @@ class CollectorBatch:
             self._claim_result(state, recorded_status(state))
             return
         if state.result_checks < MAX_RESULT_CHECKS:
-            # One re-check at a time: a re-check that arrives schedules the next.
-            if entry.result_check or state.result_check_at is None or state.result_check_at <= self.now:
+            # One re-check at a time: a re-check that arrives schedules the next (another is sent
+            # only if the due one is overdue by a whole delay, as if lost).
+            due = state.result_check_at
+            if entry.result_check or due is None or due + RESULT_CHECK_DELAY <= self.now:
                 self.c.flushes.schedule(command_id, delay_seconds=RESULT_CHECK_DELAY, run_result=True)
                 self.c.store.set_result_check(command_id, due=self.now + RESULT_CHECK_DELAY)
                 self.report.counters["RunResultChecksScheduled"] += 1
