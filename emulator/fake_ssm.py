@@ -37,9 +37,9 @@ Fixed (moto 5.2 behaviour -> real API behaviour):
   take a baseline's ARN as well as its id.
 
 Test helpers: :func:`seed_instance_patch_state`, :func:`make_instance_patch_state`,
-:func:`clear_patch_states`, :func:`inject_faults`, :func:`clear_faults`, :data:`CALLS`,
-:func:`reset_calls`, :func:`set_window_quota`, :func:`set_task_quota`, :func:`set_target_quota`,
-:func:`set_targets_per_task_quota`, :func:`install`, :func:`reset`.
+:func:`clear_patch_states`, :func:`set_command_progress`, :func:`inject_faults`, :func:`clear_faults`,
+:data:`CALLS`, :func:`reset_calls`, :func:`set_window_quota`, :func:`set_task_quota`,
+:func:`set_target_quota`, :func:`set_targets_per_task_quota`, :func:`install`, :func:`reset`.
 """
 
 from __future__ import annotations
@@ -950,6 +950,22 @@ def seed_instance_patch_state(
         if not any(b is backend for b in _STATE.seeded_backends):
             _STATE.seeded_backends.append(backend)
     return dict(stored)
+
+
+def set_command_progress(
+    command_id: str,
+    status: str,
+    *,
+    completed: int,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    region: str = "us-east-1",
+) -> None:
+    """What ``ListCommands`` reports of a sent command from now on: its ``Status`` and
+    ``CompletedCount`` (moto's commands are ``Success`` with every target completed as soon as they
+    are sent; Run Command's are ``InProgress`` until their invocations end)."""
+    command = ssm_backends[account_id][region].get_command_by_id(command_id)
+    command.status = status
+    command.completed_count = completed
 
 
 def clear_patch_states() -> None:

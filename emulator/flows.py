@@ -134,8 +134,13 @@ class _Notifier:
         command: Mapping[str, Any],
         config: Mapping[str, Any],
         outcomes: Mapping[str, str],
+        *,
+        account: str,
+        region: str,
     ) -> None:
         self.sns = sns
+        self.account = account
+        self.region = region
         self.run = run
         self.command = command
         self.config = config
@@ -172,7 +177,15 @@ class _Notifier:
         self.sns.publish(TopicArn=self.config["NotificationArn"], Message=json.dumps(message))
         self.run.notifications.append(message)
 
+    def _progress(self, status: str) -> None:
+        """ListCommands follows the run, as Run Command's does (moto reports Success at once)."""
+        done = len(self.run.instance_ids) - len(self.run.pending)
+        fake_ssm.set_command_progress(
+            self.run.command_id, status, completed=done, account_id=self.account, region=self.region
+        )
+
     def start(self) -> None:
+        self._progress("InProgress")
         if self.invocation_type:
             for instance_id in self.run.instance_ids:
                 self._publish("InProgress", instanceId=instance_id)
@@ -182,14 +195,19 @@ class _Notifier:
     def finish(self, instance_ids: Sequence[str]) -> None:
         for instance_id in instance_ids:
             self.run.pending.remove(instance_id)
-            if self.invocation_type:
-                self._publish(self.outcomes.get(instance_id, "Success"), instanceId=instance_id)
-        if not self.invocation_type and not self.run.pending:
+        overall = "InProgress"
+        if not self.run.pending:
             finals = {self.outcomes.get(i, "Success") for i in self.run.instance_ids}
             if finals <= {"Success"}:
                 overall = "Success"
             else:
                 overall = "Failed" if "Failed" in finals else sorted(finals - {"Success"})[0]
+        # The command's status is final before its last notifications go out
+        self._progress(overall)
+        for instance_id in instance_ids:
+            if self.invocation_type:
+                self._publish(self.outcomes.get(instance_id, "Success"), instanceId=instance_id)
+        if not self.invocation_type and not self.run.pending:
             self._publish(overall)
 
 
@@ -636,7 +654,15 @@ class Flows:
             role_session = self.emulator.assume_role_as_service(
                 str(run_command["ServiceRoleArn"]), SSM_PRINCIPAL, "RunCommand", SSM_ASSUME_ROLE_CONTEXT
             )
-            run.notifier = _Notifier(self.client("sns", role_session), run, command, config, outcomes)
+            run.notifier = _Notifier(
+                self.client("sns", role_session),
+                run,
+                command,
+                config,
+                outcomes,
+                account=self.account,
+                region=self.region,
+            )
             run.notifier.start()
             run.notifier.finish([i for i in instance_ids if i not in late])
         return run

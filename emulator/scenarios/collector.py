@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from moto.sqs.models import Message, sqs_backends
+from moto.ssm.models import ssm_backends
 
 from emulator.scenarios.aws import CallLog
 from tagpatch import naming
@@ -256,6 +257,16 @@ class CollectorWorld:
         )["Command"]
         self.log.reset()
         return str(command["CommandId"])
+
+    def set_progress(
+        self, command_id: str, status: str, *, targets: int, completed: int | None = None
+    ) -> None:
+        """What ListCommands reports of the command from now on: its ``Status``, ``TargetCount`` and
+        ``CompletedCount`` (moto's own is Success, counting the instances its targets matched)."""
+        command = ssm_backends[ACCOUNT][REGION].get_command_by_id(command_id)
+        command.status = status
+        command.target_count = targets
+        command.completed_count = targets if completed is None else completed
 
     def alerts(self) -> list[dict[str, str]]:
         """Every alert published so far: ``{"Subject": ..., "Message": ...}``."""

@@ -581,3 +581,34 @@ def test_a_rule_for_source_tagpatch_receives_group_reconciled_after_a_tag_change
     )
     assert detail["actions"] > 0
     assert detail["windows"] and all(window["windowId"].startswith("mw-") for window in detail["windows"])
+
+
+def test_a_window_run_notified_per_invocation_is_one_run_result_on_the_bus(stack: Stack) -> None:
+    stack.require("StatusCollectorFunction", "StatusQueueSubscription")
+    # Given a consumer of source tagpatch and a group of three instances with its window (the
+    # default NotificationType: Invocation)
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="e2e-run-results")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="e2e-run-results", EventPattern=json.dumps({"source": ["tagpatch"]}))
+    events.put_targets(Rule="e2e-run-results", Targets=[{"Id": "queue", "Arn": arn}])
+    instances = stack.launch(3)
+    stack.flows.tag_instances(instances, TAG_KEY, "e2e-runs")
+    stack.flows.poll("ReconcilerFunction")
+    stack.flows.read_inbox()
+    sqs.purge_queue(QueueUrl=url)
+
+    # When the window runs (one instance fails) and Lambda's poller drains the status queue
+    run = stack.flows.run_window("e2e-runs", {instances[1]: "Failed"})
+    batches = stack.flows.poll("StatusCollectorFunction")
+    assert all(batch.failed_ids == [] for batch in batches)
+    assert all("instanceId" in n for n in run.notifications)
+
+    # Then the consumer got one Run Result of the command: SSM's status and the instance counts
+    bodies = [
+        json.loads(message["Body"])
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+    (result,) = [body["detail"] for body in bodies if body["detail-type"] == "Run Result"]
+    assert (result["group"], result["commandId"], result["status"]) == ("e2e-runs", run.command_id, "Failed")
+    assert (result["instances"], result["failedInstances"]) == ({"Success": 2, "Failed": 1}, 1)

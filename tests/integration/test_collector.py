@@ -1000,3 +1000,69 @@ def test_a_flush_that_arrives_early_schedules_the_next_one(world: CollectorWorld
     world.clock.advance(10)
     handle(world.deliver_flushes(), world.collector)
     assert len(world.alerts()) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Run Result re-checks beside alert flushes
+# --------------------------------------------------------------------------------------------
+class _Sink:
+    """A member-event sink that keeps what it is given (docs/events.md)."""
+
+    def __init__(self) -> None:
+        from tagpatch.models.member_events import Origin
+
+        self.origin = Origin("123456789012", "us-east-1", "tagpatch-test")
+        self.enabled = True
+        self.details: list[dict[str, Any]] = []
+
+    def publish(self, details: Any) -> None:
+        self.details.extend({"type": d.detail_type, **d.detail()} for d in details)
+
+
+def test_a_run_result_re_check_leaves_the_held_failures_to_their_own_flush(world: CollectorWorld) -> None:
+    # Given a command on three instances: one failure alerted, then, within the cooldown, its other
+    # two instances ended (one more failure, held) while ListCommands still said InProgress
+    sink = _Sink()
+    world.collector.events = sink
+    command = world.send_command("web")
+    world.set_progress(command, "InProgress", targets=3, completed=1)
+    started = [invocation(command, instance_id(n), "InProgress", "2025-06-15T03:01:00Z") for n in (1, 2, 3)]
+    handle(notifications_event(*started), world.collector)
+    handle(notifications_event(invocation(command, instance_id(1), "Failed")), world.collector)
+    world.clock.advance(60)
+    handle(
+        notifications_event(
+            invocation(command, instance_id(2), "Failed"), invocation(command, instance_id(3), "Success")
+        ),
+        world.collector,
+    )
+    assert len(world.alerts()) == 1
+    pending = sorted(world.pending_flushes(), key=lambda flush: flush[1])
+    assert [(json.loads(body).get("check"), delay) for body, delay in pending] == [
+        ("run-result", 60),
+        (None, 900 - 60),
+    ]
+    assert sink.details == []
+
+    # When only the run-result check arrives, SSM having caught up
+    world.set_progress(command, "Failed", targets=3)
+    world.clock.advance(60)
+    bodies = [record["body"] for record in world.deliver_flushes()["Records"]]
+    world.log.reset()
+    check = [body for body in bodies if json.loads(body).get("check") == "run-result"]
+    response = handle(sqs_event(*check), world.collector)
+
+    # Then one Run Result is published (one consistent read, one ListCommands, claim and record),
+    # the held failure stays held and no second alert flush is scheduled
+    assert failures_of(response) == []
+    # (and a Scan of the group names: "web" is in no GroupsTable item here, so it is looked for again)
+    assert world.log.ops("dynamodb") == {"GetItem": 1, "UpdateItem": 2, "Scan": 1}
+    assert world.log.ops("ssm") == {"ListCommands": 1}
+    assert world.log.count("sqs") == 0
+    ((detail,),) = [[d for d in sink.details if d["type"] == "Run Result"]]
+    assert (detail["status"], detail["instances"], detail["failedInstances"]) == (
+        "Failed",
+        {"Failed": 2, "Success": 1},
+        2,
+    )
+    assert len(world.alerts()) == 1

@@ -3,6 +3,7 @@ the collector once per command that ends, the reporter per group recorded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from emulator.scenarios.collector import (
     notifications_event,
 )
 from tagpatch import __version__
-from tagpatch.collector.core import StatusCollector
+from tagpatch.collector.core import MAX_RESULT_CHECKS, StatusCollector
 from tagpatch.handlers import collector as collector_handler
 from tagpatch.handlers import reconciler as reconciler_handler
 from tagpatch.handlers import reporter as reporter_handler
@@ -117,15 +118,16 @@ def _collector(world: CollectorWorld, sink: RecordingSink) -> StatusCollector:
 
 
 def test_a_command_that_ends_is_one_run_result_however_often_it_is_delivered(world: CollectorWorld) -> None:
-    # Given a command of group web whose two instances reported, one failed
+    # Given a command of group web with three targets, two of which reported, one failed
     sink = RecordingSink()
     command = world.send_command("web")
+    world.set_progress(command, "InProgress", targets=3, completed=2)
     first, second = instance_id(1), instance_id(2)
     collector_handler.handle(
         notifications_event(invocation(command, first, "Success"), invocation(command, second, "Failed")),
         _collector(world, sink),
     )
-    assert sink.details() == []  # invocations alone do not end a command
+    assert sink.details() == []  # SSM says the command still runs
 
     # When its terminal Command notification arrives, then again (SQS at least once), also to
     # another container
@@ -134,6 +136,8 @@ def test_a_command_that_ends_is_one_run_result_however_often_it_is_delivered(wor
     )
     collector_handler.handle(ended, _collector(world, sink))
     collector_handler.handle(ended, _collector(world, sink))
+    # and the re-check the invocations scheduled
+    collector_handler.handle(world.deliver_flushes(), _collector(world, sink))
 
     # Then one Run Result names it with the counts the collector knew
     (detail,) = sink.details()
@@ -141,6 +145,231 @@ def test_a_command_that_ends_is_one_run_result_however_often_it_is_delivered(wor
     assert (detail["group"], detail["commandId"], detail["status"]) == ("web", command, "Failed")
     assert detail["instances"] == {"Failed": 1, "Success": 1}
     assert detail["failedInstances"] == 1
+
+
+def _three_instances(world: CollectorWorld, sink: RecordingSink) -> tuple[str, StatusCollector]:
+    """A command on three instances, all InProgress (NotificationType Invocation); its collector."""
+    command = world.send_command("web")
+    collector = _collector(world, sink)
+    collector_handler.handle(
+        notifications_event(*(invocation(command, instance_id(n), "InProgress") for n in (1, 2, 3))),
+        collector,
+    )
+    world.alerts()
+    return command, collector
+
+
+def test_invocation_notifications_alone_end_a_command_in_one_run_result(world: CollectorWorld) -> None:
+    # Given a command on three instances, as the default NotificationType (Invocation) reports it
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "Failed", targets=3)
+
+    # When two end while the third still runs
+    world.log.reset()
+    collector_handler.handle(
+        notifications_event(
+            invocation(command, instance_id(1), "Success", "2025-06-15T03:20:00Z"),
+            invocation(command, instance_id(2), "Failed", "2025-06-15T03:21:00Z"),
+        ),
+        collector,
+    )
+    # Then SSM is not asked (an invocation still runs) and nothing is published
+    assert world.log.count("ssm") == 0
+    assert sink.details() == []
+
+    # When the third ends
+    world.log.reset()
+    collector_handler.handle(
+        notifications_event(invocation(command, instance_id(3), "Success", "2025-06-15T03:22:00Z")), collector
+    )
+
+    # Then one ListCommands confirms the end and one Run Result has SSM's status and the counts
+    assert world.log.ops("ssm") == {"ListCommands": 1}
+    # record + merge + claim + commit
+    assert world.log.ops("dynamodb") == {"UpdateItem": 4}
+    (detail,) = sink.details()
+    assert (detail["type"], detail["commandId"], detail["group"]) == ("Run Result", command, "web")
+    assert detail["status"] == "Failed"
+    assert detail["instances"] == {"Success": 2, "Failed": 1}
+    assert detail["failedInstances"] == 1
+    assert world.pending_flushes() == []
+
+
+def test_redelivered_and_duplicate_invocations_are_still_one_run_result(world: CollectorWorld) -> None:
+    # Given a command whose three invocations ended and whose Run Result was published
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "Failed", targets=3)
+    ends = notifications_event(
+        invocation(command, instance_id(1), "Success", "2025-06-15T03:20:00Z"),
+        invocation(command, instance_id(2), "Failed", "2025-06-15T03:21:00Z"),
+        invocation(command, instance_id(3), "Success", "2025-06-15T03:22:00Z"),
+    )
+    collector_handler.handle(ends, collector)
+    assert len(sink.details()) == 1
+
+    # When the batch is redelivered, to this container and to a new one, and a late InProgress comes
+    world.log.reset()
+    collector_handler.handle(ends, collector)
+    # (three no-op record writes and the merge a repeated failure makes; it says the Run Result was sent)
+    assert world.log.ops("dynamodb") == {"UpdateItem": 4}
+    world.log.reset()
+    collector_handler.handle(notifications_event(invocation(command, instance_id(1), "Success")), collector)
+    # (a repeated Success: its no-op write and one consistent read of the command item)
+    assert world.log.ops("dynamodb") == {"UpdateItem": 1, "GetItem": 1}
+    collector_handler.handle(ends, _collector(world, sink))
+    collector_handler.handle(
+        notifications_event(invocation(command, instance_id(1), "InProgress")), collector
+    )
+
+    # Then SSM is not asked again (the command item says the Run Result was sent) and no second one
+    assert world.log.count("ssm") == 0
+    assert len(sink.details()) == 1
+
+
+def test_a_redelivery_publishes_the_run_result_its_first_delivery_died_before(world: CollectorWorld) -> None:
+    # Given a batch that ended a command and whose container died after its claim, before publishing
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "Success", targets=3)
+    ends = notifications_event(*(invocation(command, instance_id(n), "Success") for n in (1, 2, 3)))
+    sink.enabled = False  # the records are written, the Run Result step does not run
+    collector_handler.handle(ends, collector)
+    sink.enabled = True
+    assert world.table.claim_run_result(command, now=world.clock(), lease_until=world.clock() + 120)
+
+    # When the batch is redelivered while the claim is live, then after it lapsed
+    collector_handler.handle(ends, _collector(world, sink))
+    assert sink.details() == []
+    world.clock.advance(121)
+    collector_handler.handle(ends, _collector(world, sink))
+
+    # Then the redelivery published it, once
+    (detail,) = sink.details()
+    assert (detail["status"], detail["instances"]) == ("Success", {"Success": 3})
+    collector_handler.handle(ends, _collector(world, sink))
+    assert len(sink.details()) == 1
+
+
+def test_a_command_ssm_still_reports_running_is_checked_again_later(world: CollectorWorld) -> None:
+    # Given a command whose three invocations ended while ListCommands still says InProgress
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "InProgress", targets=3, completed=2)
+    world.log.reset()
+    collector_handler.handle(
+        notifications_event(
+            invocation(command, instance_id(1), "Success"),
+            invocation(command, instance_id(2), "Failed"),
+            invocation(command, instance_id(3), "Success"),
+        ),
+        collector,
+    )
+
+    # Then nothing is published yet, and one delayed re-check is on the status queue
+    assert sink.details() == []
+    assert world.log.ops("ssm") == {"ListCommands": 1}
+    assert world.pending_flushes() == [
+        (
+            json.dumps(
+                {"tagpatch": "alert-flush", "commandId": command, "check": "run-result"},
+                separators=(",", ":"),
+            ),
+            60,
+        )
+    ]
+
+    # When the re-check arrives and SSM has caught up
+    world.set_progress(command, "Failed", targets=3)
+    world.clock.advance(60)
+    world.log.reset()
+    collector_handler.handle(world.deliver_flushes(), collector)
+
+    # Then the Run Result is published, with one ListCommands, and no further re-check
+    assert world.log.ops("ssm") == {"ListCommands": 1}
+    (detail,) = sink.details()
+    assert (detail["status"], detail["instances"], detail["failedInstances"]) == (
+        "Failed",
+        {"Success": 2, "Failed": 1},
+        1,
+    )
+    assert world.pending_flushes() == []
+
+
+def test_re_checks_are_bounded_then_the_recorded_invocations_make_the_run_result(
+    world: CollectorWorld,
+) -> None:
+    # Given a command whose invocations all ended and that SSM keeps reporting InProgress
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "InProgress", targets=3, completed=0)
+    collector_handler.handle(
+        notifications_event(
+            invocation(command, instance_id(1), "Success"),
+            invocation(command, instance_id(2), "TimedOut"),
+            invocation(command, instance_id(3), "Success"),
+        ),
+        collector,
+    )
+
+    # When every re-check arrives
+    rechecks = 0
+    while world.pending_flushes():
+        world.clock.advance(60)
+        collector_handler.handle(world.deliver_flushes(), collector)
+        rechecks += 1
+
+    # Then after the bounded number of re-checks one Run Result is made of what is recorded
+    assert rechecks == MAX_RESULT_CHECKS
+    (detail,) = sink.details()
+    assert (detail["status"], detail["instances"]) == ("TimedOut", {"Success": 2, "TimedOut": 1})
+
+
+def test_a_live_claim_by_another_batch_is_left_to_it(world: CollectorWorld) -> None:
+    # Given another batch that claimed the command's Run Result a moment ago
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "Success", targets=3)
+    assert world.table.claim_run_result(command, now=world.clock(), lease_until=world.clock() + 120)
+
+    # When this batch ends the command too
+    collector_handler.handle(
+        notifications_event(*(invocation(command, instance_id(n), "Success") for n in (1, 2, 3))), collector
+    )
+
+    # Then it does not publish a second Run Result
+    assert sink.details() == []
+
+
+@pytest.mark.parametrize("command_first", [False, True])
+def test_command_and_invocation_notifications_of_one_command_are_one_run_result(
+    world: CollectorWorld, command_first: bool
+) -> None:
+    # Given a command on three instances notified both per command and per invocation
+    sink = RecordingSink()
+    command, collector = _three_instances(world, sink)
+    world.set_progress(command, "Failed", targets=3)
+    ends = notifications_event(
+        invocation(command, instance_id(1), "Success", "2025-06-15T03:20:00Z"),
+        invocation(command, instance_id(2), "Failed", "2025-06-15T03:21:00Z"),
+        invocation(command, instance_id(3), "Success", "2025-06-15T03:22:00Z"),
+    )
+    summary = notifications_event(
+        command_summary(command, "Failed", instances=[instance_id(n) for n in (1, 2, 3)])
+    )
+
+    # When both arrive, in either order, each twice
+    world.log.reset()
+    for event in (summary, ends) if command_first else (ends, summary):
+        collector_handler.handle(event, collector)
+        collector_handler.handle(event, _collector(world, sink))
+
+    # Then one Run Result
+    (detail,) = sink.details()
+    assert (detail["commandId"], detail["status"]) == (command, "Failed")
+    # and the Command notification spared the ListCommands call when it came first
+    assert world.log.count("ssm") == (0 if command_first else 1)
 
 
 def test_a_command_still_running_is_no_run_result(world: CollectorWorld) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
 from emulator.scenarios.collector import COLLECTOR_ENV
 from tagpatch.adapters.alerts import MAX_MESSAGE_BYTES, safe_message, safe_subject
+from tagpatch.adapters.ssm_commands import SsmCommandLookup
 from tagpatch.collector.alerts import (
     MAX_LISTED,
     SUBJECT_MAX,
@@ -23,8 +26,15 @@ from tagpatch.collector.alerts import (
     s3_console_url,
 )
 from tagpatch.collector.config import load_collector_config
+from tagpatch.collector.core import recorded_status
 from tagpatch.models.environment import ConfigError
-from tagpatch.models.records import CommandContext, CommandState, FailedInstance, group_from_prefix
+from tagpatch.models.records import (
+    CommandContext,
+    CommandProgress,
+    CommandState,
+    FailedInstance,
+    group_from_prefix,
+)
 from tagpatch.models.run_status import (
     ALERTING,
     TERMINAL,
@@ -330,6 +340,95 @@ def test_unalerted_failures_are_the_recorded_ones_minus_the_alerted_ones() -> No
         FailedInstance("i-3", RunStatus.TIMED_OUT),
     ]
     assert state.failed_total == 8
+
+
+# --------------------------------------------------------------------------------------------
+# Run Result: has the command ended?
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("counts", "ended"),
+    [
+        ({}, False),  # nothing recorded (a NotificationType Command member)
+        ({RunStatus.SUCCESS: 2, RunStatus.FAILED: 1}, True),
+        ({RunStatus.SUCCESS: 2, RunStatus.IN_PROGRESS: 1}, False),
+        ({RunStatus.SUCCESS: 2, RunStatus.IN_PROGRESS: 0, RunStatus.PENDING: 0}, True),  # moved on
+        ({RunStatus.IN_PROGRESS: 0}, False),
+    ],
+)
+def test_a_command_s_invocations_have_ended_when_every_recorded_one_is_terminal(
+    counts: dict[RunStatus, int], ended: bool
+) -> None:
+    assert CommandState(COMMAND, counts=counts).invocations_ended is ended
+
+
+@pytest.mark.parametrize(
+    ("progress", "recorded", "covered"),
+    [
+        (CommandProgress(RunStatus.FAILED, target_count=3, completed_count=3), 3, True),
+        (CommandProgress(RunStatus.FAILED, target_count=3, completed_count=3), 2, False),  # one on its way
+        (CommandProgress(RunStatus.FAILED, target_count=5, completed_count=3), 3, True),  # past MaxErrors
+        (CommandProgress(RunStatus.SUCCESS, target_count=0, completed_count=0), 0, True),
+    ],
+)
+def test_recorded_invocations_cover_the_command_s_targets(
+    progress: CommandProgress, recorded: int, covered: bool
+) -> None:
+    assert progress.covered_by(recorded) is covered
+
+
+@pytest.mark.parametrize(
+    ("counts", "status"),
+    [
+        ({RunStatus.SUCCESS: 3}, RunStatus.SUCCESS),
+        ({RunStatus.SUCCESS: 2, RunStatus.FAILED: 1, RunStatus.TIMED_OUT: 1}, RunStatus.FAILED),
+        ({RunStatus.SUCCESS: 2, RunStatus.TIMED_OUT: 1}, RunStatus.TIMED_OUT),
+        ({RunStatus.SUCCESS: 2, RunStatus.FAILED: 0}, RunStatus.SUCCESS),
+    ],
+)
+def test_the_recorded_status_of_a_command_is_run_command_s_rule(
+    counts: dict[RunStatus, int], status: RunStatus
+) -> None:
+    assert recorded_status(CommandState(COMMAND, counts=counts)) is status
+
+
+def _stubbed_lookup(response: dict[str, object]) -> tuple[SsmCommandLookup, Stubber]:
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    stubber = Stubber(ssm)  # checks request and response against botocore's model of ListCommands
+    stubber.add_response("list_commands", response, {"CommandId": COMMAND})
+    stubber.activate()
+    return SsmCommandLookup(ssm), stubber
+
+
+def test_the_command_s_progress_is_one_list_commands_call() -> None:
+    lookup, stubber = _stubbed_lookup(
+        {
+            "Commands": [
+                {
+                    "CommandId": COMMAND,
+                    "Status": "Failed",
+                    "TargetCount": 3,
+                    "CompletedCount": 3,
+                    "ErrorCount": 1,
+                    "DeliveryTimedOutCount": 0,
+                }
+            ]
+        }
+    )
+
+    assert lookup.progress(COMMAND) == CommandProgress(
+        RunStatus.FAILED, target_count=3, completed_count=3, error_count=1
+    )
+    stubber.assert_no_pending_responses()
+
+
+def test_an_unknown_command_has_no_progress() -> None:
+    lookup, _ = _stubbed_lookup({"Commands": []})
+    assert lookup.progress(COMMAND) is None
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    with Stubber(ssm) as stubber:
+        stubber.add_client_error("list_commands", "InvalidCommandId")
+        assert SsmCommandLookup(ssm).progress(COMMAND) is None
 
 
 # --------------------------------------------------------------------------------------------

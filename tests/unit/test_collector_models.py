@@ -118,6 +118,17 @@ def test_the_flush_message_round_trips() -> None:
     assert json.loads(flush.body()) == {"tagpatch": "alert-flush", "commandId": SAMPLE_COMMAND_ID}
 
 
+def test_the_run_result_check_is_a_flush_with_its_check_named() -> None:
+    check = AlertFlush(command_id=SAMPLE_COMMAND_ID, check="run-result")
+
+    assert parse_record(sqs_record(check.body())) == check
+    assert json.loads(check.body()) == {
+        "tagpatch": "alert-flush",
+        "commandId": SAMPLE_COMMAND_ID,
+        "check": "run-result",
+    }
+
+
 def _without(message: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in message.items() if k != key}
 
@@ -352,6 +363,7 @@ def test_the_parsed_models_are_frozen() -> None:
         ({"tagpatch": None, "commandId": SAMPLE_COMMAND_ID}, "tagpatch: "),
         ({"tagpatch": "alert-flush", "commandId": "abc"}, "commandId: "),
         ({"tagpatch": "alert-flush"}, "commandId: Field required"),
+        ({"tagpatch": "alert-flush", "commandId": SAMPLE_COMMAND_ID, "check": "other"}, "check: "),
     ],
 )
 def test_a_flush_is_exactly_its_two_keys(flush: dict[str, Any], detail: str) -> None:

@@ -47,9 +47,10 @@ class FlushQueue:
         self._queue = queue_url
         self._sqs = sqs_client or client("sqs")
 
-    def schedule(self, command_id: str, *, delay_seconds: int) -> None:
+    def schedule(self, command_id: str, *, delay_seconds: int, run_result: bool = False) -> None:
+        flush = AlertFlush(command_id=command_id, check="run-result" if run_result else None)
         self._sqs.send_message(
             QueueUrl=self._queue,
-            MessageBody=AlertFlush(command_id=command_id).body(),
+            MessageBody=flush.body(),
             DelaySeconds=max(0, min(MAX_FLUSH_DELAY, delay_seconds)),
         )

@@ -182,6 +182,10 @@ def state_from_item(item: dict[str, Any]) -> CommandState:
         flush_at=_number(plain.get("flush_at")),
         command_alert_sent=bool(plain.get("command_alert_sent", False)),
         command_alert_lease=_number(plain.get("command_alert_lease")),
+        run_result_sent=bool(plain.get("run_result_sent", False)),
+        run_result_lease=_number(plain.get("run_result_lease")),
+        result_checks=int(plain.get("result_checks", 0)),
+        result_check_at=_number(plain.get("result_check_at")),
     )
 
 
@@ -396,6 +400,32 @@ class CommandStatusTable:
             expr.add("alerted_ids", ids)
         expr.set("command_alert_sent", True)
         expr.remove("command_alert_lease")
+        self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
+
+    def claim_run_result(self, command_id: str, *, now: float, lease_until: float) -> AlertClaim | None:
+        """Claim the command's Run Result until ``lease_until``; None when it was published, or
+        another batch holds a live claim. A claimant that dies before :meth:`commit_run_result`
+        leaves a lease that lapses, so a redelivery publishes it (possibly again)."""
+        expr = _Expression()
+        expr.set("run_result_lease", lease_until)
+        sent, lease = expr.n("run_result_sent"), expr.n("run_result_lease")
+        expr.conditions.append(f"attribute_not_exists({sent})")
+        expr.conditions.append(f"attribute_not_exists({lease}) OR {lease} < {expr.v(now)}")
+        return self._claim(command_id, expr, "run_result_lease")
+
+    def commit_run_result(self, command_id: str) -> None:
+        """Record the Run Result as published (never again), its lease and re-check gone."""
+        expr = _Expression()
+        expr.set("run_result_sent", True)
+        expr.remove("run_result_lease")
+        expr.remove("result_check_at")
+        self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
+
+    def set_result_check(self, command_id: str, *, due: float) -> None:
+        """Record a scheduled re-check of the command's end: when it is due, one more of them."""
+        expr = _Expression()
+        expr.set("result_check_at", due)
+        expr.add("result_checks", 1)
         self._ddb.update_item(TableName=self._table, Key=command_key(command_id), **expr.params())
 
     def set_flush(self, command_id: str, *, due: float) -> None:

@@ -27,14 +27,26 @@ Alerts (storm control; composition and the gate are :mod:`tagpatch.collector.ale
     A command with any number of failing instances therefore produces at most
     ``max_alerts_per_command + 1`` messages, while the table keeps every instance's record.
 
-Run Result (member event)
-    When a Command notification moves the command item to a terminal status (the conditional write
-    applied: a duplicate or an older status changes nothing), the batch publishes one "Run Result"
-    through the ``events`` port, with the instance counts as the item holds them then. That write
-    happens once per terminal status, so the event is at most once per command, best effort: it is
-    published before the alert, not again on redelivery, and lost if the invocation dies between
-    the write and the publish. With ``NotificationType=Invocation`` no Command notification
-    arrives and no Run Result is published.
+Run Result (member event; only with an enabled ``events`` port)
+    One "Run Result" per command that ended, published before the command's alert, with the
+    instance counts as the command item holds them then:
+
+    * Invocation notifications (the stack's default): when a batch leaves a command whose recorded
+      invocations are all terminal and whose Run Result is not sent, one ``CommandLookup.progress``
+      (ListCommands) asks SSM: a terminal status whose targets (or completed invocations) the
+      recorded terminal invocations cover publishes, with SSM's status. Otherwise (SSM lags, or
+      notifications are on their way) a delayed flush with ``check: "run-result"`` asks again in
+      :data:`RESULT_CHECK_DELAY` s, one due at a time, at most :data:`MAX_RESULT_CHECKS` times;
+      then what is recorded makes it (:func:`recorded_status`), logged. No lookup while an
+      invocation runs, at most one per command per batch, none once the Run Result is sent.
+    * Command notifications: a terminal status on the command item publishes, with that status.
+
+    Exactly once: :meth:`CommandStore.claim_run_result` claims it on the command item (a marker and
+    a :data:`RUN_RESULT_LEASE` lease), the publish follows, :meth:`CommandStore.commit_run_result`
+    marks it sent. Duplicates, two concurrent batches and both notification types end in one
+    event; a redelivered terminal notification re-reads the item, so a container that died after
+    its claim leaves a lapsing lease and the redelivery publishes (possibly a repeat, logged). The
+    sink never raises (best effort).
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ from tagpatch.models.member_events import run_result_event
 from tagpatch.models.records import (
     BatchMerge,
     CommandContext,
+    CommandProgress,
     CommandRecord,
     CommandState,
     FailedInstance,
@@ -83,6 +96,12 @@ if TYPE_CHECKING:
 # finds the lease lapsed and sends the alert.
 ALERT_LEASE = 120
 COMMAND_ALERT_LEASE = ALERT_LEASE
+RUN_RESULT_LEASE = ALERT_LEASE
+# When SSM does not confirm yet that a command whose recorded invocations all ended has ended (its
+# status lags, or notifications are still on their way), a delayed flush asks again: this many
+# times at most, this many seconds apart; then the Run Result is made of what is recorded.
+RESULT_CHECK_DELAY = 60
+MAX_RESULT_CHECKS = 5
 
 
 @dataclass
@@ -95,7 +114,9 @@ class _CommandEntry:
     command_alert_lease: float = 0.0
     command_alert_repeat: bool = False
     flush: bool = False
-    ended: bool = False  # this batch wrote the command's terminal status: its Run Result is due
+    ended: bool = False  # a Command notification found the command terminal: its Run Result is due
+    result_check: bool = False  # a delayed re-check of the command's end arrived
+    recheck: bool = False  # a terminal invocation came again: a Run Result may be left to publish
 
 
 @dataclass
@@ -212,6 +233,10 @@ class CollectorBatch:
         # was alerted already (a crash between the two writes must not lose the alert).
         if record.status in ALERTING and (outcome.applied or outcome.previous == record.status):
             merge.failures.setdefault(record.status, set()).add(record.instance_id)
+        # A redelivered terminal invocation changes nothing, but its first delivery may have died
+        # before the command's Run Result was published: the command item says.
+        if record.status in TERMINAL and not outcome.applied and outcome.previous == record.status:
+            entry.recheck = True
 
     def add_command(self, message_id: str, notification: CommandNotification) -> None:
         command_id = notification.command_id
@@ -251,7 +276,9 @@ class CollectorBatch:
         entry.message_ids.append(message_id)
         entry.state = write.state
         self.report.counters["CommandsRecorded" if write.applied else "CommandsUnchanged"] += 1
-        if write.applied and record.status in TERMINAL:
+        # Applied, or a duplicate of a terminal status whose Run Result is not recorded as sent (the
+        # claim on the command item keeps it to one event, whichever path gets there first).
+        if record.status in TERMINAL and write.state.status in TERMINAL and not write.state.run_result_sent:
             entry.ended = True
         if not alerting:
             return
@@ -266,7 +293,10 @@ class CollectorBatch:
     def add_flush(self, message_id: str, flush: AlertFlush) -> None:
         entry = self._entry(flush.command_id)
         entry.message_ids.append(message_id)
-        entry.flush = True
+        if flush.check == "run-result":
+            entry.result_check = True
+        else:
+            entry.flush = True
 
     # -- per batch -------------------------------------------------------------------------
     def finish(self) -> BatchReport:
@@ -290,15 +320,13 @@ class CollectorBatch:
         if merge is not None and (merge.context is not None or merge.failures or any(merge.deltas.values())):
             state = store.merge_batch(merge, now=self.now, expires_at=self.c.expires_at(self.now))
             self.c.unpersisted.discard(entry.command_id)
-        if state is None and entry.flush:
+        if state is None and (entry.flush or entry.result_check or (entry.recheck and self._results_on())):
             state = store.get_command(entry.command_id, consistent=True)
         if state is None:
             return
         if state.context.group is not None or state.resolved:
             self.c.remember(state.context)
-        if entry.ended:
-            entry.ended = False
-            self._publish_result(state)
+        self._run_result(entry, state)
         held = state.unalerted()
         if entry.command_alert is not None:
             status, instance_ids = entry.command_alert
@@ -362,10 +390,88 @@ class CollectorBatch:
         store.set_flush(entry.command_id, due=self.now + delay)
         self.report.counters["FlushesScheduled"] += 1
 
-    def _publish_result(self, state: CommandState) -> None:
+    # -- Run Result ------------------------------------------------------------------------
+    def _results_on(self) -> bool:
+        sink = self.c.events
+        return sink is not None and sink.enabled
+
+    def _run_result(self, entry: _CommandEntry, state: CommandState) -> None:
+        """Publish the command's Run Result if it has ended (see the module docstring); at most one
+        ListCommands call, only when every recorded invocation of the command is terminal."""
+        if not self._results_on() or state.run_result_sent:
+            return
+        if entry.ended:  # a Command notification: its terminal status is the command's
+            entry.ended = False
+            if state.status is not None:
+                self._claim_result(state, state.status)
+            return
+        if not state.invocations_ended:
+            return
+        command_id = entry.command_id
+        self.report.counters["CommandStatusLookups"] += 1
+        unavailable = False
+        progress: CommandProgress | None = None
+        try:
+            progress = self.c.lookup.progress(command_id)
+        except Exception:
+            logger.exception(
+                "command status not looked up; checked again later", extra={"commandId": command_id}
+            )
+            unavailable = True
+        if progress is not None and progress.ended and progress.covered_by(state.ended_count):
+            self._claim_result(state, progress.status)
+            return
+        if progress is None and not unavailable:
+            # SSM does not know the command (past ListCommands' 30 days): the record is all there is.
+            self._claim_result(state, recorded_status(state))
+            return
+        if state.result_checks < MAX_RESULT_CHECKS:
+            # One re-check at a time: a re-check that arrives schedules the next (another is sent
+            # only if the due one is overdue by a whole delay, as if lost).
+            due = state.result_check_at
+            if entry.result_check or due is None or due + RESULT_CHECK_DELAY <= self.now:
+                self.c.flushes.schedule(command_id, delay_seconds=RESULT_CHECK_DELAY, run_result=True)
+                self.c.store.set_result_check(command_id, due=self.now + RESULT_CHECK_DELAY)
+                self.report.counters["RunResultChecksScheduled"] += 1
+            return
+        if progress is not None and not progress.ended and state.ended_count < progress.target_count:
+            # Still running with targets to go (a rate-controlled command between waves): their
+            # notifications check again.
+            return
+        status = progress.status if progress is not None and progress.ended else recorded_status(state)
+        logger.warning(
+            "command end not confirmed by SSM; Run Result made of the recorded invocations",
+            extra={
+                "commandId": command_id,
+                "checks": state.result_checks,
+                "ssmStatus": progress.status.value if progress is not None else None,
+                "targets": progress.target_count if progress is not None else None,
+                "recorded": state.ended_count,
+            },
+        )
+        self.report.counters["RunResultsUnconfirmed"] += 1
+        self._claim_result(state, status)
+
+    def _claim_result(self, state: CommandState, status: RunStatus) -> None:
+        """Claim the command's Run Result on its item, publish it, record it sent. Another batch's
+        (or the other notification type's) claim makes this a no-op; a claimant that died leaves
+        a lease that lapses, and the redelivery publishes."""
+        store = self.c.store
+        claim = store.claim_run_result(
+            state.command_id, now=self.now, lease_until=self.now + RUN_RESULT_LEASE
+        )
+        if claim is None:
+            self.report.counters["RunResultsAlreadyClaimed"] += 1
+            return
+        if claim.lapsed:
+            logger.warning("run result claim lapsed; it may repeat", extra={"commandId": state.command_id})
+        self._publish_result(state, status)
+        store.commit_run_result(state.command_id)
+
+    def _publish_result(self, state: CommandState, status: RunStatus) -> None:
         """The command's "Run Result" member event; best effort (logged, counted, never raised)."""
         sink = self.c.events
-        if sink is None or not sink.enabled or state.status is None:
+        if sink is None or not sink.enabled:
             return
         try:
             slug = state.context.group
@@ -374,7 +480,7 @@ class CollectorBatch:
                 sink.origin,
                 group,
                 command_id=state.command_id,
-                status=state.status.value,
+                status=status.value,
                 instances={status.value: count for status, count in state.counts.items()},
                 failed=state.failed_total,
             )
@@ -439,3 +545,14 @@ class CollectorBatch:
             "alert published",
             extra={"commandId": state.command_id, "subject": alert.subject, "instances": len(held)},
         )
+
+
+def recorded_status(state: CommandState) -> RunStatus:
+    """The command status its recorded terminal invocations add up to, as Run Command's own: Success
+    when all succeeded, else Failed when any failed, else the first other terminal status."""
+    ended = {status for status, count in state.counts.items() if status in TERMINAL and count > 0}
+    if ended <= {RunStatus.SUCCESS}:
+        return RunStatus.SUCCESS
+    if RunStatus.FAILED in ended:
+        return RunStatus.FAILED
+    return sorted(ended - {RunStatus.SUCCESS})[0]

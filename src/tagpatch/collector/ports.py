@@ -12,6 +12,7 @@ if TYPE_CHECKING:
         AlertClaim,
         BatchMerge,
         CommandContext,
+        CommandProgress,
         CommandRecord,
         CommandState,
         CommandWrite,
@@ -49,17 +50,25 @@ class CommandStore(Protocol):
 
     def set_flush(self, command_id: str, *, due: float) -> None: ...
 
+    def claim_run_result(self, command_id: str, *, now: float, lease_until: float) -> AlertClaim | None: ...
+
+    def commit_run_result(self, command_id: str) -> None: ...
+
+    def set_result_check(self, command_id: str, *, due: float) -> None: ...
+
 
 class AlertSink(Protocol):
     def publish(self, alert: Alert) -> None: ...
 
 
 class FlushScheduler(Protocol):
-    def schedule(self, command_id: str, *, delay_seconds: int) -> None: ...
+    def schedule(self, command_id: str, *, delay_seconds: int, run_result: bool = False) -> None: ...
 
 
 class CommandLookup(Protocol):
     def describe(self, command_id: str) -> CommandContext | None: ...
+
+    def progress(self, command_id: str) -> CommandProgress | None: ...
 
 
 class GroupNameLookup(Protocol):

@@ -90,15 +90,20 @@ class CommandNotification(_SsmNotification):
 
 class AlertFlush(StrictModel):
     """Sent by the collector to the status queue with a delay: "summarise this command's held
-    failures now that its alert cooldown is over"."""
+    failures now that its alert cooldown is over", or, with ``check: "run-result"``, "ask SSM
+    again whether this command has ended, for its Run Result"."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     tagpatch: Literal["alert-flush"] = "alert-flush"
     command_id: CommandId = Field(alias="commandId")
+    check: Literal["run-result"] | None = None
 
     def body(self) -> str:
-        return json.dumps({"tagpatch": self.tagpatch, "commandId": self.command_id}, separators=(",", ":"))
+        body = {"tagpatch": self.tagpatch, "commandId": self.command_id}
+        if self.check is not None:
+            body["check"] = self.check
+        return json.dumps(body, separators=(",", ":"))
 
 
 Notification = InvocationNotification | CommandNotification

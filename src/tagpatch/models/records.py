@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tagpatch.models.run_status import RunStatus
+from tagpatch.models.run_status import TERMINAL, RunStatus
 
 
 def group_from_prefix(prefix: str) -> str | None:
@@ -87,6 +87,10 @@ class CommandState:
     flush_at: float | None = None
     command_alert_sent: bool = False
     command_alert_lease: float | None = None
+    run_result_sent: bool = False  # the command's Run Result went out (or was given up)
+    run_result_lease: float | None = None
+    result_checks: int = 0  # delayed re-checks of the command's end scheduled so far
+    result_check_at: float | None = None  # when the scheduled re-check is due
 
     @property
     def context(self) -> CommandContext:
@@ -96,6 +100,17 @@ class CommandState:
     def failed_total(self) -> int:
         return sum(len(ids) for ids in self.failed.values()) + self.untracked_failures
 
+    @property
+    def ended_count(self) -> int:
+        """Recorded invocations in a terminal status."""
+        return sum(count for status, count in self.counts.items() if status in TERMINAL)
+
+    @property
+    def invocations_ended(self) -> bool:
+        """Some invocations are recorded and every one of them is terminal."""
+        running = sum(count for status, count in self.counts.items() if status not in TERMINAL)
+        return running <= 0 and self.ended_count > 0
+
     def unalerted(self) -> list[FailedInstance]:
         """Failures recorded on the command but not yet listed in any alert, in a stable order."""
         return sorted(
@@ -103,6 +118,26 @@ class CommandState:
             for status, ids in self.failed.items()
             for instance_id in ids - self.alerted
         )
+
+
+@dataclass(frozen=True)
+class CommandProgress:
+    """A command as ListCommands reports it: its status and its invocation counts."""
+
+    status: RunStatus
+    target_count: int = 0
+    completed_count: int = 0
+    error_count: int = 0
+    delivery_timed_out_count: int = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    def covered_by(self, ended_invocations: int) -> bool:
+        """Whether ``ended_invocations`` recorded terminal invocations account for every target
+        (or every invocation SSM counts as completed: targets past ``MaxErrors`` never run)."""
+        return ended_invocations >= min(self.target_count, self.completed_count)
 
 
 @dataclass(frozen=True, order=True)
