@@ -56,9 +56,6 @@ ORG_NOTES: Final = (
     "Organizations: moto makes OrganizationAccountAccessRole in each new account without a policy; the "
     "emulator attaches AdministratorAccess as Organizations does, and answers a delegated administrator's "
     "read-only Organizations calls (the hub's OU lookup) from the management account, as AWS allows",
-    "each member group gets a settings override notificationType Command: a run is published as "
-    '"Run Result" only when its Command-level notification ends it, which the default (Invocation) '
-    "never sends",
 )
 SILENT_NOTE: Final = (
     f"the silent member's activity is played {SILENT_HOURS} hours in the past: the emulator sets "

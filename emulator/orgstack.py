@@ -50,7 +50,6 @@ STAGING_PREFIX: Final = "tagpatch-org-staging"
 MEMBERS: Final = ("member-a", "member-b", "member-c")
 SPARE: Final = "spare"
 TAG_KEY: Final = "PatchGroup"
-RUN_NOTIFICATIONS: Final = {"notificationType": "Command"}
 
 
 class Progress(Protocol):
@@ -253,14 +252,6 @@ def drive_member(
         activity.groups[group] = [instance["InstanceId"] for instance in response["Instances"]]
         stack.flows.tag_instances(activity.groups[group], TAG_KEY, group)
     invocations = [batch.invocation for batch in stack.flows.poll("ReconcilerFunction")]
-    # A run is published ("Run Result") when its Command-level notification ends it; the stack's
-    # default NotificationType is Invocation (no such notification), so each group's override
-    # asks for Command notifications (Parameter Store Change -> the reconciler updates the task).
-    prefix = stack.deployment.outputs["GroupSettingsPrefix"]
-    for group in activity.groups:
-        slug = stack.flows.group_record(group)["slug"]
-        stack.flows.put_group_settings(f"{prefix}{slug}", RUN_NOTIFICATIONS)
-    invocations += [batch.invocation for batch in stack.flows.poll("ReconcilerFunction")]
     for group, ids in activity.groups.items():
         outcomes = {instance: "Failed" for instance in ids[: failed.get(group, 0)]}
         activity.runs.append(stack.flows.run_window(group, outcomes))
