@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from tagpatch import __version__
 from tagpatch.models.base import Model
@@ -54,6 +54,10 @@ class Origin:
 
 class MemberEventDetail(Model):
     """What every detail carries."""
+
+    # Built on first use, not at import: a function builds only the events it publishes (the
+    # reporter's batches never build a heartbeat), which keeps them out of every cold start.
+    model_config = ConfigDict(defer_build=True)
 
     detail_type: ClassVar[str]
 
