@@ -37,22 +37,27 @@ START = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
 
 
+def _create_table(ddb: Any, name: str) -> None:
+    """An on-demand table keyed ``pk``/``sk`` (strings), as both hub tables and the floor's are."""
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def create_hub_tables(ddb: Any, state: str = STATE_TABLE, history: str = HISTORY_TABLE) -> None:
     """The two tables as :mod:`tagpatch.hub.records` lays them out (``pk``/``sk`` strings; the history
     expires through ``expiresAt``)."""
     for name in (state, history):
-        ddb.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(ddb, name)
     ddb.update_time_to_live(
         TableName=history, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
     )
@@ -181,18 +186,7 @@ def measure(events: int = 2_000, batch: int = 10) -> dict[str, Any]:
         log = CallLog()
         ddb = log.attach(boto3.client("dynamodb"))
         create_hub_tables(ddb)
-        ddb.create_table(
-            TableName=FLOOR_TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(ddb, FLOOR_TABLE)
         config = load_hub_store_config(HUB_ENV)
         recorder = HubRecorder(config, HubStore(STATE_TABLE, HISTORY_TABLE, ddb))
         # The two alternate batch by batch (same moto, same warm-up, same table sizes as they grow):

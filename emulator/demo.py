@@ -116,6 +116,16 @@ class Printer:
     def line(self, text: str = "") -> None:
         print(text, file=self.out)
 
+    def summary(self) -> None:
+        """What each flow ended with, then the timed steps that got there."""
+        self.section("What happened")
+        width = max(len(flow) for flow, _ in self.outcomes)
+        for flow, text in self.outcomes:
+            self.line(f"  {flow:<{width}}  {text}")
+        self.section("How it ran (timed steps)")
+        self.out.write(self.log.getvalue())
+        self.log_shown = True
+
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
         widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -566,13 +576,7 @@ def _what_happened(printer: Printer, emulator: Emulator, flows: Flows, result: D
         "TagPatch on a local AWS emulator: template.yaml deployed into moto's server (IAM enforced) "
         "and driven\nthrough its real flows. No AWS account or network access is used."
     )
-    printer.section("What happened")
-    width = max(len(flow) for flow, _ in printer.outcomes)
-    for flow, text in printer.outcomes:
-        printer.line(f"  {flow:<{width}}  {text}")
-    printer.section("How it ran (timed steps)")
-    printer.out.write(printer.log.getvalue())
-    printer.log_shown = True
+    printer.summary()
 
 
 def _views(

@@ -216,13 +216,7 @@ def _what_happened(printer: Printer, result: OrgDemoResult) -> None:
         "account,\n"
         "member stacks by its StackSet, events forwarded under the hub bus policy. No AWS account is used."
     )
-    printer.section("What happened")
-    width = max(len(flow) for flow, _ in printer.outcomes)
-    for flow, text in printer.outcomes:
-        printer.line(f"  {flow:<{width}}  {text}")
-    printer.section("How it ran (timed steps)")
-    printer.out.write(printer.log.getvalue())
-    printer.log_shown = True
+    printer.summary()
 
 
 def _state_counts(org: OrgStack) -> dict[str, int]:

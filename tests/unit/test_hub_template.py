@@ -28,6 +28,7 @@ from tests.unit.test_template import (
     _is_ref_to,
     _of_type,
     _props,
+    assert_defaults_satisfy_constraints,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,18 +177,7 @@ def test_parameters_are_the_fixed_set_and_each_is_described(template: dict[str, 
 
 
 def test_every_default_satisfies_its_own_constraints(template: dict[str, Any]) -> None:
-    for name, parameter in template["Parameters"].items():
-        if "Default" not in parameter:
-            continue
-        text = str(parameter["Default"])
-        if "AllowedValues" in parameter:
-            assert text in {str(value) for value in parameter["AllowedValues"]}, name
-        if "AllowedPattern" in parameter:
-            assert re.fullmatch(parameter["AllowedPattern"], text), name
-        if "MinValue" in parameter:
-            assert float(text) >= parameter["MinValue"], name
-        if "MaxValue" in parameter:
-            assert float(text) <= parameter["MaxValue"], name
+    assert_defaults_satisfy_constraints(template["Parameters"])
 
 
 @pytest.mark.parametrize(

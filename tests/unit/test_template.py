@@ -733,8 +733,9 @@ def test_every_parameter_has_a_description(template: dict[str, Any]) -> None:
         assert str(parameter.get("Description", "")).strip(), name
 
 
-def test_every_parameter_default_satisfies_its_own_constraints(template: dict[str, Any]) -> None:
-    for name, parameter in template["Parameters"].items():
+def assert_defaults_satisfy_constraints(parameters: dict[str, Any]) -> None:
+    """Every parameter's Default passes its own AllowedValues, pattern, length and value bounds."""
+    for name, parameter in parameters.items():
         default = parameter.get("Default")
         if default is None:
             continue
@@ -751,6 +752,10 @@ def test_every_parameter_default_satisfies_its_own_constraints(template: dict[st
             assert float(text) >= parameter["MinValue"], name
         if "MaxValue" in parameter:
             assert float(text) <= parameter["MaxValue"], name
+
+
+def test_every_parameter_default_satisfies_its_own_constraints(template: dict[str, Any]) -> None:
+    assert_defaults_satisfy_constraints(template["Parameters"])
 
 
 @pytest.mark.parametrize(
